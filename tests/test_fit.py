@@ -1,0 +1,128 @@
+"""`fit` end to end: every architecture, loss and perturbation; XLA; mixed precision;
+MirroredStrategy over two logical CPU devices against one device."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_asgan
+from helpers import LATENT, changed, deterministic_pair, images, snapshot, tiny_dcgan
+
+
+def dataset(n, res=32, batch=2, labels=False):
+    x = images(n, res)
+    data = (x, np.zeros(n, "int64")) if labels else x
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True)
+
+
+def assert_finite(history):
+    for key, values in history.history.items():
+        assert np.all(np.isfinite(values)), key
+
+
+@pytest.mark.parametrize("arch,res", [("dcgan", 32), ("dcgan", 64), ("dcgan", 128),
+                                      ("resnet", 32), ("resnet", 64)])
+def test_fit_two_steps_each_architecture(arch, res):
+    g = tf_asgan.networks.build_generator(arch, res)
+    d = tf_asgan.networks.build_discriminator(arch, res)
+    gan = tf_asgan.ASGAN(g, d)
+    gan.compile()
+    g0, d0 = snapshot(g), snapshot(d)
+    history = gan.fit(dataset(4, res), epochs=1, verbose=0)
+    assert_finite(history)
+    assert int(gan.g_optimizer.iterations) == 2 and int(gan.d_optimizer.iterations) == 4
+    assert changed(g0, g) and changed(d0, d)
+
+
+@pytest.mark.parametrize("loss,perturbation", [
+    *[(loss, "fgsm") for loss in sorted(tf_asgan.losses.LOSSES)],
+    *[("non_saturating", p) for p in sorted(tf_asgan.perturbations.PERTURBATIONS)
+      if p != "fgsm"],
+    ("wasserstein", "pgd")])
+def test_fit_every_loss_and_perturbation(loss, perturbation):
+    g, d = tiny_dcgan()
+    gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT, loss=loss, perturbation=perturbation,
+                         perturbation_kwargs={"steps": 2} if perturbation == "pgd" else None)
+    gan.compile()
+    history = gan.fit(dataset(4, labels=True), epochs=1, verbose=0)
+    assert_finite(history)
+    assert {"d_loss", "d_loss_adv", "g_loss", "D_real", "D_adv", "D_fake", "epsilon",
+            "grad_l1"} <= set(history.history)
+
+
+def _train_deterministic(jit_compile=False, strategy=None, steps=2):
+    """Trains the z-independent pair from fixed initial weights; returns final weights."""
+    tf.keras.utils.set_random_seed(7)
+    g_ref, d_ref = deterministic_pair()
+    scope = strategy.scope() if strategy else tf.distribute.get_strategy().scope()
+    with scope:
+        g, d = deterministic_pair()
+        g.set_weights(g_ref.get_weights())
+        d.set_weights(d_ref.get_weights())
+        gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT, epsilon=0.05)
+        gan.compile(jit_compile=jit_compile)
+    history = gan.fit(dataset(8 * steps, res=8, batch=8), epochs=1, verbose=0)
+    return g.get_weights() + d.get_weights(), history.history
+
+
+def test_mirrored_strategy_matches_one_device():
+    single, logs1 = _train_deterministic()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    mirrored, logs2 = _train_deterministic(strategy=strategy)
+    for a, b in zip(single, mirrored):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for key in ("d_loss", "g_loss", "grad_l1", "D_adv"):
+        np.testing.assert_allclose(logs1[key], logs2[key], rtol=1e-5, err_msg=key)
+
+
+def test_xla_matches_graph_mode():
+    graph, _ = _train_deterministic()
+    xla, _ = _train_deterministic(jit_compile=True)
+    for a, b in zip(graph, xla):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_xla_fit_with_batch_norm():
+    g, d = tiny_dcgan()
+    gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT)
+    gan.compile(jit_compile=True)
+    assert_finite(gan.fit(dataset(4), epochs=1, verbose=0))
+
+
+def test_loss_scaling_does_not_change_the_input_gradient():
+    g, d = deterministic_pair()
+    x = tf.constant(images(4, res=8))
+    fake = g(tf.zeros((4, LATENT)))
+    grads = []
+    for wrap in (False, True):
+        d_copy = keras.models.clone_model(d)
+        d_copy.set_weights(d.get_weights())
+        gan = tf_asgan.ASGAN(g, d_copy, latent_dim=LATENT)
+        opt = keras.optimizers.Adam(2e-4)
+        if wrap:
+            opt = keras.optimizers.LossScaleOptimizer(opt, initial_scale=1024.0)
+        gan.compile(d_optimizer=opt)
+        grads.append(gan.discriminator_update(x, fake).numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5)
+
+
+@pytest.fixture
+def mixed_policy():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_float16(mixed_policy):
+    g, d = tiny_dcgan()
+    assert d.get_layer("d_conv2").compute_dtype == "float16"
+    gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT)
+    gan.compile()
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    d0 = snapshot(d)
+    assert_finite(gan.fit(dataset(4), epochs=1, verbose=0))
+    assert changed(d0, d)
+    assert d(images(2)).dtype == "float32" and g(np.zeros((2, LATENT))).dtype == "float32"

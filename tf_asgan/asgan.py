@@ -1,0 +1,332 @@
+"""The AS-GAN model: a ``keras.Model`` whose ``train_step`` is the paper's Algorithm 1.
+
+One training step, for a batch of ``m`` real images ``x`` in ``[-1, 1]``:
+
+1. D update on ``(x, G(z))``. Its backward pass also yields ``grad_x L_D`` (the
+   input is watched on the same tape), so the attack costs no extra D pass (Eq. 12).
+2. ``x_hat = perturbation(x)``, for FGSM ``clip(x + eps * sign(grad_x L_D), -1, 1)``,
+   with ``grad_x`` taken at D *before* step 1's update (Eq. 13).
+3. Second D update on ``(x_hat, G(z))`` with the same fake batch (Eq. 14), or on the
+   perturbed reals alone (``second_update="real_only"``).
+4. G update (Eq. 15), back-propagating through the fake batch generated in step 1
+   (one G forward pass per step, as in the DCGAN reference code).
+
+With ``adversarial=False`` (or ``perturbation=None``) steps 2-3 are skipped: the
+baseline GAN with exactly one D update, from the same code.
+"""
+
+import logging
+import numbers
+
+import keras
+import tensorflow as tf
+
+from tf_asgan import losses as losses_lib
+from tf_asgan import perturbations as perturbations_lib
+from tf_asgan import schedules
+
+SECOND_UPDATES = ("real_and_fake", "real_only")
+# Largest epsilon accepted, in input units: the whole [-1, 1] range.
+MAX_EPSILON = 2.0
+
+log = logging.getLogger(__name__)
+
+
+def _images(data):
+    """The image batch of a ``fit`` element: an image tensor or an ``(image, label)`` tuple."""
+    if isinstance(data, (tuple, list)):
+        data = data[0]
+    if isinstance(data, dict):
+        raise ValueError("ASGAN.fit expects image batches or (image, label) tuples, "
+                         "not dicts.")
+    return tf.cast(data, tf.float32)
+
+
+def _loss_scaled(optimizer):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+
+
+def _mean_probability(logits):
+    return tf.reduce_mean(tf.sigmoid(logits))
+
+
+class ASGAN(keras.Model):
+    """Adversarial symmetric GAN (and the vanilla baseline with ``adversarial=False``).
+
+    Args:
+      generator: ``keras.Model`` ``[N, latent_dim] -> [N, H, W, C]`` images in ``[-1, 1]``.
+      discriminator: ``keras.Model`` ``[N, H, W, C] -> [N]`` or ``[N, 1]`` logits.
+      latent_dim: size of ``z ~ N(0, I)``.
+      loss: name in :data:`tf_asgan.losses.LOSSES` ("non_saturating", the paper's;
+        "minimax", "hinge", "wasserstein") or a :class:`~tf_asgan.losses.GANLoss`.
+      perturbation: name in :data:`tf_asgan.perturbations.PERTURBATIONS` ("fgsm", the
+        paper's; "gaussian", "none", "pgd"), or ``None`` for the baseline.
+      epsilon: the attack radius: a float, or a :class:`~tf_asgan.schedules.EpsilonSchedule`
+        of the generator-step count. Default ``1/255`` in input units.
+      epsilon_unit: "input" (model-input units, images in ``[-1, 1]``; the default and
+        what is logged) or "pixel" (fractions of the ``[0, 1]`` range: ``k/255`` means
+        ``k`` grey levels, ``2k/255`` in input units).
+      adversarial: ``False`` trains the baseline GAN (one D update per step).
+      second_update: "real_and_fake" (Eq. 14: ``L_D(x_hat, z)``) or "real_only" (only
+        the real term of ``L_D`` on ``x_hat``).
+      d_steps: D iterations per G update. Each train step then consumes a batch of
+        ``d_steps * m`` images, split into ``d_steps`` sub-batches of ``m``, one per D
+        iteration (each with fresh ``z``); G is updated once, on ``m`` samples.
+      perturbation_kwargs: extra options of the perturbation (e.g. for "pgd":
+        ``steps``, ``step_size``, ``random_start``).
+      track_input_grad: compute ``grad_x L_D`` in step 1 even for the baseline and
+        perturbations that do not need it, to log its L1 norm (``grad_l1``).
+    """
+
+    def __init__(self, generator, discriminator, *, latent_dim=100,
+                 loss="non_saturating", perturbation="fgsm", epsilon=1 / 255,
+                 epsilon_unit="input", adversarial=True, second_update="real_and_fake",
+                 d_steps=1, perturbation_kwargs=None, track_input_grad=True, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.gan_loss = losses_lib.get(loss)
+        self.adversarial = bool(adversarial) and perturbation is not None
+        self.perturbation = perturbations_lib.get(perturbation) if self.adversarial else None
+        self.perturbation_kwargs = dict(perturbation_kwargs or {})
+        if not isinstance(epsilon, schedules.EpsilonSchedule):
+            epsilon = schedules.Constant(epsilon)
+        self.epsilon_schedule = epsilon
+        self.epsilon_unit = epsilon_unit
+        self._epsilon_factor = schedules.to_input_units(1.0, epsilon_unit)
+        if second_update not in SECOND_UPDATES:
+            raise ValueError(f"Unknown second_update {second_update!r}; choose one of "
+                             f"{list(SECOND_UPDATES)}.")
+        self.second_update = second_update
+        if int(d_steps) != d_steps or d_steps < 1:
+            raise ValueError(f"d_steps must be an integer >= 1, got {d_steps!r}.")
+        self.d_steps = int(d_steps)
+        self.track_input_grad = bool(track_input_grad)
+        self._check_networks()
+        max_eps = self.epsilon_schedule.max_epsilon * self._epsilon_factor
+        if max_eps > MAX_EPSILON:
+            raise ValueError(
+                f"epsilon {self.epsilon_schedule.max_epsilon} ({epsilon_unit} units) is "
+                f"{max_eps:g} in input units, beyond the whole [-1, 1] image range; the "
+                "paper uses 1/255 in input units (epsilon_unit='input').")
+        if self.adversarial:
+            log.info("AS-GAN: perturbation=%s, epsilon=%s in %s units (%g in model-input "
+                     "units, images in [-1, 1]); second D update on %s.",
+                     self.perturbation.name, self.epsilon_schedule, epsilon_unit, max_eps,
+                     self.second_update)
+        self._trackers = self._make_trackers()
+        # Sub-models are built functional models; marking the wrapper built stops
+        # `fit` from symbolically calling it on an image batch (STACK.md trap 4).
+        self.built = True
+
+    def _check_networks(self):
+        for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            if not isinstance(net, keras.Model) or not net.built:
+                raise ValueError(f"{name} must be a built keras.Model (e.g. from "
+                                 "tf_asgan.networks.build_{name}).")
+        g_in = self.generator.inputs[0].shape if self.generator.inputs else None
+        if g_in is not None and g_in[-1] is not None and g_in[-1] != self.latent_dim:
+            raise ValueError(f"latent_dim={self.latent_dim} but the generator takes "
+                             f"inputs of size {g_in[-1]}; pass latent_dim={g_in[-1]}.")
+        g_out = self.generator.outputs[0].shape if self.generator.outputs else None
+        d_in = self.discriminator.inputs[0].shape if self.discriminator.inputs else None
+        if g_out is not None and d_in is not None and tuple(g_out[1:]) != tuple(d_in[1:]):
+            raise ValueError(f"The generator makes images of shape {tuple(g_out[1:])} but "
+                             f"the discriminator takes {tuple(d_in[1:])}; build both for "
+                             "the same resolution.")
+
+    def _make_trackers(self):
+        names = ["d_loss", "g_loss", "D_real", "D_fake", "grad_l1"]
+        if self.adversarial:
+            names += ["d_loss_adv", "D_adv", "epsilon"]
+        if not (self.track_input_grad or self.adversarial and self.perturbation.uses_input_grad):
+            names.remove("grad_l1")
+        return {name: keras.metrics.Mean(name=name) for name in names}
+
+    @property
+    def metrics(self):
+        # Listed here so that `fit` resets them at the start of every epoch.
+        return list(self._trackers.values())
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Configures training.
+
+        Args:
+          d_optimizer, g_optimizer: Keras optimizers. Default: the paper's
+            Adam(2e-4, beta_1=0.5, beta_2=0.999). When either network computes in
+            float16 (``mixed_float16`` policy), each is wrapped in a
+            ``keras.optimizers.LossScaleOptimizer`` unless it already is one.
+          **kwargs: passed to ``keras.Model.compile`` (``jit_compile``, ``run_eagerly``,
+            ``steps_per_execution``).
+        """
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999)
+        if self._uses_float16():
+            # float16 gradients underflow without loss scaling.
+            self.d_optimizer = _loss_scaled(self.d_optimizer)
+            self.g_optimizer = _loss_scaled(self.g_optimizer)
+        if self.d_optimizer is self.g_optimizer:
+            raise ValueError("d_optimizer and g_optimizer must be distinct optimizer objects.")
+        # Built here (in the caller's strategy scope), not lazily inside the step.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def _uses_float16(self):
+        return any(layer.compute_dtype == "float16"
+                   for net in (self.generator, self.discriminator) for layer in net.layers)
+
+    # -- public helpers ---------------------------------------------------------------
+
+    def call(self, z, training=False):
+        """``G(z)``: images in ``[-1, 1]``."""
+        return self.generator(z, training=training)
+
+    def sample_latent(self, n):
+        """``n`` latent vectors ``z ~ N(0, I)``, shape ``[n, latent_dim]``."""
+        return tf.random.normal((n, self.latent_dim))
+
+    def generate(self, n_or_z, training=False):
+        """Images ``[N, H, W, C]`` in ``[-1, 1]`` from a count ``n`` or a latent batch ``z``."""
+        z = self.sample_latent(n_or_z) if isinstance(n_or_z, numbers.Integral) else n_or_z
+        return self.generator(z, training=training)
+
+    def current_epsilon(self):
+        """Epsilon at the current step, in model-input units (images in ``[-1, 1]``)."""
+        return self.epsilon_schedule(self._step()) * self._epsilon_factor
+
+    def adversarial_real(self, x, epsilon=None, training=False):
+        """The step-2 perturbation of real images ``x`` at the current discriminator.
+
+        Args:
+          x: images ``[N, H, W, C]`` in ``[-1, 1]``.
+          epsilon: radius in model-input units; default :meth:`current_epsilon`.
+          training: run D in training mode (BatchNorm on batch statistics), as in the
+            train step; D's moving statistics are restored afterwards.
+
+        Returns:
+          ``x_hat``, the same shape as ``x``.
+        """
+        perturbation = self.perturbation or perturbations_lib.get("fgsm")
+        x = _images(x)
+        eps = self.current_epsilon() if epsilon is None else tf.cast(epsilon, tf.float32)
+        saved = [tf.identity(v) for v in self.discriminator.non_trainable_variables]
+        loss_fn = self._real_loss_fn(training)
+        grad = None
+        if perturbation.uses_input_grad:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = loss_fn(x)
+            grad = tape.gradient(loss, x)
+        x_hat = perturbation.fn(x, epsilon=eps, input_grad=grad, loss_fn=loss_fn,
+                                **self.perturbation_kwargs)
+        for var, value in zip(self.discriminator.non_trainable_variables, saved):
+            var.assign(value)
+        return x_hat
+
+    # -- Algorithm 1 ------------------------------------------------------------------
+
+    def train_step(self, data):
+        images = _images(data)
+        reals = tf.split(images, self.d_steps) if self.d_steps > 1 else [images]
+        epsilon = self.current_epsilon() if self.adversarial else None
+        g_tape = tf.GradientTape(watch_accessed_variables=False)
+        for i, x in enumerate(reals):
+            z = self.sample_latent(tf.shape(x)[0])
+            if i == len(reals) - 1:
+                with g_tape:  # the G update back-propagates through this fake batch
+                    g_tape.watch([v.value for v in self.generator.trainable_variables])
+                    fake = self.generator(z, training=True)
+            else:
+                fake = self.generator(z, training=True)
+            input_grad = self.discriminator_update(x, fake)  # step 1
+            if self.adversarial:
+                x_hat = self.perturb(x, input_grad, epsilon)  # step 2
+                self.adversarial_update(x_hat, fake)  # step 3
+        self.generator_update(g_tape, fake)  # step 4
+        if self.adversarial:
+            self._trackers["epsilon"].update_state(epsilon)
+        return {m.name: m.result() for m in self.metrics}
+
+    def discriminator_update(self, x, fake):
+        """Step 1: one D update on ``(x, fake)``; returns ``grad_x L_D`` at the pre-update D.
+
+        The input gradient comes from the same backward pass as the weight gradients.
+        Returns ``None`` when neither the perturbation nor logging needs it. The
+        returned tensor is the gradient of ``L_D`` itself (not of the replica- or
+        loss-scaled loss).
+        """
+        want_grad = "grad_l1" in self._trackers
+        loss, real_logits, fake_logits, grad = self._d_apply(x, fake, want_grad)
+        self._trackers["d_loss"].update_state(loss)
+        self._trackers["D_real"].update_state(_mean_probability(real_logits))
+        self._trackers["D_fake"].update_state(_mean_probability(fake_logits))
+        if grad is not None:
+            # Batch mean of the per-sample L1 norm ||d l(x_i) / d x_i||_1, l the
+            # per-sample real loss: L_D averages l over the m samples, so the mean of
+            # m * ||grad_i||_1 over the batch is the sum of |grad|.
+            self._trackers["grad_l1"].update_state(tf.reduce_sum(tf.abs(grad)))
+        return grad
+
+    def perturb(self, x, input_grad, epsilon):
+        """Step 2: ``x_hat`` from the registered perturbation."""
+        return self.perturbation.fn(x, epsilon=epsilon, input_grad=input_grad,
+                                    loss_fn=self._real_loss_fn(True),
+                                    **self.perturbation_kwargs)
+
+    def adversarial_update(self, x_hat, fake):
+        """Step 3: the second D update on ``(x_hat, fake)`` or ``x_hat`` alone."""
+        if self.second_update == "real_only":
+            fake = None
+        loss, adv_logits, _, _ = self._d_apply(x_hat, fake, False)
+        self._trackers["d_loss_adv"].update_state(loss)
+        self._trackers["D_adv"].update_state(_mean_probability(adv_logits))
+
+    def generator_update(self, g_tape, fake):
+        """Step 4: G update through the current D on the fake batch recorded on ``g_tape``."""
+        with g_tape:
+            fake_logits = self._logits(fake)
+            loss = self.gan_loss.generator(fake_logits)
+            scaled = self.g_optimizer.scale_loss(loss / self._replicas())
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, variables), variables))
+        self._trackers["g_loss"].update_state(loss)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _step(self):
+        """Completed training steps (= G updates); drives the epsilon schedule."""
+        return self.g_optimizer.iterations
+
+    @staticmethod
+    def _replicas():
+        # Keras 3 optimizers sum gradients over replicas (STACK.md trap 4).
+        return tf.distribute.get_strategy().num_replicas_in_sync
+
+    def _logits(self, images, training=True):
+        logits = self.discriminator(images, training=training)
+        return tf.cast(tf.reshape(logits, [-1]), tf.float32)
+
+    def _real_loss_fn(self, training):
+        return lambda x: self.gan_loss.discriminator(self._logits(x, training), None)
+
+    def _d_apply(self, real, fake, want_input_grad):
+        """One D update on ``L_D(real, fake)`` (``fake=None``: real term only)."""
+        variables = self.discriminator.trainable_variables
+        # The factor from L_D to the loss actually differentiated.
+        scale = self.d_optimizer.scale_loss(tf.constant(1.0)) / self._replicas()
+        with tf.GradientTape() as tape:
+            if want_input_grad:
+                tape.watch(real)
+            real_logits = self._logits(real)
+            fake_logits = None if fake is None else self._logits(fake)
+            loss = self.gan_loss.discriminator(real_logits, fake_logits)
+            scaled = self.d_optimizer.scale_loss(loss / self._replicas())
+        sources = variables + [real] if want_input_grad else variables
+        grads = tape.gradient(scaled, sources)
+        self.d_optimizer.apply_gradients(zip(grads[:len(variables)], variables))
+        input_grad = grads[-1] / tf.cast(scale, grads[-1].dtype) if want_input_grad else None
+        return loss, real_logits, fake_logits, input_grad

@@ -1,0 +1,86 @@
+"""ResNet generator and discriminator, AS-GAN Appendix G Tables 4-7.
+
+Residual block (paper): BN-ReLU-Resample-Conv3x3-BN-ReLU-Conv3x3 plus a skip
+connection; bilinear upsampling, 2x2 average-pool downsampling; BN in G and D;
+Xavier (Glorot-uniform) initialisation; 256 channels everywhere. G: Linear
+``z -> 4x4x256``, up-blocks to the resolution, Conv3x3 + tanh. D: down-blocks to
+2x2, ReLU, global average pool, Linear -> one logit.
+
+Choices of ours where the paper is silent: the skip is ``Resample -> Conv1x1``
+(learned, as in SNGAN/WGAN-GP ResNets, since every block resamples); G applies
+BN-ReLU before its output convolution (the last block ends in a convolution, as
+in every pre-activation ResNet generator); D's first block omits the leading
+BN-ReLU, which would otherwise zero half of the raw pixel range; convolutions
+and linear layers keep their biases (PyTorch's default); BatchNorm uses
+PyTorch's settings (Keras ``momentum=0.9``, ``epsilon=1e-5``).
+"""
+
+import keras
+from keras import layers
+
+WIDTH = 256
+UP_BLOCKS = {32: 3, 64: 4}
+DOWN_BLOCKS = {32: 4, 64: 5}
+RESOLUTIONS = tuple(sorted(UP_BLOCKS))
+
+
+def _bn(name):
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+def _resample(direction, name):
+    if direction == "up":
+        return layers.UpSampling2D(2, interpolation="bilinear", name=name)
+    return layers.AveragePooling2D(2, name=name)
+
+
+def residual_block(h, width, direction, name, batch_norm=True, preactivate=True):
+    """``BN-ReLU-Resample-Conv3x3-BN-ReLU-Conv3x3`` + ``Resample-Conv1x1`` skip."""
+    skip = _resample(direction, f"{name}_skip_resample")(h)
+    skip = layers.Conv2D(width, 1, name=f"{name}_skip_conv")(skip)
+    if preactivate:
+        if batch_norm:
+            h = _bn(f"{name}_bn1")(h)
+        h = layers.ReLU(name=f"{name}_relu1")(h)
+    h = _resample(direction, f"{name}_resample")(h)
+    h = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv1")(h)
+    if batch_norm:
+        h = _bn(f"{name}_bn2")(h)
+    h = layers.ReLU(name=f"{name}_relu2")(h)
+    h = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv2")(h)
+    return layers.Add(name=name)([h, skip])
+
+
+def generator(resolution, latent_dim=100, batch_norm=True, width=WIDTH):
+    """ResNet generator (Table 4: 32 px, 3 up-blocks; Table 6: 64 px, 4 up-blocks).
+
+    Returns:
+      A functional ``keras.Model``: ``[N, latent_dim]`` -> ``[N, R, R, 3]`` in ``[-1, 1]``.
+    """
+    z = keras.Input((latent_dim,), name="z")
+    h = layers.Dense(4 * 4 * width, name="g_linear")(z)
+    h = layers.Reshape((4, 4, width), name="g_block0")(h)
+    for i in range(1, UP_BLOCKS[resolution] + 1):
+        h = residual_block(h, width, "up", f"g_block{i}", batch_norm)
+    if batch_norm:
+        h = _bn("g_bn_out")(h)
+    h = layers.ReLU(name="g_relu_out")(h)
+    h = layers.Conv2D(3, 3, padding="same", name="g_conv_out")(h)
+    images = layers.Activation("tanh", dtype="float32", name="g_out")(h)
+    return keras.Model(z, images, name=f"resnet_generator_{resolution}")
+
+
+def discriminator(resolution, batch_norm=True, width=WIDTH):
+    """ResNet discriminator (Table 5: 32 px, 4 down-blocks; Table 7: 64 px, 5).
+
+    Returns:
+      A functional ``keras.Model``: ``[N, R, R, 3]`` -> logits ``[N, 1]``.
+    """
+    x = keras.Input((resolution, resolution, 3), name="image")
+    h = x
+    for i in range(1, DOWN_BLOCKS[resolution] + 1):
+        h = residual_block(h, width, "down", f"d_block{i}", batch_norm, preactivate=i > 1)
+    h = layers.ReLU(name="d_relu_out")(h)
+    h = layers.GlobalAveragePooling2D(name="d_pool")(h)
+    logits = layers.Dense(1, dtype="float32", name="d_out")(h)
+    return keras.Model(x, logits, name=f"resnet_discriminator_{resolution}")

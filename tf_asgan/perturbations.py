@@ -1,0 +1,123 @@
+"""Perturbations of real images for AS-GAN's second discriminator update.
+
+Each is a pure function with the signature
+``fn(x, *, epsilon, input_grad, loss_fn, clip_range, **options) -> x_hat`` where
+
+- ``x``: real images ``[N, H, W, C]`` in model-input units (``[-1, 1]``);
+- ``epsilon``: L-infinity radius in the same units (scalar; a tensor is fine);
+- ``input_grad``: ``grad_x L_D`` at ``x``, or ``None`` for perturbations that do not
+  use it (the AS-GAN step takes it from the backward pass of its first D update);
+- ``loss_fn``: ``x -> L_D`` on real images at the current discriminator, for
+  attacks that need fresh gradients (the iterative one);
+- ``clip_range``: the valid input range, ``(-1, 1)`` by default.
+
+The result is ``stop_gradient``-ed: the discriminator is trained on ``x_hat`` as data.
+A new perturbation is a function plus a :data:`PERTURBATIONS` entry.
+"""
+
+import dataclasses
+from typing import Callable
+
+import tensorflow as tf
+
+DEFAULT_CLIP = (-1.0, 1.0)
+
+
+def _clip(x, clip_range):
+    lo, hi = clip_range
+    return tf.clip_by_value(x, lo, hi)
+
+
+def fgsm_perturbation(x, *, epsilon, input_grad, clip_range=DEFAULT_CLIP, **unused):
+    """FGSM on reals, AS-GAN Eq. 13: ``x_hat = clip(x + eps * sign(grad_x L_D))``.
+
+    Ascending ``L_D = -V_m`` lowers D's confidence that ``x`` is real.
+    """
+    del unused
+    if input_grad is None:
+        raise ValueError("fgsm_perturbation needs input_grad (grad_x L_D at x).")
+    x_hat = x + tf.cast(epsilon, x.dtype) * tf.sign(tf.cast(input_grad, x.dtype))
+    return tf.stop_gradient(_clip(x_hat, clip_range))
+
+
+def gaussian_perturbation(x, *, epsilon, clip_range=DEFAULT_CLIP, seed=None, **unused):
+    """The paper's ablation (Fig. 3): ``x_hat = clip(x + eps * sign(n))``, ``n ~ N(0, I)``."""
+    del unused
+    noise = tf.random.normal(tf.shape(x), dtype=x.dtype, seed=seed)
+    x_hat = x + tf.cast(epsilon, x.dtype) * tf.sign(noise)
+    return tf.stop_gradient(_clip(x_hat, clip_range))
+
+
+def no_perturbation(x, **unused):
+    """``x_hat = x`` (eps = 0): the second D update sees the same real batch again."""
+    del unused
+    return tf.stop_gradient(tf.identity(x))
+
+
+def pgd_perturbation(x, *, epsilon, loss_fn, input_grad=None, clip_range=DEFAULT_CLIP,
+                     steps=7, step_size=None, random_start=False, seed=None, **unused):
+    """Iterative L-infinity attack: BIM (Kurakin et al. 2017), PGD with ``random_start``.
+
+    ``x_{t+1} = clip(proj_eps(x_t + alpha * sign(grad L_D(x_t))))`` for ``steps``
+    steps, ``proj_eps`` projecting onto ``[x - eps, x + eps]`` and ``clip`` onto
+    ``clip_range``. ``alpha = step_size`` (default ``2.5 * eps / steps``, Madry et
+    al. 2018). ``random_start`` starts from ``x + U(-eps, eps)``. Without a random
+    start, a given ``input_grad`` serves the first step and saves one D pass.
+    Every other step costs one D forward and backward pass through ``loss_fn``.
+    """
+    del unused
+    if steps < 1:
+        raise ValueError(f"pgd steps must be >= 1, got {steps}.")
+    eps = tf.cast(epsilon, x.dtype)
+    alpha = eps * 2.5 / steps if step_size is None else tf.cast(step_size, x.dtype)
+    lower, upper = x - eps, x + eps
+
+    def step(x_t, grad):
+        x_next = tf.clip_by_value(x_t + alpha * tf.sign(grad), lower, upper)
+        return tf.stop_gradient(_clip(x_next, clip_range))
+
+    def gradient(x_t):
+        with tf.GradientTape() as tape:
+            tape.watch(x_t)
+            loss = loss_fn(x_t)
+        return tape.gradient(loss, x_t)
+
+    if random_start:
+        x_t = x + tf.random.uniform(tf.shape(x), -1.0, 1.0, dtype=x.dtype, seed=seed) * eps
+        x_t = tf.stop_gradient(_clip(x_t, clip_range))
+        first = gradient(x_t)
+    else:
+        x_t = x
+        first = gradient(x_t) if input_grad is None else tf.cast(input_grad, x.dtype)
+    x_t = step(x_t, first)
+    for _ in range(steps - 1):
+        x_t = step(x_t, gradient(x_t))
+    return x_t
+
+
+@dataclasses.dataclass(frozen=True)
+class Perturbation:
+    """A registry entry: the function and whether it consumes ``grad_x L_D``."""
+
+    name: str
+    fn: Callable[..., tf.Tensor]
+    uses_input_grad: bool
+
+
+PERTURBATIONS = {
+    "fgsm": Perturbation("fgsm", fgsm_perturbation, True),
+    "gaussian": Perturbation("gaussian", gaussian_perturbation, False),
+    "none": Perturbation("none", no_perturbation, False),
+    "pgd": Perturbation("pgd", pgd_perturbation, True),
+}
+
+
+def get(name):
+    """Returns the :class:`Perturbation` registered under ``name``."""
+    if isinstance(name, Perturbation):
+        return name
+    if name not in PERTURBATIONS:
+        raise ValueError(
+            f"Unknown perturbation {name!r}; choose one of {sorted(PERTURBATIONS)} "
+            "(or perturbation=None / adversarial=False for the baseline GAN).")
+    return PERTURBATIONS[name]
