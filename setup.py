@@ -10,6 +10,7 @@ INSTALL_REQUIRES = [
     "tensorflow-probability==0.25.0",
     "tf-keras==2.21.0",
     "tensorflow-hub==0.16.1",
+    "tensorboard==2.21.0",  # tf.summary (TF 2.21 no longer depends on it)
     "tensorflow-datasets==4.9.10",
     "importlib_resources==7.1.0",  # needed by tfds downloads, undeclared by tfds
     "absl-py==2.5.1",

@@ -118,6 +118,8 @@ class ASGAN(keras.Model):
                      self.perturbation.name, self.epsilon_schedule, epsilon_unit, max_eps,
                      self.second_update)
         self._trackers = self._make_trackers()
+        # The same quantities for the last step alone (per-step logging callbacks).
+        self._step_trackers = self._make_trackers()
         # Sub-models are built functional models; marking the wrapper built stops
         # `fit` from symbolically calling it on an image batch (STACK.md trap 4).
         self.built = True
@@ -150,6 +152,14 @@ class ASGAN(keras.Model):
     def metrics(self):
         # Listed here so that `fit` resets them at the start of every epoch.
         return list(self._trackers.values())
+
+    def step_logs(self):
+        """The logged quantities of the last train step alone (``fit`` logs epoch means)."""
+        return {name: m.result() for name, m in self._step_trackers.items()}
+
+    def _record(self, name, value):
+        self._trackers[name].update_state(value)
+        self._step_trackers[name].update_state(value)
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """Configures training.
@@ -230,6 +240,8 @@ class ASGAN(keras.Model):
     # -- Algorithm 1 ------------------------------------------------------------------
 
     def train_step(self, data):
+        for tracker in self._step_trackers.values():
+            tracker.reset_state()
         images = _images(data)
         reals = tf.split(images, self.d_steps) if self.d_steps > 1 else [images]
         epsilon = self.current_epsilon() if self.adversarial else None
@@ -248,7 +260,7 @@ class ASGAN(keras.Model):
                 self.adversarial_update(x_hat, fake)  # step 3
         self.generator_update(g_tape, fake)  # step 4
         if self.adversarial:
-            self._trackers["epsilon"].update_state(epsilon)
+            self._record("epsilon", epsilon)
         return {m.name: m.result() for m in self.metrics}
 
     def discriminator_update(self, x, fake):
@@ -261,14 +273,14 @@ class ASGAN(keras.Model):
         """
         want_grad = "grad_l1" in self._trackers
         loss, real_logits, fake_logits, grad = self._d_apply(x, fake, want_grad)
-        self._trackers["d_loss"].update_state(loss)
-        self._trackers["D_real"].update_state(_mean_probability(real_logits))
-        self._trackers["D_fake"].update_state(_mean_probability(fake_logits))
+        self._record("d_loss", loss)
+        self._record("D_real", _mean_probability(real_logits))
+        self._record("D_fake", _mean_probability(fake_logits))
         if grad is not None:
             # Batch mean of the per-sample L1 norm ||d l(x_i) / d x_i||_1, l the
             # per-sample real loss: L_D averages l over the m samples, so the mean of
             # m * ||grad_i||_1 over the batch is the sum of |grad|.
-            self._trackers["grad_l1"].update_state(tf.reduce_sum(tf.abs(grad)))
+            self._record("grad_l1", tf.reduce_sum(tf.abs(grad)))
         return grad
 
     def perturb(self, x, input_grad, epsilon):
@@ -282,8 +294,8 @@ class ASGAN(keras.Model):
         if self.second_update == "real_only":
             fake = None
         loss, adv_logits, _, _ = self._d_apply(x_hat, fake, False)
-        self._trackers["d_loss_adv"].update_state(loss)
-        self._trackers["D_adv"].update_state(_mean_probability(adv_logits))
+        self._record("d_loss_adv", loss)
+        self._record("D_adv", _mean_probability(adv_logits))
 
     def generator_update(self, g_tape, fake):
         """Step 4: G update through the current D on the fake batch recorded on ``g_tape``."""
@@ -293,7 +305,7 @@ class ASGAN(keras.Model):
             scaled = self.g_optimizer.scale_loss(loss / self._replicas())
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, variables), variables))
-        self._trackers["g_loss"].update_state(loss)
+        self._record("g_loss", loss)
 
     # -- internals --------------------------------------------------------------------
 

@@ -1,0 +1,47 @@
+"""Exports the generator of a training run (a checkpoint) as a SavedModel.
+
+    python scripts/export.py --workdir=runs/demo [--checkpoint=PATH] [--output=DIR]
+
+The SavedModel loads without tf_asgan (``tf.saved_model.load``); see
+``tf_asgan/export.py`` for its signatures.
+"""
+
+import os
+import re
+import sys
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+flags.DEFINE_string("workdir", None, "Training workdir (holds config.json and checkpoints/).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: the latest of the run).")
+flags.DEFINE_string("output", None, "SavedModel directory (default: <workdir>/generator).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing export at --output.")
+flags.mark_flag_as_required("workdir")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from tf_asgan import export, training
+
+    absl_logging.set_verbosity(absl_logging.WARNING)
+
+    try:
+        generator, config, path = training.restore_generator(FLAGS.workdir, FLAGS.checkpoint)
+    except FileNotFoundError as err:
+        sys.exit(f"export.py: {err}")
+    match = re.search(r"ckpt-(\d+)$", path)
+    output = FLAGS.output or os.path.join(FLAGS.workdir, "generator")
+    meta = training.export_metadata(config, int(match.group(1)) if match else None)
+    meta["checkpoint"] = os.path.abspath(path)
+    try:
+        export.export_generator(generator, output, latent_dim=config.latent_dim, metadata=meta,
+                                overwrite=FLAGS.overwrite)
+    except FileExistsError as err:
+        sys.exit(f"export.py: {err}")
+    print(f"Exported {path} to {output}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,71 @@
+"""Samples an exported generator: a grid and a latent interpolation (the paper's Fig. 9).
+
+    python scripts/sample.py --generator=runs/demo/generator --seed=0
+
+Writes ``<out_dir>/grid_seed<seed>.png`` (``--num`` samples) and
+``<out_dir>/interpolation_seed<seed>.png`` (one row per pair of random latents, ``--steps``
+images from one end to the other). Needs only TensorFlow to load the generator.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("generator", None, "Exported generator (SavedModel directory).")
+flags.DEFINE_string("out_dir", None, "Output folder (default: <generator>/../exported_samples).")
+flags.DEFINE_integer("seed", 0, "Seed of the latents (same seed, same images).")
+flags.DEFINE_integer("num", 64, "Images in the grid.")
+flags.DEFINE_integer("columns", 8, "Grid columns.")
+flags.DEFINE_integer("rows", 8, "Interpolation rows (pairs of latents).")
+flags.DEFINE_integer("steps", 10, "Images per interpolation row, both ends included.")
+flags.DEFINE_bool("spherical", False, "Interpolate along the great circle instead of a line.")
+flags.DEFINE_bool("overwrite", False, "Replace existing PNGs of the same seed.")
+flags.mark_flag_as_required("generator")
+FLAGS = flags.FLAGS
+
+
+def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10,
+          spherical=False, overwrite=False):
+    """Writes the grid and interpolation PNGs; returns their paths."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_asgan import images
+
+    grid_path = os.path.join(out_dir, f"grid_seed{seed}.png")
+    interp_path = os.path.join(out_dir, f"interpolation_seed{seed}.png")
+    for path in (grid_path, interp_path):
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists; pass --overwrite or another --seed.")
+    g = tf.saved_model.load(generator_dir)
+    samples = g.sample(tf.constant(num, tf.int32), tf.constant(seed, tf.int32))["images"]
+    images.save_grid(samples.numpy(), grid_path, columns)
+
+    rng = np.random.default_rng(seed)
+    latent_dim = int(g.latent_dim.numpy())
+    ends = rng.standard_normal((2, rows, latent_dim))
+    z = images.interpolate_latents(ends[0], ends[1], steps, spherical=spherical)
+    path_images = g.generate(tf.constant(z))["images"].numpy()
+    images.save_grid(path_images, interp_path, steps)
+    return grid_path, interp_path
+
+
+def main(argv):
+    del argv
+    out_dir = FLAGS.out_dir or os.path.join(
+        os.path.dirname(os.path.abspath(FLAGS.generator)), "exported_samples")
+    if not os.path.isfile(os.path.join(FLAGS.generator, "saved_model.pb")):
+        sys.exit(f"sample.py: {FLAGS.generator} is not a SavedModel directory (no "
+                 "saved_model.pb); export a run with scripts/export.py --workdir=...")
+    try:
+        paths = write(FLAGS.generator, out_dir, seed=FLAGS.seed, num=FLAGS.num,
+                      columns=FLAGS.columns, rows=FLAGS.rows, steps=FLAGS.steps,
+                      spherical=FLAGS.spherical, overwrite=FLAGS.overwrite)
+    except FileExistsError as err:
+        sys.exit(f"sample.py: {err}")
+    print("Wrote " + " and ".join(paths))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,150 @@
+"""Trains (or resumes) an AS-GAN run.
+
+With no flags it runs the embedded default: AS-DCGAN on scikit-learn's digits at 32 px
+(flags/demo.flags), about 8 minutes on 2 CPU cores, writing into runs/demo. A paper
+setting is one flagfile away (run from the repository root)::
+
+    python scripts/train.py --flagfile=flags/table1/cifar10_dcgan_as.flags
+
+The workdir receives the resolved flags (``flags.txt``: ``--flagfile=<workdir>/flags.txt``
+repeats the run), TensorBoard logs, a sample grid per epoch, checkpoints and, at the
+end, the exported generator. Running the same command again resumes the run.
+"""
+
+import dataclasses
+import logging
+import os
+import sys
+import typing
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_FLAGFILE = os.path.join(REPO_ROOT, "flags", "demo.flags")
+
+# Help for every field of tf_asgan.config.TrainConfig: the flags are those fields.
+HELP = {
+    "dataset": "Training data: a TFDS name, digits / stacked_digits (embedded, no download) "
+               "or folder (with --image_dir).",
+    "data_dir": "TFDS data directory (default: the TFDS default, ~/tensorflow_datasets).",
+    "image_dir": "Folder of PNG/JPEG images (searched recursively) for --dataset=folder.",
+    "download": "Let TFDS download a missing dataset (off: fail at once with instructions).",
+    "architecture": "Generator and discriminator family (Appendix G of the paper).",
+    "resolution": "Image size in pixels (dcgan: 32, 64, 128; resnet: 32, 64).",
+    "latent_dim": "Size of the latent z ~ N(0, I).",
+    "bn_g": "Batch normalisation in the generator (Table 2 switches it off).",
+    "bn_d": "Batch normalisation in the discriminator (Table 2 switches it off).",
+    "loss": "GAN loss (TF-GAN's functions).",
+    "adversarial": "AS-GAN: the second D update on perturbed reals. --noadversarial: baseline.",
+    "perturbation": "How the real batch is perturbed: fgsm (the paper's), gaussian (the "
+                    "Fig. 3 ablation), none (eps = 0: D updated twice), pgd.",
+    "epsilon": "Attack radius, e.g. 1/255 or 0.0039; see --epsilon_unit.",
+    "epsilon_unit": "input: units of D's input (images in [-1, 1]; the paper's reading); "
+                    "pixel: fractions of [0, 1] (k/255 = k grey levels).",
+    "epsilon_schedule": "constant; delayed (0 before --epsilon_start_step); linear (0 until "
+                        "--epsilon_start_step, then a ramp of --epsilon_ramp_steps).",
+    "epsilon_start_step": "First generator step at which epsilon is nonzero.",
+    "epsilon_ramp_steps": "Length of the linear ramp, in generator steps.",
+    "second_update": "real_and_fake: Eq. 14, D loss on (x_hat, the same fakes); real_only: "
+                     "only the real term on x_hat.",
+    "d_steps": "Discriminator iterations per generator update.",
+    "pgd_steps": "Iterations of --perturbation=pgd.",
+    "pgd_step_size": "PGD step size (0: 2.5 * epsilon / pgd_steps).",
+    "pgd_random_start": "Start PGD from a uniform point of the epsilon ball.",
+    "lr_d": "Discriminator learning rate (Adam).",
+    "lr_g": "Generator learning rate (Adam).",
+    "beta1_d": "Adam beta1 of the discriminator.",
+    "beta2_d": "Adam beta2 of the discriminator.",
+    "beta1_g": "Adam beta1 of the generator.",
+    "beta2_g": "Adam beta2 of the generator.",
+    "batch_size": "Global batch size (split across replicas).",
+    "epochs": "Training epochs (may be raised to extend a finished run).",
+    "steps_per_epoch": "Steps per epoch (0: one pass over the data).",
+    "cache": "Keep the decoded images in memory (turn off for LSUN and ImageNet).",
+    "seed": "Seed of the initial weights, the data order and the latents.",
+    "jit_compile": "Compile the train step with XLA.",
+    "sample_every_epochs": "Write a sample grid every N epochs.",
+    "checkpoint_every_steps": "Also checkpoint every N steps (0: at epoch ends only).",
+    "checkpoints_to_keep": "Checkpoints kept in <workdir>/checkpoints.",
+    "export": "Export the generator as a SavedModel to <workdir>/generator at the end.",
+}
+
+
+def _choices():
+    from tf_asgan import data, losses, networks, perturbations, schedules
+
+    return {
+        "dataset": list(data.DATASETS),
+        "architecture": list(networks.ARCHITECTURES),
+        "loss": list(losses.LOSSES),
+        "perturbation": list(perturbations.PERTURBATIONS),
+        "epsilon_unit": list(schedules.UNITS),
+        "epsilon_schedule": list(schedules.SCHEDULES),
+        "second_update": ["real_and_fake", "real_only"],
+    }
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines ``--workdir`` and one flag per ``TrainConfig`` field on ``flag_values``."""
+    from tf_asgan.config import TrainConfig
+
+    choices = _choices()
+    flags.DEFINE_string("workdir", "runs/demo", "Run directory (created; resumed if it holds "
+                        "a run).", flag_values=flag_values)
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        name, default, kind = field.name, field.default, hints[field.name]
+        help_text = HELP[name]
+        if name in choices:
+            flags.DEFINE_enum(name, default, choices[name], help_text, flag_values=flag_values)
+        elif name == "epsilon":
+            flags.DEFINE_string(name, "1/255", help_text, flag_values=flag_values)
+        elif kind is bool:
+            flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+        elif kind is int:
+            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+        elif kind is float:
+            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+
+
+def config_from_flags(flag_values=flags.FLAGS):
+    """The validated ``TrainConfig`` of the parsed flags."""
+    from tf_asgan.config import TrainConfig
+
+    values = {f.name: flag_values[f.name].value for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**values).validate()
+
+
+def with_default_flagfile(argv):
+    """``argv`` with the demo flagfile prepended when no flags are given at all."""
+    if len(argv) == 1:
+        return argv[:1] + [f"--flagfile={DEMO_FLAGFILE}"]
+    return argv
+
+
+def main(argv):
+    del argv
+    from tf_asgan import training
+
+    # Our progress at INFO; TensorFlow's own INFO chatter (SavedModel writing) hidden.
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger("tf_asgan").setLevel(logging.INFO)
+    try:
+        config = config_from_flags()
+    except ValueError as err:
+        sys.exit(f"train.py: {err}")
+    try:
+        result = training.train(config, flags.FLAGS.workdir)
+    except (training.ConfigMismatchError, FileNotFoundError, ValueError) as err:
+        sys.exit(f"train.py: {err}")
+    print(f"Done: {result['step']} steps in {result['workdir']}; samples in "
+          f"{os.path.join(result['workdir'], 'samples')}"
+          + (f"; generator exported to {result['export']}" if result["export"] else ""))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main, argv=with_default_flagfile(sys.argv))

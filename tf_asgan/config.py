@@ -1,0 +1,183 @@
+"""The training configuration: one plain object, validated before any work starts.
+
+The absl flags of ``scripts/train.py`` have exactly these names, so a run's resolved
+configuration is also a flagfile (:func:`to_flagfile`) that repeats it.
+"""
+
+import dataclasses
+import json
+import os
+from fractions import Fraction
+from typing import Optional
+
+from tf_asgan import data, losses, networks, perturbations, schedules
+from tf_asgan.asgan import MAX_EPSILON, SECOND_UPDATES
+
+# Fields that may change between the runs of one workdir (where data lives, how
+# long to train, what to write); any other difference is a different experiment.
+MUTABLE_FIELDS = ("data_dir", "download", "cache", "epochs", "sample_every_epochs",
+                  "checkpoint_every_steps", "checkpoints_to_keep", "export")
+
+
+def parse_epsilon(value):
+    """``0.5``, ``"1/255"`` or ``"0.5/255"`` -> float."""
+    if isinstance(value, str) and "/" in value:
+        num, den = value.split("/", 1)
+        return float(Fraction(num.strip())) / float(Fraction(den.strip()))
+    return float(value)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defaults: the embedded demo (AS-DCGAN, digits)."""
+
+    # data
+    dataset: str = "digits"
+    data_dir: Optional[str] = None
+    image_dir: Optional[str] = None
+    download: bool = False
+    # networks
+    architecture: str = "dcgan"
+    resolution: int = 32
+    latent_dim: int = 100
+    bn_g: bool = True
+    bn_d: bool = True
+    # method
+    loss: str = "non_saturating"
+    adversarial: bool = True
+    perturbation: str = "fgsm"
+    epsilon: float = 1 / 255
+    epsilon_unit: str = "input"
+    epsilon_schedule: str = "constant"
+    epsilon_start_step: int = 0
+    epsilon_ramp_steps: int = 1
+    second_update: str = "real_and_fake"
+    d_steps: int = 1
+    pgd_steps: int = 7
+    pgd_step_size: float = 0.0  # 0: 2.5 * epsilon / pgd_steps
+    pgd_random_start: bool = False
+    # optimisation (Adam, the paper's defaults)
+    lr_d: float = 2e-4
+    lr_g: float = 2e-4
+    beta1_d: float = 0.5
+    beta2_d: float = 0.999
+    beta1_g: float = 0.5
+    beta2_g: float = 0.999
+    batch_size: int = 64
+    epochs: int = 20
+    steps_per_epoch: int = 0  # 0: one pass over the data
+    cache: bool = True  # keep the decoded images in memory (off for LSUN / ImageNet)
+    seed: int = 0
+    jit_compile: bool = False
+    # outputs
+    sample_every_epochs: int = 1
+    checkpoint_every_steps: int = 0  # 0: at epoch ends only
+    checkpoints_to_keep: int = 3
+    export: bool = True
+
+    def __post_init__(self):
+        self.epsilon = parse_epsilon(self.epsilon)
+
+    def validate(self):
+        """Raises ``ValueError`` naming the first bad field and how to fix it."""
+        if self.dataset not in data.DATASETS:
+            raise ValueError(f"Unknown dataset {self.dataset!r}; choose one of "
+                             f"{list(data.DATASETS)}.")
+        if self.dataset == data.FOLDER and not self.image_dir:
+            raise ValueError("--dataset=folder needs --image_dir=PATH.")
+        supported = networks.supported_resolutions(self.architecture)
+        if self.resolution not in supported:
+            raise ValueError(f"Architecture {self.architecture!r} supports resolutions "
+                             f"{list(supported)}, not {self.resolution}; set --resolution.")
+        losses.get(self.loss)
+        if self.adversarial:
+            perturbations.get(self.perturbation)
+        schedules.get(self.epsilon_schedule, 0.0, **self._schedule_kwargs())
+        eps = schedules.to_input_units(self.epsilon, self.epsilon_unit)
+        if not 0.0 <= eps <= MAX_EPSILON:
+            raise ValueError(f"epsilon={self.epsilon} ({self.epsilon_unit} units) is {eps:g} in "
+                             f"input units; it must lie in [0, {MAX_EPSILON}]. The paper uses "
+                             "1/255 (input units).")
+        if self.second_update not in SECOND_UPDATES:
+            raise ValueError(f"Unknown second_update {self.second_update!r}; choose one of "
+                             f"{list(SECOND_UPDATES)}.")
+        for name in ("latent_dim", "batch_size", "epochs", "d_steps", "pgd_steps",
+                     "sample_every_epochs", "checkpoints_to_keep"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("lr_d", "lr_g"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
+        for name in ("beta1_d", "beta2_d", "beta1_g", "beta2_g"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")
+        if self.batch_size % self.d_steps:
+            raise ValueError(f"batch_size={self.batch_size} must be divisible by "
+                             f"d_steps={self.d_steps} (each D iteration takes a slice).")
+        if self.steps_per_epoch < 0 or self.checkpoint_every_steps < 0:
+            raise ValueError("steps_per_epoch and checkpoint_every_steps must be >= 0.")
+        return self
+
+    def _schedule_kwargs(self):
+        if self.epsilon_schedule == "delayed":
+            return {"start_step": self.epsilon_start_step}
+        if self.epsilon_schedule == "linear":
+            return {"start_step": self.epsilon_start_step, "ramp_steps": self.epsilon_ramp_steps}
+        return {}
+
+    def epsilon_schedule_object(self):
+        return schedules.get(self.epsilon_schedule, self.epsilon, **self._schedule_kwargs())
+
+    def perturbation_kwargs(self):
+        if self.perturbation != "pgd":
+            return {}
+        return {"steps": self.pgd_steps, "step_size": self.pgd_step_size or None,
+                "random_start": self.pgd_random_start}
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown configuration fields {unknown}.")
+        return cls(**values)
+
+    def differences(self, other):
+        """Fields (other than :data:`MUTABLE_FIELDS`) whose values differ from ``other``'s."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (b[k], a[k]) for k in a if k not in MUTABLE_FIELDS and a[k] != b[k]}
+
+
+def to_flagfile(config):
+    """The configuration as absl flag lines (``--name=value``), one per field."""
+    lines = []
+    for key, value in config.to_dict().items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            lines.append(f"--{key}" if value else f"--no{key}")
+        elif isinstance(value, float):
+            lines.append(f"--{key}={value!r}")
+        else:
+            lines.append(f"--{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def save(config, workdir):
+    """Writes ``config.json`` and ``flags.txt`` into ``workdir``."""
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    with open(os.path.join(workdir, "flags.txt"), "w") as f:
+        f.write(to_flagfile(config))
+
+
+def load(workdir):
+    """The configuration stored in ``workdir``, or ``None``."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return TrainConfig.from_dict(json.load(f))

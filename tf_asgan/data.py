@@ -1,0 +1,265 @@
+"""Training data: named TFDS datasets, image folders, and the embedded digits.
+
+Every source yields float32 images ``[H, W, 3]`` in ``[-1, 1]`` at the model's
+resolution. :func:`training_stream` turns a source into the batched training stream.
+
+Geometry (ours): non-square images (CelebA's 178x218, LSUN's ~256xN, image-folder
+files) are centre-cropped to a square of their shorter side, then resized with
+area averaging (antialiased) to the resolution. For CelebA this is the PyTorch DCGAN
+recipe (``Resize(64)`` + ``CenterCrop(64)``), which the paper's PyTorch code most likely
+used; it keeps the whole face width and trims the forehead and chin evenly.
+"""
+
+import dataclasses
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+# name: the TFDS split used for training
+TFDS_DATASETS = {
+    "cifar10": "train",
+    "cifar100": "train",
+    "celeb_a": "train",
+    "lsun/bedroom": "train",
+    "imagenet_resized/64x64": "train",
+    "stl10": "unlabelled",
+}
+EMBEDDED_DATASETS = ("digits", "stacked_digits")
+FOLDER = "folder"
+DATASETS = tuple(TFDS_DATASETS) + EMBEDDED_DATASETS + (FOLDER,)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+STACKED_DIGITS_SIZE = 50_000
+
+
+@dataclasses.dataclass
+class Source:
+    """Unbatched images in ``[-1, 1]`` and how many there are in one epoch."""
+
+    images: tf.data.Dataset
+    num_examples: int
+    description: str
+
+
+def to_model_range(image, resolution):
+    """uint8 (or [0, 255] float) ``[h, w, c]`` -> float32 ``[R, R, 3]`` in ``[-1, 1]``.
+
+    Grayscale is repeated to RGB, an alpha channel is dropped, non-square images are
+    centre-cropped to their shorter side, then resized (area, antialiased).
+    """
+    image = tf.convert_to_tensor(image)
+    channels = tf.shape(image)[-1]
+    image = tf.cond(channels == 1, lambda: tf.image.grayscale_to_rgb(image[..., :1]),
+                    lambda: image[..., :3])
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    side = tf.minimum(h, w)
+    image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
+    image = tf.cast(image, tf.float32)
+    image = tf.image.resize(image, (resolution, resolution), method="area", antialias=True)
+    image = tf.ensure_shape(image, (resolution, resolution, 3))
+    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+
+
+class DatasetNotAvailableError(FileNotFoundError):
+    """A named dataset is not prepared locally and cannot be downloaded here."""
+
+
+def tfds_source(name, resolution, data_dir=None, split=None, download=False):
+    """A named TFDS dataset, read from ``data_dir`` (the TFDS default when ``None``).
+
+    With ``download=False`` (the default, so that an offline machine fails at once
+    instead of retrying for minutes) a dataset that is not prepared raises
+    :class:`DatasetNotAvailableError` saying how to prepare it.
+    """
+    import tensorflow_datasets as tfds  # heavy; only needed for named datasets
+
+    split = split or TFDS_DATASETS[name]
+    try:
+        ds, info = tfds.load(name, split=split, data_dir=data_dir, download=download,
+                             with_info=True, shuffle_files=False)
+    except (AssertionError, tfds.core.registered.DatasetNotFoundError,
+            FileNotFoundError) as err:
+        where = data_dir or "the TFDS default data dir (~/tensorflow_datasets)"
+        raise DatasetNotAvailableError(
+            f"Dataset {name!r} is not prepared in {where}. Either prepare it on a machine "
+            f"with internet access (`python -c \"import tensorflow_datasets as tfds; "
+            f"tfds.builder('{name}', data_dir='DIR').download_and_prepare()\"`) and copy "
+            f"DIR here, then pass --data_dir=DIR; or pass --download to let TFDS fetch it; "
+            f"or train on a folder of images with --dataset=folder --image_dir=PATH. "
+            f"(TFDS said: {str(err).splitlines()[0]})") from err
+    images = ds.map(lambda ex: to_model_range(ex["image"], resolution),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    count = info.splits[split].num_examples if split in info.splits else 0
+    if not count:  # no split metadata (e.g. tfds.testing.mock_data): ask the dataset
+        count = max(0, int(ds.cardinality()))
+    return Source(images, int(count), f"tfds:{name}[{split}] at {resolution}px")
+
+
+def image_files(directory):
+    """Sorted paths of the PNG/JPEG files below ``directory`` (recursive)."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"Image folder {directory!r} does not exist.")
+    paths = sorted(
+        os.path.join(root, f) for root, _, files in os.walk(directory) for f in files
+        if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise ValueError(f"Image folder {directory!r} holds no {'/'.join(IMAGE_EXTENSIONS)} "
+                         "files (searched recursively).")
+    return paths
+
+
+def folder_source(directory, resolution):
+    """Every PNG/JPEG below ``directory``: RGB, grayscale or RGBA, any size."""
+    paths = image_files(directory)
+
+    def read(path):
+        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        return to_model_range(image, resolution)
+
+    images = tf.data.Dataset.from_tensor_slices(paths).map(
+        read, num_parallel_calls=tf.data.AUTOTUNE)
+    return Source(images, len(paths), f"folder:{directory} ({len(paths)} files)")
+
+
+def digits_arrays(split="train"):
+    """scikit-learn's 1,797 handwritten digits, 8x8 in [0, 16], with labels.
+
+    Split (ours, deterministic): every fifth image (index % 5 == 0) is "test"
+    (360 images), the others "train" (1,437); "all" is all 1,797.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images, labels = bunch.images.astype(np.float32), bunch.target.astype(np.int64)
+    index = np.arange(len(images))
+    if split == "train":
+        keep = index % 5 != 0
+    elif split == "test":
+        keep = index % 5 == 0
+    elif split == "all":
+        keep = index >= 0
+    else:
+        raise ValueError(f"Unknown digits split {split!r}; choose train, test or all.")
+    return images[keep], labels[keep]
+
+
+def upscale_digits(images, resolution=32):
+    """8x8 digits in [0, 16] -> ``[N, R, R]`` float32 in ``[-1, 1]`` (bilinear)."""
+    x = tf.image.resize(images[..., None] / 16.0, (resolution, resolution), "bilinear")
+    return tf.clip_by_value(x[..., 0] * 2.0 - 1.0, -1.0, 1.0).numpy()
+
+
+def digits_source(resolution=32, split="train"):
+    """``digits``: each grayscale digit repeated to three channels."""
+    images, _ = digits_arrays(split)
+    gray = upscale_digits(images, resolution)
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    return Source(tf.data.Dataset.from_tensor_slices(rgb), len(rgb),
+                  f"digits[{split}] at {resolution}px")
+
+
+def stacked_digits(resolution=32, split="train", size=STACKED_DIGITS_SIZE, seed=0,
+                   with_labels=False):
+    """``stacked_digits``: 3 random digits as R, G, B channels; 1,000 modes.
+
+    Sample ``i`` stacks digits drawn with a fixed seed; its mode label is
+    ``100 * class(R) + 10 * class(G) + class(B)`` in ``[0, 1000)``.
+
+    Returns:
+      A :class:`Source` whose dataset yields images ``[R, R, 3]`` in ``[-1, 1]``, or
+      ``(image, mode)`` pairs with ``with_labels=True``.
+    """
+    images, labels = digits_arrays(split)
+    gray = tf.constant(upscale_digits(images, resolution))
+    picks = np.random.default_rng(seed).integers(0, len(images), size=(size, 3))
+    modes = (labels[picks] * np.array([100, 10, 1])).sum(axis=1)
+
+    def stack(pick, mode):
+        image = tf.stack([tf.gather(gray, pick[c]) for c in range(3)], axis=-1)
+        return (image, mode) if with_labels else image
+
+    ds = tf.data.Dataset.from_tensor_slices((picks, modes)).map(
+        stack, num_parallel_calls=tf.data.AUTOTUNE)
+    return Source(ds, size, f"stacked_digits[{split}] ({size} samples) at {resolution}px")
+
+
+def source(name, resolution, *, data_dir=None, image_dir=None, download=False, split=None,
+           seed=0):
+    """The :class:`Source` for dataset ``name`` (see :data:`DATASETS`)."""
+    if name in TFDS_DATASETS:
+        return tfds_source(name, resolution, data_dir, split, download)
+    if name == "digits":
+        return digits_source(resolution, split or "train")
+    if name == "stacked_digits":
+        return stacked_digits(resolution, split or "train", seed=seed)
+    if name == FOLDER:
+        if not image_dir:
+            raise ValueError("dataset 'folder' needs an image directory (--image_dir).")
+        return folder_source(image_dir, resolution)
+    raise ValueError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
+
+
+def epoch_steps(src: Source, batch_size, steps_per_epoch: Optional[int] = None):
+    """Training steps in one epoch: ``steps_per_epoch``, or one pass over ``src``."""
+    natural = src.num_examples // batch_size
+    steps = steps_per_epoch or natural
+    if steps < 1:
+        raise ValueError(f"{src.description} has {src.num_examples} images, fewer than one "
+                         f"batch of {batch_size}; lower the batch size.")
+    if natural and steps > natural:
+        raise ValueError(f"steps_per_epoch={steps} but {src.description} holds only "
+                         f"{natural} batches of {batch_size}; leave it unset or lower it.")
+    return steps
+
+
+def training_stream(src: Source, batch_size, *, epochs, seed=0, start_step=0,
+                    steps_per_epoch: Optional[int] = None, cache=True,
+                    shuffle_buffer=10_000):
+    """The shuffled batches of a run's epochs, resumable at any step.
+
+    Epoch ``e`` is shuffled with its own seed (``seed * 1_000_003 + e``; TensorFlow also
+    folds in the global seed, so build the stream after ``tf.random.set_seed``), so the
+    stream is deterministic and a run resumed at step ``s`` sees exactly the batches an
+    uninterrupted run would: it starts at epoch ``s // steps_per_epoch``, skipping the
+    batches of that epoch already trained on. Incomplete final batches are dropped.
+
+    Args:
+      src: the images.
+      batch_size: global batch size.
+      epochs: the stream ends after this many epochs (counted from step 0).
+      seed: shuffle seed.
+      start_step: training steps already done.
+      steps_per_epoch: batches per epoch (default ``num_examples // batch_size``).
+      cache: keep decoded images in memory (the embedded and 32 px datasets fit).
+      shuffle_buffer: shuffle buffer size (``num_examples`` when smaller).
+
+    Returns:
+      ``(dataset, steps_per_epoch)``.
+    """
+    steps_per_epoch = epoch_steps(src, batch_size, steps_per_epoch)
+    natural = src.num_examples // batch_size
+    images = src.images.cache() if cache else src.images
+    buffer = max(1, min(shuffle_buffer, src.num_examples or shuffle_buffer))
+    first_epoch, skip = divmod(int(start_step), steps_per_epoch)
+    if first_epoch >= epochs:
+        raise ValueError(f"start_step={start_step} is past the end of {epochs} epochs of "
+                         f"{steps_per_epoch} steps.")
+
+    def epoch(e):
+        # ``e`` is a Python int: Dataset.shuffle cannot take a symbolic seed.
+        shuffled = images.shuffle(buffer, seed=seed * 1_000_003 + e,
+                                  reshuffle_each_iteration=False)
+        batches = shuffled.batch(batch_size, drop_remainder=True)
+        # A shortened epoch stops reading early; a full one reads to the end, which
+        # is what completes the in-memory cache after the first epoch.
+        return batches if steps_per_epoch == natural else batches.take(steps_per_epoch)
+
+    def concatenate(parts):  # a balanced tree keeps the nesting depth logarithmic
+        if len(parts) == 1:
+            return parts[0]
+        half = len(parts) // 2
+        return concatenate(parts[:half]).concatenate(concatenate(parts[half:]))
+
+    stream = concatenate([epoch(e) for e in range(first_epoch, epochs)]).skip(skip)
+    return stream.prefetch(tf.data.AUTOTUNE), steps_per_epoch

@@ -1,0 +1,184 @@
+"""A complete, resumable training run in a working directory.
+
+``<workdir>/`` holds ``config.json`` and ``flags.txt`` (the resolved configuration;
+``train.py --flagfile=<workdir>/flags.txt`` repeats the run), ``checkpoints/``
+(both networks, both optimizers and the step count, from which the epsilon schedule
+and the data position follow), ``tensorboard/`` (every step's metrics and the epoch
+means), ``history.csv`` (epoch means), ``samples/epoch_XXXX.png`` (a fixed latent
+batch) and, at the end, ``generator/`` (the exported SavedModel).
+
+Calling :func:`train` again with the same configuration on the same workdir resumes
+from the last checkpoint, at the same step and data position.
+"""
+
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_asgan import callbacks as callbacks_lib
+from tf_asgan import config as config_lib
+from tf_asgan import data, export, networks
+from tf_asgan.asgan import ASGAN
+
+log = logging.getLogger(__name__)
+SAMPLE_GRID_SIZE = 64
+
+
+class ConfigMismatchError(ValueError):
+    """The workdir holds a run with a different configuration."""
+
+
+def _check_workdir(config, workdir):
+    stored = config_lib.load(workdir)
+    if stored is None:
+        return
+    diff = config.differences(stored)
+    if diff:
+        listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
+        raise ConfigMismatchError(
+            f"{workdir} holds a run with a different configuration ({listed}). Use a new "
+            "--workdir, or repeat the stored run with --flagfile="
+            f"{os.path.join(workdir, 'flags.txt')}.")
+
+
+def build_model(config):
+    """The compiled :class:`ASGAN` of ``config`` (in the current strategy scope)."""
+    g = networks.build_generator(config.architecture, config.resolution,
+                                 latent_dim=config.latent_dim, batch_norm=config.bn_g)
+    d = networks.build_discriminator(config.architecture, config.resolution,
+                                     batch_norm=config.bn_d)
+    gan = ASGAN(g, d, latent_dim=config.latent_dim, loss=config.loss,
+                perturbation=config.perturbation, adversarial=config.adversarial,
+                epsilon=config.epsilon_schedule_object(), epsilon_unit=config.epsilon_unit,
+                second_update=config.second_update, d_steps=config.d_steps,
+                perturbation_kwargs=config.perturbation_kwargs())
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(config.lr_d, beta_1=config.beta1_d,
+                                          beta_2=config.beta2_d),
+        g_optimizer=keras.optimizers.Adam(config.lr_g, beta_1=config.beta1_g,
+                                          beta_2=config.beta2_g),
+        jit_compile=config.jit_compile)
+    return gan
+
+
+def checkpoint_for(gan):
+    """The ``tf.train.Checkpoint`` of a run: networks, optimizers (and so the step)."""
+    return tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
+                               d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer)
+
+
+def fixed_latents(config, n=SAMPLE_GRID_SIZE):
+    """The latent batch of every sample grid of a run (depends on the seed only)."""
+    return np.random.default_rng(config.seed + 12345).standard_normal(
+        (n, config.latent_dim)).astype(np.float32)
+
+
+def train(config, workdir, *, callbacks=(), verbose="auto", source=None):
+    """Trains (or resumes) the run of ``config`` in ``workdir``.
+
+    Args:
+      config: a :class:`~tf_asgan.config.TrainConfig`; validated first.
+      workdir: the run directory (created if needed).
+      callbacks: extra Keras callbacks.
+      verbose: Keras ``fit`` verbosity (progress bars by default).
+      source: a :class:`~tf_asgan.data.Source` to use instead of ``config.dataset``.
+
+    Returns:
+      A dict: ``step`` (completed steps), ``steps_per_epoch``, ``total_steps``,
+      ``export`` (the SavedModel path or ``None``), ``workdir``.
+    """
+    config.validate()
+    os.makedirs(workdir, exist_ok=True)
+    _check_workdir(config, workdir)
+    if source is None:
+        source = data.source(config.dataset, config.resolution, data_dir=config.data_dir,
+                             image_dir=config.image_dir, download=config.download,
+                             seed=config.seed)
+    config_lib.save(config, workdir)
+    keras.utils.set_random_seed(config.seed)
+
+    gan = build_model(config)
+    checkpoint = checkpoint_for(gan)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"),
+                                         max_to_keep=config.checkpoints_to_keep)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("Resumed from %s", manager.latest_checkpoint)
+    step = int(gan.g_optimizer.iterations)
+    steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
+    total = config.epochs * steps_per_epoch
+    log.info("Data: %s; %d steps per epoch of %d images, %d steps in all; %s.",
+             source.description, steps_per_epoch, config.batch_size, total,
+             "starting" if step == 0 else f"resuming at step {step}")
+    run_callbacks = [
+        callbacks_lib.Checkpointer(manager, config.checkpoint_every_steps),
+        callbacks_lib.StepLogger(os.path.join(workdir, "tensorboard")),
+        callbacks_lib.SampleGrid(os.path.join(workdir, "samples"), fixed_latents(config),
+                                 config.sample_every_epochs),
+        keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=True),
+        *callbacks,
+    ]
+    while step < total:
+        # A run stopped mid-epoch first finishes that epoch, then continues by epochs.
+        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        end = epoch + 1 if done_in_epoch else config.epochs
+        # The data order depends on the seed only; the model's random draws (latents,
+        # perturbations) continue from seed + step, so a resume does not replay them.
+        tf.random.set_seed(config.seed)
+        stream, _ = data.training_stream(source, config.batch_size, epochs=end,
+                                         seed=config.seed, start_step=step,
+                                         steps_per_epoch=config.steps_per_epoch or None,
+                                         cache=config.cache)
+        keras.utils.set_random_seed(config.seed + step)
+        gan.fit(stream, initial_epoch=epoch, epochs=end,
+                steps_per_epoch=steps_per_epoch - done_in_epoch if done_in_epoch
+                else steps_per_epoch,
+                callbacks=run_callbacks, verbose=verbose)
+        step = int(gan.g_optimizer.iterations)
+
+    export_path = None
+    if config.export:
+        export_path = os.path.join(workdir, "generator")
+        meta = export_metadata(config, step)
+        if os.path.exists(export_path) and _export_step(export_path) == step:
+            log.info("Export %s is already at step %d.", export_path, step)
+        else:
+            # The previous export of this same run (an earlier step) is replaced.
+            export.export_generator(gan.generator, export_path, latent_dim=config.latent_dim,
+                                    metadata=meta, overwrite=True)
+            log.info("Exported the generator to %s", export_path)
+    return {"step": step, "steps_per_epoch": steps_per_epoch, "total_steps": total,
+            "export": export_path, "workdir": workdir}
+
+
+def export_metadata(config, step):
+    """What an export records about its run (``assets.extra/tf_asgan.json``)."""
+    return {"step": step, "architecture": config.architecture,
+            "resolution": config.resolution, "dataset": config.dataset,
+            "adversarial": config.adversarial, "perturbation": config.perturbation,
+            "epsilon": config.epsilon, "epsilon_unit": config.epsilon_unit,
+            "loss": config.loss, "seed": config.seed}
+
+
+def _export_step(path):
+    try:
+        return export.read_metadata(path).get("step")
+    except (OSError, ValueError):
+        return None
+
+
+def restore_generator(workdir, checkpoint=None):
+    """The generator of the run in ``workdir`` at its latest (or given) checkpoint."""
+    config = config_lib.load(workdir)
+    if config is None:
+        raise FileNotFoundError(f"{workdir} holds no config.json: not a training workdir.")
+    g = networks.build_generator(config.architecture, config.resolution,
+                                 latent_dim=config.latent_dim, batch_norm=config.bn_g)
+    path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if path is None:
+        raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet.")
+    tf.train.Checkpoint(generator=g).read(path).expect_partial().assert_existing_objects_matched()
+    return g, config, path
