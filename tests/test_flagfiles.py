@@ -1,0 +1,239 @@
+"""The configuration, the flags of scripts/train.py, and every paper flagfile."""
+
+import dataclasses
+import glob
+import importlib.util
+import os
+
+import pytest
+import tensorflow_datasets as tfds
+from absl import flags
+
+from tf_asgan import config as config_lib
+from tf_asgan import training
+from tf_asgan.config import TrainConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGFILES = sorted(os.path.relpath(p, REPO)
+                   for p in glob.glob(os.path.join(REPO, "flags", "**", "*.flags"),
+                                      recursive=True))
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(f"script_{name}",
+                                                  os.path.join(REPO, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_script = _load_script("train")
+
+
+def parse(*args):
+    """(config, workdir) of ``train.py args`` (paths relative to the repository root)."""
+    values = flags.FlagValues()
+    train_script.define_flags(values)
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        values(["train.py", *args])
+    finally:
+        os.chdir(cwd)
+    return train_script.config_from_flags(values), values.workdir
+
+
+def parse_file(path):
+    return parse(f"--flagfile={path}")
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,value", [("1/255", 1 / 255), ("0.5/255", 0.5 / 255),
+                                        ("0.2 / 255", 0.2 / 255), ("0.01", 0.01), (0.3, 0.3)])
+def test_parse_epsilon(text, value):
+    assert config_lib.parse_epsilon(text) == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(resolution=48), "supports resolutions \\[32, 64, 128\\], not 48"),
+    (dict(architecture="resnet", resolution=128), "not 128"),
+    (dict(epsilon=3.0), "must lie in \\[0, 2.0\\]"),
+    (dict(epsilon=1.5, epsilon_unit="pixel"), "3 in input units"),
+    (dict(batch_size=10, d_steps=3), "divisible by d_steps=3"),
+    (dict(dataset="mnist"), "Unknown dataset 'mnist'"),
+    (dict(dataset="folder"), "--image_dir"),
+    (dict(lr_d=0.0), "lr_d must be > 0"),
+    (dict(beta2_g=1.0), "beta2_g must lie in"),
+    (dict(epochs=0), "epochs must be >= 1"),
+    (dict(loss="lsgan"), "lsgan"),
+    (dict(second_update="fake_only"), "second_update"),
+])
+def test_validate_names_the_bad_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes).validate()
+
+
+def test_flagfile_round_trip_and_workdir_files(tmp_path):
+    config = TrainConfig(dataset="stacked_digits", architecture="resnet", epsilon="2/255",
+                         epsilon_schedule="linear", epsilon_start_step=100,
+                         epsilon_ramp_steps=50, bn_d=False, lr_d=4e-4, beta2_g=0.9,
+                         perturbation="pgd", pgd_steps=3, seed=9, image_dir=None)
+    config_lib.save(config, str(tmp_path))
+    parsed, _ = parse(f"--flagfile={tmp_path / 'flags.txt'}")
+    assert parsed == config
+    assert config_lib.load(str(tmp_path)) == config
+    assert config_lib.load(str(tmp_path / "elsewhere")) is None
+
+
+def test_differences_ignore_the_mutable_fields():
+    a = TrainConfig()
+    b = dataclasses.replace(a, epochs=50, data_dir="/data", lr_g=1e-4)
+    assert b.differences(a) == {"lr_g": (2e-4, 1e-4)}
+
+
+def test_no_flags_means_the_demo_which_is_the_library_default():
+    assert train_script.with_default_flagfile(["train.py"]) == \
+        ["train.py", f"--flagfile={train_script.DEMO_FLAGFILE}"]
+    assert train_script.with_default_flagfile(["train.py", "--epochs=2"]) == \
+        ["train.py", "--epochs=2"]
+    config, workdir = parse(f"--flagfile={train_script.DEMO_FLAGFILE}")
+    assert dataclasses.replace(config, checkpoint_every_steps=0) == TrainConfig()
+    assert workdir == "runs/demo"
+
+
+def test_every_config_field_has_a_flag_with_help():
+    assert set(train_script.HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_bad_flag_values_fail_at_parse_time():
+    with pytest.raises(flags.IllegalFlagValueError):
+        parse("--architecture=vgg")
+    with pytest.raises(ValueError, match="not 48"):
+        parse("--resolution=48")
+
+
+# -- the paper flagfiles -------------------------------------------------------------------
+
+
+def test_the_expected_flagfiles_exist():
+    names = {os.path.relpath(p, "flags") for p in FLAGFILES}
+    pairs = {f"table1/{d}_{a}_{k}.flags" for d in ("cifar10", "celeba", "lsun")
+             for a in ("dcgan", "resnet") for k in ("as", "baseline")}
+    pairs |= {f"table1/imagenet64_dcgan_{k}.flags" for k in ("as", "baseline")}
+    pairs |= {f"table2/{r}_{k}.flags" for r in ("standard", "beta2_0.9", "no_bn_g", "no_bn_d",
+                                                 "no_bn", "lr_d_4e-4") for k in ("as", "baseline")}
+    pairs |= {f"table3/{r}_{k}.flags" for r in ("lr_2e-4", "lr_d_5e-5") for k in ("as", "baseline")}
+    pairs |= {f"fig3/eps_{e}.flags" for e in ("0", "0.2", "0.5", "1", "2", "3", "4")}
+    pairs |= {"fig3/gaussian.flags", "defaults.flags", "demo.flags"}
+    assert names == pairs
+
+
+@pytest.mark.parametrize("path", FLAGFILES)
+def test_flagfile_parses_names_its_source_and_has_its_own_workdir(path):
+    config, workdir = parse_file(path)
+    with open(os.path.join(REPO, path)) as f:
+        first = f.readline()
+    assert first.startswith("# ")
+    if path.startswith(("flags/table", "flags/fig")):
+        assert any(word in first for word in ("Table", "Fig.", "ImageNet"))
+        assert workdir == "runs/" + os.path.relpath(path, "flags")[:-len(".flags")]
+        assert config.checkpoint_every_steps > 0
+
+
+def test_workdirs_are_distinct():
+    workdirs = [parse_file(p)[1] for p in FLAGFILES if p != "flags/defaults.flags"]
+    assert len(set(workdirs)) == len(workdirs)
+
+
+def _setting(path):
+    config, _ = parse_file(f"flags/{path}.flags")
+    return config
+
+
+@pytest.mark.parametrize("name", [os.path.relpath(p, "flags")[:-len("_baseline.flags")]
+                                  for p in FLAGFILES if p.endswith("_baseline.flags")])
+def test_each_baseline_is_its_as_setting_without_the_second_update(name):
+    as_config, base_config = _setting(f"{name}_as"), _setting(f"{name}_baseline")
+    assert as_config.adversarial and not base_config.adversarial
+    assert base_config.differences(as_config) == {"adversarial": (True, False)}
+
+
+@pytest.mark.parametrize("name,data,arch,res,epochs", [
+    ("table1/cifar10_dcgan", "cifar10", "dcgan", 32, 200),
+    ("table1/cifar10_resnet", "cifar10", "resnet", 32, 200),
+    ("table1/celeba_dcgan", "celeb_a", "dcgan", 64, 100),
+    ("table1/celeba_resnet", "celeb_a", "resnet", 64, 100),
+    ("table1/lsun_dcgan", "lsun/bedroom", "dcgan", 64, 10),
+    ("table1/lsun_resnet", "lsun/bedroom", "resnet", 64, 10),
+    ("table1/imagenet64_dcgan", "imagenet_resized/64x64", "dcgan", 64, 10),
+])
+def test_table1_settings_are_the_papers(name, data, arch, res, epochs):
+    c = _setting(f"{name}_as")
+    assert (c.dataset, c.architecture, c.resolution, c.epochs) == (data, arch, res, epochs)
+    assert c.epsilon == pytest.approx(1 / 255) and c.epsilon_unit == "input"
+    assert (c.perturbation, c.loss, c.second_update, c.latent_dim) == \
+        ("fgsm", "non_saturating", "real_and_fake", 100)
+    assert (c.lr_g, c.beta1_d, c.beta2_d, c.beta1_g, c.beta2_g, c.batch_size) == \
+        (2e-4, 0.5, 0.999, 0.5, 0.999, 64)
+    # CelebA DCGAN uses lr_D = 5e-5 (PAPER.md); everything else 2e-4.
+    assert c.lr_d == (5e-5 if name == "table1/celeba_dcgan" else 2e-4)
+    assert c.cache == (data not in ("lsun/bedroom", "imagenet_resized/64x64"))
+
+
+@pytest.mark.parametrize("row,changes", [
+    ("standard", {}),
+    ("beta2_0.9", {"beta2_d": (0.999, 0.9), "beta2_g": (0.999, 0.9)}),
+    ("no_bn_g", {"bn_g": (True, False)}),
+    ("no_bn_d", {"bn_d": (True, False)}),
+    ("no_bn", {"bn_g": (True, False), "bn_d": (True, False)}),
+    ("lr_d_4e-4", {"lr_d": (2e-4, 4e-4)}),
+])
+def test_table2_rows_change_only_their_setting(row, changes):
+    assert _setting(f"table2/{row}_as").differences(_setting("table1/cifar10_dcgan_as")) == \
+        changes
+
+
+def test_table3_rows():
+    celeba = _setting("table1/celeba_dcgan_as")
+    assert _setting("table3/lr_d_5e-5_as") == celeba
+    assert _setting("table3/lr_2e-4_as").differences(celeba) == {"lr_d": (5e-5, 2e-4)}
+
+
+@pytest.mark.parametrize("value", ["0.2", "0.5", "1", "2", "3", "4"])
+def test_fig3_epsilons(value):
+    c = _setting(f"fig3/eps_{value}")
+    assert c.epsilon == pytest.approx(float(value) / 255)
+    assert c.differences(_setting("table1/cifar10_dcgan_as")).keys() <= {"epsilon"}
+
+
+def test_fig3_zero_and_gaussian():
+    zero, gauss = _setting("fig3/eps_0"), _setting("fig3/gaussian")
+    assert (zero.perturbation, zero.epsilon, zero.adversarial) == ("none", 0.0, True)
+    assert (gauss.perturbation, gauss.epsilon) == ("gaussian", pytest.approx(1 / 255))
+
+
+# One training step for every distinct model and data setting of the flagfiles.
+def _distinct_settings():
+    seen, out = set(), []
+    for path in FLAGFILES:
+        config, _ = parse_file(path)
+        key = (config.dataset, config.architecture, config.resolution, config.bn_g, config.bn_d,
+               config.adversarial, config.perturbation)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+@pytest.mark.parametrize("path", _distinct_settings())
+def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
+    config, _ = parse_file(path)
+    config = dataclasses.replace(config, batch_size=8, epochs=1, steps_per_epoch=1,
+                                 export=False, sample_every_epochs=1)
+    with tfds.testing.mock_data(num_examples=8):
+        result = training.train(config, str(tmp_path), verbose=0)
+    assert result["step"] == 1 and result["total_steps"] == 1
+    assert os.path.exists(tmp_path / "checkpoints" / "ckpt-1.index")
+    assert os.path.exists(tmp_path / "samples" / "epoch_0001.png")

@@ -1,0 +1,238 @@
+"""Training runs in a workdir: outputs, interruption and resumption, checkpoints, scripts."""
+
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_asgan import config as config_lib
+from tf_asgan import data, export, training
+from tf_asgan.config import TrainConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def generated_source(n=40, res=32, seed=0):
+    """Blobs on a dark background, in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:res, :res]
+    centres = rng.uniform(8, res - 8, (2, n, 1, 1))
+    mask = ((yy - centres[0]) ** 2 + (xx - centres[1]) ** 2 < 30)[..., None]
+    images = np.where(mask, rng.uniform(0, 1, (n, 1, 1, 3)), -1.0).astype(np.float32)
+    return data.Source(tf.data.Dataset.from_tensor_slices(images), n, f"blobs({n})")
+
+
+def small_config(**changes):
+    base = dict(batch_size=8, epochs=2, steps_per_epoch=3, checkpoint_every_steps=1,
+                latent_dim=16)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAt(keras.callbacks.Callback):
+    """Raises ``Interrupt`` once training reaches ``step`` (after its checkpoint)."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations) == self.step:
+            m = self.model
+            self.state = {
+                "g": [v.numpy() for v in m.generator.variables],
+                "d": [v.numpy() for v in m.discriminator.variables],
+                "g_opt": [v.numpy() for v in m.g_optimizer.variables],
+                "d_opt": [v.numpy() for v in m.d_optimizer.variables],
+            }
+            raise Interrupt
+
+
+class Steps(keras.callbacks.Callback):
+    """Records the step count at each batch end."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append(int(self.model.g_optimizer.iterations))
+
+
+def test_train_writes_every_output(tmp_path):
+    config = small_config()
+    result = training.train(config, str(tmp_path), verbose=0, source=generated_source())
+    assert (result["step"], result["steps_per_epoch"], result["total_steps"]) == (6, 3, 6)
+    assert config_lib.load(str(tmp_path)) == config
+    assert (tmp_path / "flags.txt").read_text() == config_lib.to_flagfile(config)
+    assert sorted(os.listdir(tmp_path / "samples")) == ["epoch_0001.png", "epoch_0002.png"]
+    with open(tmp_path / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert {"d_loss", "g_loss", "D_real", "D_fake", "d_loss_adv", "D_adv", "epsilon",
+            "grad_l1"} <= set(rows[0])
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
+    assert export.read_metadata(result["export"])["step"] == 6
+    # TensorBoard: one value per step for every metric, plus the epoch means.
+    tags = {}
+    for event_file in (tmp_path / "tensorboard").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    assert tags["step/d_loss"] == [1, 2, 3, 4, 5, 6]
+    assert tags["step/epsilon"] == [1, 2, 3, 4, 5, 6]
+    assert tags["epoch/g_loss"] == [3, 6]
+
+
+def test_step_logs_are_the_last_step_and_epoch_logs_the_mean(tmp_path):
+    per_step = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            per_step.append(float(self.model.step_logs()["d_loss"]))
+
+        def on_epoch_end(self, epoch, logs=None):
+            per_step.append(("mean", logs["d_loss"]))
+
+    training.train(small_config(epochs=1, export=False), str(tmp_path), verbose=0,
+                   source=generated_source(), callbacks=[Record()])
+    *steps, (_, mean) = per_step
+    assert len(steps) == 3 and len(set(steps)) == 3
+    assert mean == pytest.approx(np.mean(steps), rel=1e-5)
+
+
+def test_interrupted_run_resumes_and_finishes_with_the_right_step_count(tmp_path):
+    config = small_config(epsilon_schedule="delayed", epsilon_start_step=4)
+    src = generated_source()
+    stop = StopAt(4)
+    with pytest.raises(Interrupt):
+        training.train(config, str(tmp_path), verbose=0, source=src, callbacks=[stop])
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert latest.endswith("ckpt-4")
+
+    # The checkpoint holds both networks, both optimizers (with their Adam moments) and
+    # the step, from which the epsilon schedule position follows.
+    gan = training.build_model(config)
+    training.checkpoint_for(gan).restore(latest).assert_consumed()
+    assert int(gan.g_optimizer.iterations) == 4
+    assert int(gan.d_optimizer.iterations) == 8  # two D updates per step
+    assert float(gan.current_epsilon()) == pytest.approx(1 / 255)
+    at_stop = stop.state
+    np.testing.assert_equal([v.numpy() for v in gan.generator.variables], at_stop["g"])
+    np.testing.assert_equal([v.numpy() for v in gan.discriminator.variables], at_stop["d"])
+    np.testing.assert_equal([v.numpy() for v in gan.d_optimizer.variables], at_stop["d_opt"])
+    np.testing.assert_equal([v.numpy() for v in gan.g_optimizer.variables], at_stop["g_opt"])
+    assert len(at_stop["d_opt"]) == 2 + 2 * len(gan.discriminator.trainable_variables)
+
+    steps = Steps()
+    result = training.train(config, str(tmp_path), verbose=0, source=src, callbacks=[steps])
+    assert steps.seen == [5, 6]  # the rest of epoch 2 only
+    assert result["step"] == 6
+    with open(tmp_path / "history.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
+    # Running the finished run again does nothing more.
+    steps = Steps()
+    assert training.train(config, str(tmp_path), verbose=0, source=src,
+                          callbacks=[steps])["step"] == 6
+    assert steps.seen == []
+
+
+def test_a_finished_run_can_be_extended(tmp_path):
+    config = small_config(epochs=1)
+    training.train(config, str(tmp_path), verbose=0, source=generated_source())
+    steps = Steps()
+    result = training.train(dataclasses.replace(config, epochs=2), str(tmp_path), verbose=0,
+                            source=generated_source(), callbacks=[steps])
+    assert steps.seen == [4, 5, 6] and result["step"] == 6
+    assert export.read_metadata(result["export"])["step"] == 6
+
+
+def test_a_different_configuration_is_refused(tmp_path):
+    config = small_config(epochs=1, export=False)
+    training.train(config, str(tmp_path), verbose=0, source=generated_source())
+    before = (tmp_path / "config.json").read_text()
+    with pytest.raises(training.ConfigMismatchError, match="lr_d: 0.0002 -> 0.0004") as err:
+        training.train(dataclasses.replace(config, lr_d=4e-4), str(tmp_path), verbose=0,
+                       source=generated_source())
+    assert "flags.txt" in str(err.value)
+    assert (tmp_path / "config.json").read_text() == before
+
+
+def test_invalid_configuration_fails_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="not 48"):
+        training.train(small_config(resolution=48), str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_restore_generator_matches_the_export(tmp_path):
+    result = training.train(small_config(epochs=1), str(tmp_path), verbose=0,
+                            source=generated_source())
+    g, config, path = training.restore_generator(str(tmp_path))
+    assert path.endswith("ckpt-3") and config.latent_dim == 16
+    z = np.random.default_rng(1).standard_normal((4, 16)).astype(np.float32)
+    loaded = tf.saved_model.load(result["export"])
+    np.testing.assert_array_equal(g(z, training=False).numpy(),
+                                  loaded.generate(tf.constant(z))["images"].numpy())
+    with pytest.raises(FileNotFoundError, match="not a training workdir"):
+        training.restore_generator(str(tmp_path / "nothing"))
+
+
+# -- the scripts, as a user runs them -----------------------------------------------------
+
+
+def run_script(name, *args, cwd=REPO):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", name), *args],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return proc
+
+
+def test_scripts_train_export_sample_evaluate(tmp_path):
+    workdir = str(tmp_path / "run")
+    args = ["--flagfile=flags/demo.flags", f"--workdir={workdir}", "--epochs=1",
+            "--steps_per_epoch=2", "--batch_size=8"]
+    proc = run_script("train.py", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Done: 2 steps" in proc.stdout
+    assert "2/2" in proc.stdout + proc.stderr  # the Keras progress bar
+    assert os.path.exists(os.path.join(workdir, "generator", "saved_model.pb"))
+    # flags.txt repeats the run: resuming it is a no-op at step 2.
+    proc = run_script("train.py", f"--flagfile={workdir}/flags.txt", f"--workdir={workdir}")
+    assert proc.returncode == 0 and "Done: 2 steps" in proc.stdout, proc.stderr[-3000:]
+    # A changed experiment on the same workdir is refused with a clear message.
+    proc = run_script("train.py", *args, "--lr_d=1e-3")
+    assert proc.returncode != 0 and "different configuration" in proc.stderr
+
+    proc = run_script("export.py", f"--workdir={workdir}", f"--output={tmp_path}/exported")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert export.read_metadata(str(tmp_path / "exported"))["step"] == 2
+    proc = run_script("export.py", f"--workdir={workdir}", f"--output={tmp_path}/exported")
+    assert proc.returncode != 0 and "exists" in proc.stderr
+
+    proc = run_script("sample.py", f"--generator={tmp_path}/exported", "--seed=3", "--rows=2",
+                      "--steps=5", f"--out_dir={tmp_path}/png")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from PIL import Image
+    grid = Image.open(tmp_path / "png" / "grid_seed3.png")
+    interp = Image.open(tmp_path / "png" / "interpolation_seed3.png")
+    assert grid.size == (8 * 34 + 2, 8 * 34 + 2)  # 64 images of 32 px, 2 px padding
+    assert interp.size == (5 * 34 + 2, 2 * 34 + 2)
+
+    proc = run_script("evaluate.py", f"--workdir={workdir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(str(tmp_path), "run", "eval.json")) as f:
+        record = json.load(f)
+    assert record["protocol"]["num_samples"] == 22_400 and record["run"]["step"] == 2
+    proc = run_script("evaluate.py", f"--workdir={workdir}", f"--generator={workdir}/generator")
+    assert proc.returncode != 0 and "exactly one" in proc.stderr
