@@ -14,7 +14,7 @@ $(VENV)/.installed: setup.py
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) scripts/quickstart.py
+	$(PY) scripts/train.py
 
 test: install
 	$(PY) -m pytest -q tests

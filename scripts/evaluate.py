@@ -1,76 +1,147 @@
-"""Evaluates a trained generator and writes the result as JSON.
+"""Evaluates a trained generator (IS, FID, KID; modes for digits) and writes JSON.
 
     python scripts/evaluate.py --workdir=runs/demo
-    python scripts/evaluate.py --generator=path/to/generator --output=eval.json
+    python scripts/evaluate.py --generator=path/to/generator --dataset=cifar10 \\
+        --inception_path=/models/inception --num_samples=50000 --output=eval.json
 
-The JSON holds the protocol (samples, real split, IS splits, network) and the metrics.
-This version fixes the command line and the file; the metrics themselves (IS, FID, KID
-through TF-GAN) are not computed yet and ``metrics`` is empty.
+With ``--workdir`` the exported generator of the run is evaluated (or, with
+``--checkpoint`` or when the run has not been exported, a checkpoint of it), against
+the run's dataset. The JSON holds the metrics, the protocol (samples, real split and
+images, IS splits, KID subset, seed, the network and its fingerprint, where the
+real-data statistics are cached) and what the run's export recorded about itself.
 """
 
 import json
+import logging
 import os
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 flags.DEFINE_string("workdir", None, "Training workdir: evaluates <workdir>/generator.")
 flags.DEFINE_string("generator", None, "Exported generator (SavedModel directory).")
+flags.DEFINE_string("checkpoint", None, "With --workdir: evaluate this checkpoint (e.g. "
+                    "<workdir>/best/best-N) instead of the export.")
 flags.DEFINE_string("output", None, "JSON file (default: eval.json beside the generator).")
+flags.DEFINE_string("dataset", None, "Real data (default: the run's dataset).")
+flags.DEFINE_integer("resolution", None, "Resolution (default: the generator's).")
+flags.DEFINE_string("data_dir", None, "TFDS data directory (default: the run's).")
+flags.DEFINE_string("image_dir", None, "Image folder for --dataset=folder (default: the run's).")
+flags.DEFINE_enum("network", "auto", ["auto", "inception", "digits"],
+                  "Classifier: inception, digits (the project's digit classifier), auto "
+                  "(digits for digits / stacked_digits, else inception).")
+flags.DEFINE_string("inception_path", None, "Local SavedModel of TF-Hub "
+                    "tfgan/eval/inception/1 (else the TF-Hub cache, else tfhub.dev).")
 flags.DEFINE_integer("num_samples", 22_400, "Generated samples (paper: 22,400; the field's "
                      "standard: 50,000).")
 flags.DEFINE_integer("is_splits", 10, "Inception Score splits.")
 flags.DEFINE_string("real_split", "train", "Split of the real data for FID statistics.")
+flags.DEFINE_integer("num_real", 50_000, "Real images for the statistics (0: the whole split).")
+flags.DEFINE_integer("kid_samples", 10_000, "Features per side kept for KID.")
+flags.DEFINE_integer("batch_size", 100, "Images per generator / network call.")
 flags.DEFINE_integer("seed", 0, "Seed of the generated samples.")
+flags.DEFINE_string("cache_dir", None, "Real-data statistics cache (default "
+                    "$TF_ASGAN_CACHE/stats).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output file.")
 FLAGS = flags.FLAGS
 
 
-def resolve(workdir, generator):
-    """The generator directory of ``--workdir`` xor ``--generator``."""
+def resolve(workdir, generator, checkpoint=None):
+    """``(kind, path)``: ``("export", dir)`` or ``("checkpoint", workdir)``."""
     if bool(workdir) == bool(generator):
         raise ValueError("Pass exactly one of --workdir (a training run) or --generator "
                          "(an exported SavedModel).")
+    if checkpoint and not workdir:
+        raise ValueError("--checkpoint needs --workdir (the run it belongs to).")
+    if workdir and (checkpoint or not os.path.exists(os.path.join(workdir, "generator"))):
+        if not os.path.isfile(os.path.join(workdir, "config.json")):
+            raise ValueError(f"{workdir} is not a training workdir (no config.json).")
+        return "checkpoint", workdir
     path = generator or os.path.join(workdir, "generator")
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        hint = (f"export it with scripts/export.py --workdir={workdir}" if workdir
-                else "pass the directory that holds saved_model.pb")
-        raise ValueError(f"{path} is not an exported generator; {hint}.")
-    return path
+        raise ValueError(f"{path} is not an exported generator; pass the directory that "
+                         "holds saved_model.pb.")
+    return "export", path
 
 
-def report(generator_dir, *, num_samples, is_splits, real_split, seed):
-    """The JSON-serialisable evaluation record of ``generator_dir``."""
-    meta_path = os.path.join(generator_dir, "assets.extra", "tf_asgan.json")
-    run = {}
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            run = json.load(f)
-    return {
-        "generator": os.path.abspath(generator_dir),
-        "run": run,
-        "protocol": {"num_samples": num_samples, "is_splits": is_splits,
-                     "real_split": real_split, "seed": seed, "network": None},
-        "metrics": {},
-        "status": "metrics not computed: this version defines the command line only",
-    }
+def load_generator(kind, path, checkpoint=None):
+    """``(generator, run metadata, default output path)``."""
+    import tensorflow as tf
+
+    from tf_asgan import export, training
+
+    if kind == "export":
+        try:
+            run = export.read_metadata(path)
+        except (OSError, ValueError):
+            run = {}
+        return (tf.saved_model.load(path), run,
+                os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json"))
+    generator, config, ckpt = training.restore_generator(path, checkpoint)
+    step = int(ckpt.rsplit("-", 1)[-1]) if "-" in os.path.basename(ckpt) else None
+    run = dict(training.export_metadata(config, step), checkpoint=ckpt,
+               data_dir=config.data_dir, image_dir=config.image_dir)
+    return generator, run, os.path.join(path, "eval.json")
+
+
+def evaluate(generator, run, *, dataset=None, resolution=None, network="auto",
+             inception_path=None, data_dir=None, image_dir=None, cache_dir=None,
+             protocol=None):
+    """The evaluation record (metrics, protocol, run) of ``generator``."""
+    from tf_asgan import classifiers, evaluation
+
+    dataset = dataset or run.get("dataset")
+    resolution = resolution or run.get("resolution")
+    if not dataset or not resolution:
+        raise ValueError("The generator does not record its dataset and resolution; pass "
+                         "--dataset and --resolution.")
+    net = classifiers.network_for(network, dataset, inception_path)
+    evaluator = evaluation.Evaluator(
+        net, dataset, resolution, protocol or evaluation.Protocol(), cache_dir=cache_dir,
+        data_dir=data_dir or run.get("data_dir"), image_dir=image_dir or run.get("image_dir"))
+    result = evaluator.evaluate(generator)
+    return dict(result, run=run)
 
 
 def main(argv):
     del argv
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger("tf_asgan").setLevel(logging.INFO)
     try:
-        generator_dir = resolve(FLAGS.workdir, FLAGS.generator)
+        kind, path = resolve(FLAGS.workdir, FLAGS.generator, FLAGS.checkpoint)
     except ValueError as err:
         sys.exit(f"evaluate.py: {err}")
-    output = FLAGS.output or os.path.join(os.path.dirname(os.path.abspath(generator_dir)),
-                                          "eval.json")
-    if os.path.exists(output) and not FLAGS.overwrite:
-        sys.exit(f"evaluate.py: {output} exists; pass --overwrite or another --output.")
-    record = report(generator_dir, num_samples=FLAGS.num_samples, is_splits=FLAGS.is_splits,
-                    real_split=FLAGS.real_split, seed=FLAGS.seed)
-    with open(output, "w") as f:
+    if FLAGS.output and os.path.exists(FLAGS.output) and not FLAGS.overwrite:
+        sys.exit(f"evaluate.py: {FLAGS.output} exists; pass --overwrite or another --output.")
+    from tf_asgan import classifiers, data, evaluation
+
+    try:
+        protocol = evaluation.Protocol(
+            num_samples=FLAGS.num_samples, is_splits=FLAGS.is_splits,
+            real_split=FLAGS.real_split, num_real=FLAGS.num_real,
+            kid_samples=FLAGS.kid_samples, batch_size=FLAGS.batch_size,
+            seed=FLAGS.seed).validate()
+        generator, run, default_output = load_generator(kind, path, FLAGS.checkpoint)
+        output = FLAGS.output or default_output
+        if os.path.exists(output) and not FLAGS.overwrite:
+            sys.exit(f"evaluate.py: {output} exists; pass --overwrite or another --output.")
+        record = evaluate(generator, run, dataset=FLAGS.dataset, resolution=FLAGS.resolution,
+                          network=FLAGS.network, inception_path=FLAGS.inception_path,
+                          data_dir=FLAGS.data_dir, image_dir=FLAGS.image_dir,
+                          cache_dir=FLAGS.cache_dir, protocol=protocol)
+    except (classifiers.NetworkNotAvailableError, data.DatasetNotAvailableError,
+            FileNotFoundError, ValueError) as err:
+        sys.exit(f"evaluate.py: {err}")
+    record["generator"] = os.path.abspath(path)
+    tmp = output + ".tmp"
+    with open(tmp, "w") as f:
         json.dump(record, f, indent=2, sort_keys=True)
-    print(f"Wrote {output} ({record['status']})")
+    os.replace(tmp, output)
+    m = record["metrics"]
+    print(f"Wrote {output}: FID {m['fid']:.3f}, IS {m['is']:.3f} +- {m['is_std']:.3f}, "
+          f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"
+          + (f", modes {m['modes']}, KL {m['modes_kl']:.3f}" if "modes" in m else ""))
 
 
 if __name__ == "__main__":

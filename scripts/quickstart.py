@@ -1,4 +1,6 @@
-"""The library in a dozen lines: AS-DCGAN on generated images of discs, on a CPU.
+"""The library API in a dozen lines: AS-DCGAN on generated images of discs, on a CPU.
+
+(``scripts/train.py`` is the full product: datasets, checkpoints, logs, export.)
 
 Writes ``runs/quickstart/samples.png``. Usage: ``python scripts/quickstart.py [steps]``.
 """
@@ -8,7 +10,6 @@ import sys
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 import tf_asgan
 
@@ -24,17 +25,6 @@ def discs(n, size=32, seed=0):
     return np.where(mask, colour, -1.0).astype("float32")
 
 
-def save_grid(images, path, columns=8):
-    """Saves ``[N, H, W, 3]`` images in [-1, 1] as one PNG grid."""
-    n, h, w, _ = images.shape
-    rows = -(-n // columns)
-    grid = np.full((rows * h, columns * w, 3), -1.0, np.float32)
-    for i, img in enumerate(images):
-        r, c = divmod(i, columns)
-        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
-    Image.fromarray(np.uint8((grid + 1) * 127.5 + 0.5)).save(path)
-
-
 def main(steps=300, batch_size=64, workdir="runs/quickstart"):
     tf.keras.utils.set_random_seed(0)
     data = tf.data.Dataset.from_tensor_slices(discs(steps * batch_size // 4))
@@ -45,8 +35,8 @@ def main(steps=300, batch_size=64, workdir="runs/quickstart"):
     gan.compile()  # the paper's Adam(2e-4, 0.5, 0.999) for both networks
     gan.fit(data, epochs=1, steps_per_epoch=steps)
     os.makedirs(workdir, exist_ok=True)
-    save_grid(gan.generate(tf.random.normal((32, 100), seed=1)).numpy(),
-              os.path.join(workdir, "samples.png"))
+    tf_asgan.images.save_grid(gan.generate(tf.random.normal((32, 100), seed=1)).numpy(),
+                              os.path.join(workdir, "samples.png"))
     print(f"wrote {workdir}/samples.png")
 
 

@@ -68,11 +68,25 @@ HELP = {
     "checkpoint_every_steps": "Also checkpoint every N steps (0: at epoch ends only).",
     "checkpoints_to_keep": "Checkpoints kept in <workdir>/checkpoints.",
     "export": "Export the generator as a SavedModel to <workdir>/generator at the end.",
+    "eval_every_epochs": "Compute IS / FID / KID every N epochs and after the last one "
+                         "(0: never); writes <workdir>/metrics.jsonl, eval/* in TensorBoard "
+                         "and keeps the best-FID checkpoint in <workdir>/best.",
+    "eval_num_samples": "Generated samples per evaluation (paper: 22,400; standard: 50,000).",
+    "eval_network": "Classifier for the metrics: inception (TF-GAN's Inception, see "
+                    "--inception_path), digits (the project's digit classifier, for "
+                    "digits / stacked_digits), auto (digits for those, else inception).",
+    "inception_path": "Local SavedModel directory of TF-Hub tfgan/eval/inception/1 (else "
+                      "the TF-Hub cache, else tfhub.dev).",
+    "is_splits": "Inception Score splits.",
+    "eval_real_split": "Split of the real data the FID / KID statistics come from.",
+    "eval_num_real": "Real images for the statistics (0 or more than the split: all).",
+    "eval_cache_dir": "Cache of real-data statistics (default $TF_ASGAN_CACHE/stats, "
+                      "~/.cache/tf_asgan/stats).",
 }
 
 
 def _choices():
-    from tf_asgan import data, losses, networks, perturbations, schedules
+    from tf_asgan import classifiers, data, losses, networks, perturbations, schedules
 
     return {
         "dataset": list(data.DATASETS),
@@ -82,6 +96,7 @@ def _choices():
         "epsilon_unit": list(schedules.UNITS),
         "epsilon_schedule": list(schedules.SCHEDULES),
         "second_update": ["real_and_fake", "real_only"],
+        "eval_network": list(classifiers.NETWORKS),
     }
 
 
@@ -143,6 +158,20 @@ def main(argv):
     print(f"Done: {result['step']} steps in {result['workdir']}; samples in "
           f"{os.path.join(result['workdir'], 'samples')}"
           + (f"; generator exported to {result['export']}" if result["export"] else ""))
+    if result["evaluation"]:
+        print(summary(result["evaluation"]))
+
+
+def summary(record):
+    """One readable line of an evaluation record."""
+    m, p = record["metrics"], record["protocol"]
+    parts = [f"FID {m['fid']:.2f}", f"IS {m['is']:.2f} +- {m['is_std']:.2f} (real data "
+             f"{m['real_is']:.2f})", f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"]
+    if "modes" in m:
+        parts.append(f"modes {m['modes']}/{p['network']['num_classes']} (real data "
+                     f"{m['real_modes']}), KL {m['modes_kl']:.3f}")
+    return (f"Epoch {record['epoch']}: " + ", ".join(parts)
+            + f" [{p['num_samples']} samples, {p['network']['name']}]")
 
 
 if __name__ == "__main__":

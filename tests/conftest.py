@@ -1,8 +1,12 @@
 """Test setup: quiet TensorFlow, two logical CPU devices for MirroredStrategy tests."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The digit classifier and real-data statistics are cached per test session, never in
+# the user's ~/.cache (subprocesses inherit this).
+os.environ["TF_ASGAN_CACHE"] = tempfile.mkdtemp(prefix="tf_asgan_test_cache_")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

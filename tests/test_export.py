@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import LATENT, tiny_dcgan
 
+from helpers import LATENT, tiny_dcgan
 from tf_asgan import export
 
 # Runs in a fresh interpreter in which `import tf_asgan` fails.

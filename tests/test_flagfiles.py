@@ -99,7 +99,9 @@ def test_no_flags_means_the_demo_which_is_the_library_default():
     assert train_script.with_default_flagfile(["train.py", "--epochs=2"]) == \
         ["train.py", "--epochs=2"]
     config, workdir = parse(f"--flagfile={train_script.DEMO_FLAGFILE}")
-    assert dataclasses.replace(config, checkpoint_every_steps=0) == TrainConfig()
+    # The demo is the library default plus an evaluation with the digit classifier.
+    assert dataclasses.replace(config, checkpoint_every_steps=0) == TrainConfig(
+        eval_every_epochs=5, eval_num_samples=5000, eval_network="digits")
     assert workdir == "runs/demo"
 
 
@@ -230,8 +232,9 @@ def _distinct_settings():
 @pytest.mark.parametrize("path", _distinct_settings())
 def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
     config, _ = parse_file(path)
+    assert config.eval_every_epochs >= 1 and config.eval_network == "inception"
     config = dataclasses.replace(config, batch_size=8, epochs=1, steps_per_epoch=1,
-                                 export=False, sample_every_epochs=1)
+                                 export=False, sample_every_epochs=1, eval_every_epochs=0)
     with tfds.testing.mock_data(num_examples=8):
         result = training.train(config, str(tmp_path), verbose=0)
     assert result["step"] == 1 and result["total_steps"] == 1

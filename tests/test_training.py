@@ -201,10 +201,15 @@ def run_script(name, *args, cwd=REPO):
 def test_scripts_train_export_sample_evaluate(tmp_path):
     workdir = str(tmp_path / "run")
     args = ["--flagfile=flags/demo.flags", f"--workdir={workdir}", "--epochs=1",
-            "--steps_per_epoch=2", "--batch_size=8"]
+            "--steps_per_epoch=2", "--batch_size=8", "--eval_num_samples=300"]
     proc = run_script("train.py", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done: 2 steps" in proc.stdout
+    # The demo's evaluation: the last epoch with the digit classifier, printed and logged.
+    assert "Epoch 1: FID " in proc.stdout and "modes " in proc.stdout
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        (line,) = f.read().splitlines()
+    assert json.loads(line)["protocol"]["num_samples"] == 300
     assert "2/2" in proc.stdout + proc.stderr  # the Keras progress bar
     assert os.path.exists(os.path.join(workdir, "generator", "saved_model.pb"))
     # flags.txt repeats the run: resuming it is a no-op at step 2.
@@ -229,10 +234,18 @@ def test_scripts_train_export_sample_evaluate(tmp_path):
     assert grid.size == (8 * 34 + 2, 8 * 34 + 2)  # 64 images of 32 px, 2 px padding
     assert interp.size == (5 * 34 + 2, 2 * 34 + 2)
 
-    proc = run_script("evaluate.py", f"--workdir={workdir}")
+    proc = run_script("evaluate.py", f"--workdir={workdir}", "--num_samples=400")
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(os.path.join(str(tmp_path), "run", "eval.json")) as f:
         record = json.load(f)
-    assert record["protocol"]["num_samples"] == 22_400 and record["run"]["step"] == 2
+    assert record["protocol"]["num_samples"] == 400 and record["run"]["step"] == 2
+    assert record["protocol"]["network"]["name"] == "digit_classifier_v1:digits"
+    assert {"fid", "is", "is_std", "kid", "kid_std", "modes", "modes_kl"} <= set(
+        record["metrics"])
+    assert record["metrics"]["fid"] > 0 and 1 <= record["metrics"]["is"] <= 10
+    # The real-data statistics computed during training were reused, not recomputed.
+    assert "from the cache" in proc.stderr
+    proc = run_script("evaluate.py", f"--workdir={workdir}", "--num_samples=400")
+    assert proc.returncode != 0 and "exists" in proc.stderr
     proc = run_script("evaluate.py", f"--workdir={workdir}", f"--generator={workdir}/generator")
     assert proc.returncode != 0 and "exactly one" in proc.stderr

@@ -1,11 +1,16 @@
-"""Training side effects as Keras callbacks: sample grids, per-step logs, checkpoints."""
+"""Training side effects as Keras callbacks: sample grids, per-step logs, checkpoints,
+evaluation."""
 
+import json
+import logging
 import os
 
 import keras
 import tensorflow as tf
 
 from tf_asgan import images
+
+log = logging.getLogger(__name__)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -90,3 +95,70 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
+
+
+class Evaluate(keras.callbacks.Callback):
+    """Evaluates the generator every N epochs and after the last one.
+
+    Each evaluation (an :class:`~tf_asgan.evaluation.Evaluator` result) is logged to
+    TensorBoard as ``eval/<metric>``, appended as one JSON line (epoch, step, metrics,
+    protocol) to ``metrics_path``, and, when its FID is the best so far, the run is
+    saved by ``best_manager`` (a ``tf.train.CheckpointManager`` keeping one checkpoint)
+    and described in ``best.json`` beside ``metrics_path``. A resumed run reads the best
+    FID back from ``metrics_path``.
+    """
+
+    def __init__(self, evaluator, every_epochs, last_epoch, metrics_path, logdir=None,
+                 best_manager=None, is_chief=True):
+        super().__init__()
+        self.evaluator = evaluator
+        self.every_epochs = max(1, int(every_epochs))
+        self.last_epoch = int(last_epoch)
+        self.metrics_path = metrics_path
+        self.best_path = os.path.join(os.path.dirname(metrics_path), "best.json")
+        self.logdir = logdir
+        self.best_manager = best_manager
+        self.is_chief = is_chief
+        self.results = []
+        self.best_fid = self._recorded_best()
+
+    def _recorded_best(self):
+        best = float("inf")
+        if os.path.exists(self.metrics_path):
+            with open(self.metrics_path) as f:
+                for line in f:
+                    if line.strip():
+                        best = min(best, json.loads(line)["metrics"].get("fid", best))
+        return best
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every_epochs and done != self.last_epoch:
+            return
+        step = int(self.model.g_optimizer.iterations)
+        log.info("Evaluating epoch %d (step %d): %d samples with %s", done, step,
+                 self.evaluator.protocol.num_samples, self.evaluator.network.name)
+        result = self.evaluator.evaluate(self.model.generator)
+        record = {"epoch": done, "step": step, **result}
+        self.results.append(record)
+        values = result["metrics"]
+        log.info("Epoch %d: %s", done, ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()))
+        if not self.is_chief:
+            return
+        if self.logdir:
+            with tf.summary.create_file_writer(self.logdir).as_default(step=step):
+                for name, value in values.items():
+                    tf.summary.scalar(f"eval/{name}", value)
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+        fid = values["fid"]
+        if fid < self.best_fid:
+            self.best_fid = fid
+            path = self.best_manager.save(checkpoint_number=step) if self.best_manager else None
+            tmp = self.best_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"epoch": done, "step": step, "fid": fid, "checkpoint": path,
+                           "metrics": values}, f, indent=2, sort_keys=True)
+            os.replace(tmp, self.best_path)
+            log.info("Best FID so far (%.4g); saved %s", fid, path)

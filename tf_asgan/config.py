@@ -16,7 +16,9 @@ from tf_asgan.asgan import MAX_EPSILON, SECOND_UPDATES
 # Fields that may change between the runs of one workdir (where data lives, how
 # long to train, what to write); any other difference is a different experiment.
 MUTABLE_FIELDS = ("data_dir", "download", "cache", "epochs", "sample_every_epochs",
-                  "checkpoint_every_steps", "checkpoints_to_keep", "export")
+                  "checkpoint_every_steps", "checkpoints_to_keep", "export",
+                  "eval_every_epochs", "eval_num_samples", "eval_network", "inception_path",
+                  "is_splits", "eval_real_split", "eval_num_real", "eval_cache_dir")
 
 
 def parse_epsilon(value):
@@ -74,6 +76,15 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # 0: at epoch ends only
     checkpoints_to_keep: int = 3
     export: bool = True
+    # evaluation (IS / FID / KID; see tf_asgan.evaluation)
+    eval_every_epochs: int = 0  # 0: never (the last epoch is always evaluated otherwise)
+    eval_num_samples: int = 22_400
+    eval_network: str = "auto"  # auto: digits for the embedded data, else inception
+    inception_path: Optional[str] = None
+    is_splits: int = 10
+    eval_real_split: str = "train"
+    eval_num_real: int = 50_000
+    eval_cache_dir: Optional[str] = None
 
     def __post_init__(self):
         self.epsilon = parse_epsilon(self.epsilon)
@@ -114,6 +125,10 @@ class TrainConfig:
         if self.batch_size % self.d_steps:
             raise ValueError(f"batch_size={self.batch_size} must be divisible by "
                              f"d_steps={self.d_steps} (each D iteration takes a slice).")
+        if self.eval_every_epochs < 0:
+            raise ValueError(f"eval_every_epochs must be >= 0, got {self.eval_every_epochs}.")
+        if self.eval_every_epochs:
+            self.eval_protocol().validate()
         if self.steps_per_epoch < 0 or self.checkpoint_every_steps < 0:
             raise ValueError("steps_per_epoch and checkpoint_every_steps must be >= 0.")
         return self
@@ -133,6 +148,14 @@ class TrainConfig:
             return {}
         return {"steps": self.pgd_steps, "step_size": self.pgd_step_size or None,
                 "random_start": self.pgd_random_start}
+
+    def eval_protocol(self):
+        """The :class:`~tf_asgan.evaluation.Protocol` of the run's evaluations."""
+        from tf_asgan.evaluation import Protocol
+
+        return Protocol(num_samples=self.eval_num_samples, is_splits=self.is_splits,
+                        real_split=self.eval_real_split, num_real=self.eval_num_real,
+                        seed=self.seed)
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_asgan import callbacks as callbacks_lib
+from tf_asgan import classifiers, data, evaluation, export, networks
 from tf_asgan import config as config_lib
-from tf_asgan import data, export, networks
 from tf_asgan.asgan import ASGAN
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None):
         source = data.source(config.dataset, config.resolution, data_dir=config.data_dir,
                              image_dir=config.image_dir, download=config.download,
                              seed=config.seed)
+    evaluator = make_evaluator(config, source) if config.eval_every_epochs else None
     config_lib.save(config, workdir)
     keras.utils.set_random_seed(config.seed)
 
@@ -121,6 +122,15 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None):
         keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=True),
         *callbacks,
     ]
+    evaluate = None
+    if evaluator is not None:
+        best = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"),
+                                          max_to_keep=1, checkpoint_name="best")
+        evaluate = callbacks_lib.Evaluate(
+            evaluator, config.eval_every_epochs, config.epochs,
+            os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "tensorboard"), best)
+        # Before the checkpointer: a crash mid-evaluation then repeats the evaluation.
+        run_callbacks.insert(0, evaluate)
     while step < total:
         # A run stopped mid-epoch first finishes that epoch, then continues by epochs.
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
@@ -151,7 +161,24 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None):
                                     metadata=meta, overwrite=True)
             log.info("Exported the generator to %s", export_path)
     return {"step": step, "steps_per_epoch": steps_per_epoch, "total_steps": total,
-            "export": export_path, "workdir": workdir}
+            "export": export_path, "workdir": workdir,
+            "evaluation": evaluate.results[-1] if evaluate and evaluate.results else None}
+
+
+def make_evaluator(config, source=None):
+    """The run's :class:`~tf_asgan.evaluation.Evaluator`, built (and its real-data
+    statistics computed or read) before training, so a missing network or dataset is
+    reported before any step. ``source`` supplies the real images when the run's own
+    source was given directly (it must then be the ``eval_real_split`` split)."""
+    network = classifiers.network_for(config.eval_network, config.dataset,
+                                      config.inception_path)
+    real = source if (source is not None and config.eval_real_split == "train") else None
+    evaluator = evaluation.Evaluator(
+        network, config.dataset, config.resolution, config.eval_protocol(),
+        cache_dir=config.eval_cache_dir, data_dir=config.data_dir, image_dir=config.image_dir,
+        download=config.download, source=real, verbose=False)
+    evaluator.real_statistics()
+    return evaluator
 
 
 def export_metadata(config, step):

@@ -1,0 +1,320 @@
+"""Evaluating a generator: IS, FID, KID (and modes for digits) under a stated protocol.
+
+    network = tf_asgan.classifiers.inception(path)          # or digits_network()
+    evaluator = Evaluator(network, "cifar10", 32, Protocol(num_samples=50_000))
+    result = evaluator.evaluate(generator)                  # {"metrics", "protocol"}
+
+Every result carries its :class:`Protocol` (generated samples, real split and how
+many real images, IS splits, KID subset and block, seed) and the network that
+measured it. Real-data statistics (the features' mean and covariance, the real IS,
+a KID subset of features) are computed once per dataset / split / resolution /
+network / protocol and cached in an ``.npz`` file with that metadata; a file whose
+metadata differs, or that cannot be read, is recomputed (with a warning), never used.
+
+Generated images are produced and classified batch by batch and their features go
+into running sums, so memory does not grow with the number of samples.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_asgan import classifiers, data, metrics
+
+log = logging.getLogger(__name__)
+STATS_FORMAT = 1
+REAL_SHUFFLE_SEED = 0
+REAL_IS_SPLITS = 10  # the real data's IS (a reference value) always uses 10 splits
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How a generator is evaluated. Written into every result.
+
+    Attributes:
+      num_samples: generated samples (the paper: 22,400; the field's standard: 50,000).
+      is_splits: Inception Score splits (10: the standard).
+      real_split: the split whose statistics FID / KID compare with.
+      num_real: real images used (the first ``num_real`` of the split after a fixed
+        shuffle; 0 or more than the split: all of it).
+      kid_samples: features kept per side for KID (KID is quadratic in it).
+      kid_block: KID block size (lowered to give at least two blocks).
+      batch_size: images per generator / network call.
+      seed: seed of the generated latents.
+    """
+
+    num_samples: int = 22_400
+    is_splits: int = 10
+    real_split: str = "train"
+    num_real: int = 50_000
+    kid_samples: int = 10_000
+    kid_block: int = metrics.DEFAULT_KID_BLOCK
+    batch_size: int = 100
+    seed: int = 0
+
+    def validate(self):
+        for name in ("num_samples", "is_splits", "kid_samples", "kid_block", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Evaluation {name} must be >= 1, got {getattr(self, name)}.")
+        if self.num_real < 0:
+            raise ValueError(f"Evaluation num_real must be >= 0, got {self.num_real}.")
+        if self.num_samples < max(2, self.is_splits):
+            raise ValueError(f"num_samples={self.num_samples} is too few for "
+                             f"{self.is_splits} IS splits and a covariance.")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _progress(total, label, verbose):
+    if not verbose:
+        return None
+    print(label)
+    return keras.utils.Progbar(total, unit_name="image")
+
+
+def _accumulate(batches, network, total, *, is_splits, kid_samples, label, verbose,
+                count_modes):
+    """Runs ``network`` over image batches; returns moments, IS, the KID subset, modes."""
+    moments = metrics.RunningMoments(network.feature_dim)
+    score = metrics.SplitScore(total, is_splits)
+    kept, kept_n, classes = [], 0, []
+    bar = _progress(total, label, verbose)
+    seen = 0
+    for images in batches:
+        images = images[:total - seen]
+        if not len(images):
+            break
+        logits, features = network(images)
+        moments.update(features)
+        score.update(logits)
+        if kept_n < kid_samples:
+            kept.append(features[:kid_samples - kept_n].astype(np.float32))
+            kept_n += len(kept[-1])
+        if count_modes:
+            classes.append(np.argmax(logits, axis=1))
+        seen += len(images)
+        if bar:
+            bar.update(seen)
+        if seen >= total:
+            break
+    if seen < total:
+        raise ValueError(f"{label}: only {seen} images arrived, {total} were expected.")
+    is_mean, is_std = score.result()
+    return {"moments": moments, "is": is_mean, "is_std": is_std,
+            "kid_features": np.concatenate(kept),
+            "classes": np.concatenate(classes) if count_modes else None}
+
+
+def _stats_metadata(network, dataset, resolution, protocol, num_real, description):
+    return {"format": STATS_FORMAT, "dataset": dataset, "split": protocol.real_split,
+            "resolution": int(resolution), "num_real": int(num_real),
+            "source": description, "shuffle_seed": REAL_SHUFFLE_SEED,
+            "network": network.name, "network_fingerprint": network.fingerprint,
+            "real_is_splits": min(REAL_IS_SPLITS, num_real), "kid_samples": protocol.kid_samples}
+
+
+def stats_path(cache_dir, network, dataset, split, resolution):
+    """The cache file of one dataset / split / resolution / network."""
+    key = hashlib.sha1(network.name.encode()).hexdigest()[:10]
+    safe = dataset.replace("/", "_")
+    return os.path.join(cache_dir, f"{safe}_{split}_{resolution}px_{key}.npz")
+
+
+def _read_stats(path, expected):
+    """The cached statistics at ``path`` if their metadata equals ``expected``, else None."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            stored = json.loads(str(f["metadata"]))
+            expected = json.loads(json.dumps(expected, sort_keys=True))
+            if stored != expected:
+                changed = sorted(k for k in set(stored) | set(expected)
+                                 if stored.get(k) != expected.get(k))
+                log.warning("Real-data statistics %s were computed with different settings "
+                            "(%s); recomputing them.", path, ", ".join(changed))
+                return None
+            return {"metadata": stored, "mean": f["mean"], "covariance": f["covariance"],
+                    "kid_features": f["kid_features"], "is": float(f["is"]),
+                    "is_std": float(f["is_std"]),
+                    "classes": f["classes"] if "classes" in f.files else None}
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("Real-data statistics %s are unreadable (%s); recomputing them.", path, err)
+        return None
+
+
+def _write_stats(path, stats):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    arrays = {k: stats[k] for k in ("mean", "covariance", "kid_features", "is", "is_std")}
+    if stats.get("classes") is not None:
+        arrays["classes"] = stats["classes"]
+    np.savez(tmp, metadata=json.dumps(stats["metadata"], sort_keys=True), **arrays)
+    os.replace(tmp, path)  # atomic: a crash leaves the previous file or none
+
+
+class Evaluator:
+    """IS / FID / KID of generators against one dataset, under one :class:`Protocol`.
+
+    Args:
+      network: a :class:`~tf_asgan.classifiers.FeatureNetwork`.
+      dataset: a name of :data:`tf_asgan.data.DATASETS` (the real data).
+      resolution: the generator's resolution (real images are prepared at it, as for
+        training, so both sides see the same preprocessing).
+      protocol: a :class:`Protocol`.
+      cache_dir: where real-data statistics are cached (default
+        ``<TF_ASGAN_CACHE>/stats``).
+      data_dir, image_dir, download: as for :func:`tf_asgan.data.source`.
+      source: a :class:`~tf_asgan.data.Source` of real images to use instead.
+      verbose: progress bars.
+    """
+
+    def __init__(self, network, dataset, resolution, protocol=Protocol(), *, cache_dir=None,
+                 data_dir=None, image_dir=None, download=False, source=None, verbose=True):
+        self.network = network
+        self.dataset = dataset
+        self.resolution = int(resolution)
+        self.protocol = protocol.validate()
+        self.cache_dir = cache_dir or os.path.join(classifiers.cache_root(), "stats")
+        self._source_args = dict(data_dir=data_dir, image_dir=image_dir, download=download)
+        self._source = source
+        self.verbose = verbose
+        self._real = None
+
+    def _real_source(self):
+        if self._source is None:
+            self._source = data.source(self.dataset, self.resolution,
+                                       split=self.protocol.real_split, **self._source_args)
+        return self._source
+
+    def real_statistics(self):
+        """The real split's statistics: from the cache when valid, else computed and cached."""
+        if self._real is not None:
+            return self._real
+        src = self._real_source()
+        available = src.num_examples
+        if available < 2:
+            raise ValueError(f"{src.description} holds {available} images; FID needs >= 2.")
+        num_real = min(self.protocol.num_real or available, available)
+        expected = _stats_metadata(self.network, self.dataset, self.resolution, self.protocol,
+                                   num_real, src.description)
+        path = stats_path(self.cache_dir, self.network, self.dataset, self.protocol.real_split,
+                          self.resolution)
+        stats = _read_stats(path, expected)
+        if stats is None:
+            stats = self._compute_real(src, num_real, expected)
+            _write_stats(path, stats)
+            log.info("Cached real-data statistics in %s", path)
+        else:
+            log.info("Real-data statistics from the cache %s", path)
+        stats["path"] = path
+        self._real = stats
+        return stats
+
+    def _compute_real(self, src, num_real, metadata):
+        start = time.time()
+        images = src.images.shuffle(min(max(src.num_examples, 1), 10_000),
+                                    seed=REAL_SHUFFLE_SEED, reshuffle_each_iteration=False)
+        batches = (b.numpy() for b in images.take(num_real).batch(self.protocol.batch_size))
+        acc = _accumulate(batches, self.network, num_real,
+                          is_splits=metadata["real_is_splits"],
+                          kid_samples=self.protocol.kid_samples,
+                          label=f"Real data: {num_real} images of {src.description}",
+                          verbose=self.verbose, count_modes=self.network.count_modes)
+        log.info("Real-data statistics: %d images in %.1f s", num_real, time.time() - start)
+        return {"metadata": metadata, "mean": acc["moments"].mean,
+                "covariance": acc["moments"].covariance, "kid_features": acc["kid_features"],
+                "is": acc["is"], "is_std": acc["is_std"], "classes": acc["classes"]}
+
+    def evaluate(self, generator, latent_dim=None):
+        """Metrics of ``generator`` under the protocol.
+
+        Args:
+          generator: a Keras generator (``z -> images``), an exported SavedModel (its
+            ``generate`` function), or any callable ``z [N, latent_dim] -> images
+            [N, H, W, 3]`` in ``[-1, 1]``.
+          latent_dim: the latent size (read from the generator when it says).
+
+        Returns:
+          ``{"metrics": {...}, "protocol": {...}, "seconds": ...}`` with metrics ``is``,
+          ``is_std``, ``fid``, ``kid``, ``kid_std``, the real data's ``real_is``, and for
+          digit networks ``modes``, ``modes_kl`` (and ``real_modes``).
+        """
+        start = time.time()
+        real = self.real_statistics()
+        generate, latent_dim = _generator_fn(generator, latent_dim)
+        p = self.protocol
+        rng = np.random.default_rng(p.seed)
+
+        def batches():
+            done = 0
+            while done < p.num_samples:
+                n = min(p.batch_size, p.num_samples - done)
+                z = rng.standard_normal((n, latent_dim)).astype(np.float32)
+                images = np.asarray(generate(tf.constant(z)))
+                if images.shape[1:3] != (self.resolution, self.resolution):
+                    raise ValueError(f"The generator makes {images.shape[1:3]} images; the "
+                                     f"evaluator expects {self.resolution} px.")
+                done += n
+                yield images
+
+        fake = _accumulate(batches(), self.network, p.num_samples, is_splits=p.is_splits,
+                           kid_samples=p.kid_samples, label=f"Generated: {p.num_samples} "
+                           f"images, {self.network.name}", verbose=self.verbose,
+                           count_modes=self.network.count_modes)
+        kid, kid_std = metrics.kernel_distance(real["kid_features"], fake["kid_features"],
+                                               p.kid_block)
+        values = {
+            "is": fake["is"], "is_std": fake["is_std"],
+            "fid": metrics.frechet_distance(real["mean"], real["covariance"],
+                                            fake["moments"].mean, fake["moments"].covariance),
+            "kid": kid, "kid_std": kid_std, "real_is": real["is"],
+        }
+        if self.network.count_modes:
+            modes = metrics.mode_statistics(fake["classes"], self.network.num_classes)
+            values.update(modes)
+            values["real_modes"] = metrics.mode_statistics(
+                real["classes"], self.network.num_classes)["modes"]
+        return {"metrics": values, "protocol": self.describe(real),
+                "seconds": round(time.time() - start, 2)}
+
+    def describe(self, real=None):
+        """The protocol, the network and the real statistics' provenance, as a dict."""
+        real = real or self.real_statistics()
+        return dict(self.protocol.to_dict(), dataset=self.dataset, resolution=self.resolution,
+                    network=self.network.describe(),
+                    real={"num_real": real["metadata"]["num_real"],
+                          "source": real["metadata"]["source"],
+                          "kid_features": int(len(real["kid_features"])),
+                          "stats_file": real["path"]},
+                    kid_block=metrics.kid_block_size(len(real["kid_features"]),
+                                                     min(self.protocol.kid_samples,
+                                                         self.protocol.num_samples),
+                                                     self.protocol.kid_block),
+                    fid_definition="|m_r - m_g|^2 + Tr(C_r + C_g - 2 (C_r C_g)^(1/2)), unbiased "
+                        "covariances, TF-GAN trace_sqrt_product",
+                    is_definition="exp E KL(p(y|x) || p(y)) (TF-GAN "
+                        "classifier_score_from_logits) per split; mean and std over splits")
+
+
+def _generator_fn(generator, latent_dim):
+    """``(z -> images, latent_dim)`` for a Keras model, an exported SavedModel or a callable."""
+    if isinstance(generator, keras.Model):
+        dim = latent_dim or int(generator.inputs[0].shape[-1])
+        fn = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
+        return fn, dim
+    if hasattr(generator, "generate") and hasattr(generator, "latent_dim"):
+        dim = latent_dim or int(generator.latent_dim.numpy())
+        return (lambda z: generator.generate(z)["images"]), dim
+    if latent_dim is None:
+        raise ValueError("Pass latent_dim= with a plain generator callable.")
+    return generator, int(latent_dim)
