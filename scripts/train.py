@@ -1,7 +1,7 @@
 """Trains (or resumes) an AS-GAN run.
 
 With no flags it runs the embedded default: AS-DCGAN on scikit-learn's digits at 32 px
-(flags/demo.flags), about 8 minutes on 2 CPU cores, writing into runs/demo. A paper
+(flags/demo.flags), about 9 minutes on 2 CPU cores, writing into runs/demo. A paper
 setting is one flagfile away (run from the repository root)::
 
     python scripts/train.py --flagfile=flags/table1/cifar10_dcgan_as.flags
@@ -52,6 +52,18 @@ HELP = {
     "pgd_steps": "Iterations of --perturbation=pgd.",
     "pgd_step_size": "PGD step size (0: 2.5 * epsilon / pgd_steps).",
     "pgd_random_start": "Start PGD from a uniform point of the epsilon ball.",
+    "dat": "DAT (Direct Adversarial Training): none; authors (each batch pushed towards "
+           "the other's mean logit, one clipped gradient step); pgd (L-infinity attack).",
+    "dat_side": "Which samples DAT attacks: both, real or fake (with AS-GAN: fake only).",
+    "dat_loss": "replace: D trains on the attacked batches only (the authors'); add: on "
+                "the clean and the attacked batches.",
+    "dat_step_size": "DAT authors: multiplier of the gradient step (1: the authors').",
+    "dat_epsilon": "DAT pgd: L-infinity radius in model-input units, e.g. 2/255.",
+    "dat_pgd_steps": "DAT pgd: iterations.",
+    "dat_pgd_step_size": "DAT pgd: step size (0: 2.5 * dat_epsilon / dat_pgd_steps).",
+    "advas_lambda": "AdvAs: weight of ||grad_theta L_D||^2 in G's loss (0: off).",
+    "advas_scale": "AdvAs: fixed (lambda as given) or relative (rescaled each step to "
+                   "lambda times the norm of G's own loss gradient).",
     "lr_d": "Discriminator learning rate (Adam).",
     "lr_g": "Generator learning rate (Adam).",
     "beta1_d": "Adam beta1 of the discriminator.",
@@ -86,7 +98,7 @@ HELP = {
 
 
 def _choices():
-    from tf_asgan import classifiers, data, losses, networks, perturbations, schedules
+    from tf_asgan import classifiers, data, losses, methods, networks, perturbations, schedules
 
     return {
         "dataset": list(data.DATASETS),
@@ -97,6 +109,10 @@ def _choices():
         "epsilon_schedule": list(schedules.SCHEDULES),
         "second_update": ["real_and_fake", "real_only"],
         "eval_network": list(classifiers.NETWORKS),
+        "dat": ["none", *methods.DAT_VARIANTS],
+        "dat_side": list(methods.DAT_SIDES),
+        "dat_loss": list(methods.DAT_LOSSES),
+        "advas_scale": list(methods.ADVAS_SCALES),
     }
 
 
@@ -113,8 +129,9 @@ def define_flags(flag_values=flags.FLAGS):
         help_text = HELP[name]
         if name in choices:
             flags.DEFINE_enum(name, default, choices[name], help_text, flag_values=flag_values)
-        elif name == "epsilon":
-            flags.DEFINE_string(name, "1/255", help_text, flag_values=flag_values)
+        elif name in ("epsilon", "dat_epsilon"):  # fractions like 1/255 are accepted
+            flags.DEFINE_string(name, {"epsilon": "1/255", "dat_epsilon": "2/255"}[name],
+                                help_text, flag_values=flag_values)
         elif kind is bool:
             flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
         elif kind is int:

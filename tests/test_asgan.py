@@ -47,7 +47,7 @@ def test_input_gradient_is_taken_at_the_pre_update_discriminator():
             tf.reshape(clone(fake, training=True), [-1]))
     expected = tape.gradient(loss, x)
     before = snapshot(gan.discriminator)
-    grad = gan.discriminator_update(x, fake)
+    grad, _ = gan.discriminator_update(x, fake)
     assert changed(before, gan.discriminator)
     np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-9)
     assert float(tf.reduce_max(tf.abs(grad))) > 0
@@ -117,7 +117,7 @@ def test_sub_steps_change_the_right_network():
         fake = gan.generator(gan.sample_latent(4), training=True)
     g_after_forward = snapshot(gan.generator)  # BN statistics of G may move here
 
-    grad = gan.discriminator_update(x, fake)  # step 1
+    grad, _ = gan.discriminator_update(x, fake)  # step 1
     assert changed(d_before, gan.discriminator)
     assert not changed(g_after_forward, gan.generator)
 

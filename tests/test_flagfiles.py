@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 
 from tf_asgan import config as config_lib
-from tf_asgan import training
+from tf_asgan import methods, training
 from tf_asgan.config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,6 +129,8 @@ def test_the_expected_flagfiles_exist():
     pairs |= {f"table3/{r}_{k}.flags" for r in ("lr_2e-4", "lr_d_5e-5") for k in ("as", "baseline")}
     pairs |= {f"fig3/eps_{e}.flags" for e in ("0", "0.2", "0.5", "1", "2", "3", "4")}
     pairs |= {"fig3/gaussian.flags", "defaults.flags", "demo.flags"}
+    pairs |= {f"siblings/cifar10_dcgan_{m}.flags"
+              for m in ("dat", "dat_pgd", "advas", "as_advas", "as_dat_fake")}
     assert names == pairs
 
 
@@ -210,6 +212,27 @@ def test_fig3_epsilons(value):
     assert c.differences(_setting("table1/cifar10_dcgan_as")).keys() <= {"epsilon"}
 
 
+def test_sibling_settings():
+    base, as_ = _setting("table1/cifar10_dcgan_baseline"), _setting("table1/cifar10_dcgan_as")
+    dat = _setting("siblings/cifar10_dcgan_dat")
+    assert dat.differences(base) == {"dat": ("none", "authors")}
+    assert dat.dat_object() == methods.DAT(variant="authors", side="both", loss="replace",
+                                           step_size=1.0, epsilon=2 / 255, steps=3)
+    pgd = _setting("siblings/cifar10_dcgan_dat_pgd").dat_object()
+    assert (pgd.variant, pgd.epsilon, pgd.steps) == ("pgd", pytest.approx(2 / 255), 3)
+    assert _setting("siblings/cifar10_dcgan_advas").differences(base) == {
+        "advas_lambda": (0.0, 1.0)}
+    assert _setting("siblings/cifar10_dcgan_as_advas").differences(as_) == {
+        "advas_lambda": (0.0, 1.0)}
+    mixed = _setting("siblings/cifar10_dcgan_as_dat_fake")
+    assert mixed.adversarial and mixed.dat_object().side == "fake"
+
+
+def test_dat_on_the_reals_with_as_gan_is_refused_at_parse_time():
+    with pytest.raises(ValueError, match="side='fake'"):
+        parse("--flagfile=flags/table1/cifar10_dcgan_as.flags", "--dat=authors")
+
+
 def test_fig3_zero_and_gaussian():
     zero, gauss = _setting("fig3/eps_0"), _setting("fig3/gaussian")
     assert (zero.perturbation, zero.epsilon, zero.adversarial) == ("none", 0.0, True)
@@ -222,7 +245,8 @@ def _distinct_settings():
     for path in FLAGFILES:
         config, _ = parse_file(path)
         key = (config.dataset, config.architecture, config.resolution, config.bn_g, config.bn_d,
-               config.adversarial, config.perturbation)
+               config.adversarial, config.perturbation, config.dat, config.dat_side,
+               config.advas_lambda)
         if key not in seen:
             seen.add(key)
             out.append(path)

@@ -8,9 +8,21 @@
 >>> gan.fit(images_in_minus1_1_dataset, epochs=200)
 """
 
-from tf_asgan import data, export, images, losses, networks, perturbations, schedules
+from tf_asgan import (
+    classifiers,
+    data,
+    evaluation,
+    export,
+    images,
+    losses,
+    methods,
+    metrics,
+    networks,
+    perturbations,
+    schedules,
+)
 from tf_asgan.asgan import ASGAN
 
 __version__ = "0.1.0"
-__all__ = ["ASGAN", "data", "export", "images", "losses", "networks", "perturbations",
-           "schedules", "__version__"]
+__all__ = ["ASGAN", "classifiers", "data", "evaluation", "export", "images", "losses",
+           "methods", "metrics", "networks", "perturbations", "schedules", "__version__"]

@@ -22,8 +22,8 @@ import keras
 import tensorflow as tf
 
 from tf_asgan import losses as losses_lib
+from tf_asgan import methods, schedules
 from tf_asgan import perturbations as perturbations_lib
-from tf_asgan import schedules
 
 SECOND_UPDATES = ("real_and_fake", "real_only")
 # Largest epsilon accepted, in input units: the whole [-1, 1] range.
@@ -78,12 +78,19 @@ class ASGAN(keras.Model):
         ``steps``, ``step_size``, ``random_start``).
       track_input_grad: compute ``grad_x L_D`` in step 1 even for the baseline and
         perturbations that do not need it, to log its L1 norm (``grad_l1``).
+      dat: a :class:`tf_asgan.methods.DAT` (or a dict of its fields): Direct
+        Adversarial Training in every D update of step 1. With ``adversarial=True``
+        only ``side="fake"`` is accepted (AS-GAN attacks the reals), and step 3 then
+        uses the attacked fakes.
+      advas: a :class:`tf_asgan.methods.AdvAs` (or a dict): the Adversary's Assistant
+        penalty ``lambda * ||grad_theta L_D||^2`` in the G update of step 4.
     """
 
     def __init__(self, generator, discriminator, *, latent_dim=100,
                  loss="non_saturating", perturbation="fgsm", epsilon=1 / 255,
                  epsilon_unit="input", adversarial=True, second_update="real_and_fake",
-                 d_steps=1, perturbation_kwargs=None, track_input_grad=True, **kwargs):
+                 d_steps=1, perturbation_kwargs=None, track_input_grad=True, dat=None,
+                 advas=None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -105,6 +112,9 @@ class ASGAN(keras.Model):
             raise ValueError(f"d_steps must be an integer >= 1, got {d_steps!r}.")
         self.d_steps = int(d_steps)
         self.track_input_grad = bool(track_input_grad)
+        self.dat = _option(dat, methods.DAT)
+        self.advas = _option(advas, methods.AdvAs)
+        methods.check_combination(self.adversarial, self.dat)
         self._check_networks()
         max_eps = self.epsilon_schedule.max_epsilon * self._epsilon_factor
         if max_eps > MAX_EPSILON:
@@ -146,6 +156,11 @@ class ASGAN(keras.Model):
             names += ["d_loss_adv", "D_adv", "epsilon"]
         if not (self.track_input_grad or self.adversarial and self.perturbation.uses_input_grad):
             names.remove("grad_l1")
+        if self.dat is not None:
+            names += [f"{key}_{side}" for side in ("real", "fake")
+                      if getattr(self.dat, f"attacks_{side}") for key in ("D_dat", "dat_linf")]
+        if self.advas is not None:
+            names += ["advas_penalty", "advas_lambda"]
         return {name: keras.metrics.Mean(name=name) for name in names}
 
     @property
@@ -179,6 +194,9 @@ class ASGAN(keras.Model):
             # float16 gradients underflow without loss scaling.
             self.d_optimizer = _loss_scaled(self.d_optimizer)
             self.g_optimizer = _loss_scaled(self.g_optimizer)
+        if self.advas is not None and self._uses_float16():
+            raise ValueError("AdvAs (double back-propagation) is not supported with float16 "
+                             "networks; use float32 or mixed_bfloat16.")
         if self.d_optimizer is self.g_optimizer:
             raise ValueError("d_optimizer and g_optimizer must be distinct optimizer objects.")
         # Built here (in the caller's strategy scope), not lazily inside the step.
@@ -245,7 +263,9 @@ class ASGAN(keras.Model):
         images = _images(data)
         reals = tf.split(images, self.d_steps) if self.d_steps > 1 else [images]
         epsilon = self.current_epsilon() if self.adversarial else None
-        g_tape = tf.GradientTape(watch_accessed_variables=False)
+        # AdvAs "relative" needs the two parts of G's gradient separately.
+        relative = self.advas is not None and self.advas.scale == "relative"
+        g_tape = tf.GradientTape(watch_accessed_variables=False, persistent=relative)
         for i, x in enumerate(reals):
             z = self.sample_latent(tf.shape(x)[0])
             if i == len(reals) - 1:
@@ -254,25 +274,38 @@ class ASGAN(keras.Model):
                     fake = self.generator(z, training=True)
             else:
                 fake = self.generator(z, training=True)
-            input_grad = self.discriminator_update(x, fake)  # step 1
+            input_grad, d_fake = self.discriminator_update(x, fake)  # step 1
             if self.adversarial:
                 x_hat = self.perturb(x, input_grad, epsilon)  # step 2
-                self.adversarial_update(x_hat, fake)  # step 3
-        self.generator_update(g_tape, fake)  # step 4
+                self.adversarial_update(x_hat, d_fake)  # step 3
+        self.generator_update(g_tape, fake, x)  # step 4
         if self.adversarial:
             self._record("epsilon", epsilon)
         return {m.name: m.result() for m in self.metrics}
 
     def discriminator_update(self, x, fake):
-        """Step 1: one D update on ``(x, fake)``; returns ``grad_x L_D`` at the pre-update D.
+        """Step 1: one D update on ``(x, fake)`` (with DAT: on their attacked versions).
 
-        The input gradient comes from the same backward pass as the weight gradients.
-        Returns ``None`` when neither the perturbation nor logging needs it. The
-        returned tensor is the gradient of ``L_D`` itself (not of the replica- or
-        loss-scaled loss).
+        Returns ``(grad_x L_D, fakes)``: the input gradient at the pre-update D, from the
+        same backward pass as the weight gradients (``None`` when nothing needs it; the
+        gradient of ``L_D`` itself, not of the replica- or loss-scaled loss), and the
+        fake batch the step-3 update should use (DAT's attacked fakes, or ``fake``).
         """
         want_grad = "grad_l1" in self._trackers
-        loss, real_logits, fake_logits, grad = self._d_apply(x, fake, want_grad)
+        if self.dat is None:
+            loss, (real_logits, fake_logits), grad = self._d_apply([(x, fake)], x, want_grad)
+        else:
+            real_logits, fake_logits = self._logits(x), self._logits(fake)
+            x_dat, fake_dat = self.dat_examples(x, fake, real_logits, fake_logits)
+            terms = [(x, fake)] if self.dat.loss == "add" else []
+            loss, (dat_real_logits, dat_fake_logits), grad = self._d_apply(
+                terms + [(x_dat, fake_dat)], x, want_grad)
+            for side, clean, attacked, logits in (("real", x, x_dat, dat_real_logits),
+                                                   ("fake", fake, fake_dat, dat_fake_logits)):
+                if getattr(self.dat, f"attacks_{side}"):
+                    self._record(f"D_dat_{side}", _mean_probability(logits))
+                    self._record(f"dat_linf_{side}", _linf(attacked - clean))
+            fake = fake_dat
         self._record("d_loss", loss)
         self._record("D_real", _mean_probability(real_logits))
         self._record("D_fake", _mean_probability(fake_logits))
@@ -281,7 +314,34 @@ class ASGAN(keras.Model):
             # per-sample real loss: L_D averages l over the m samples, so the mean of
             # m * ||grad_i||_1 over the batch is the sum of |grad|.
             self._record("grad_l1", tf.reduce_sum(tf.abs(grad)))
-        return grad
+        return grad, fake
+
+    def dat_examples(self, x, fake, real_logits, fake_logits):
+        """DAT's attacked ``(reals, fakes)`` at the current D (unattacked sides unchanged).
+
+        ``real_logits`` / ``fake_logits`` are D's clean logits (the authors' variant
+        pushes each batch towards the other's mean logit).
+        """
+        dat = self.dat
+        x_dat, fake_dat = x, fake
+        if dat.variant == "authors":
+            if dat.attacks_real:
+                x_dat = methods.towards_logit(x, self._logits, tf.reduce_mean(fake_logits),
+                                              dat.step_size)
+            if dat.attacks_fake:
+                fake_dat = methods.towards_logit(fake, self._logits,
+                                                 tf.reduce_mean(real_logits), dat.step_size)
+            return x_dat, fake_dat
+        fixed_real = tf.stop_gradient(real_logits)
+        if dat.attacks_real:
+            x_dat = methods.dat_pgd(x, self._real_loss_fn(True), dat.epsilon, dat.steps,
+                                    dat.step_size)
+        if dat.attacks_fake:
+            def fake_term(f):  # D's loss as a function of the fakes (real term constant)
+                return self.gan_loss.discriminator(fixed_real, self._logits(f))
+            fake_dat = methods.dat_pgd(tf.stop_gradient(fake), fake_term, dat.epsilon,
+                                       dat.steps, dat.step_size)
+        return x_dat, fake_dat
 
     def perturb(self, x, input_grad, epsilon):
         """Step 2: ``x_hat`` from the registered perturbation."""
@@ -293,18 +353,49 @@ class ASGAN(keras.Model):
         """Step 3: the second D update on ``(x_hat, fake)`` or ``x_hat`` alone."""
         if self.second_update == "real_only":
             fake = None
-        loss, adv_logits, _, _ = self._d_apply(x_hat, fake, False)
+        loss, (adv_logits, _), _ = self._d_apply([(x_hat, fake)])
         self._record("d_loss_adv", loss)
         self._record("D_adv", _mean_probability(adv_logits))
 
-    def generator_update(self, g_tape, fake):
-        """Step 4: G update through the current D on the fake batch recorded on ``g_tape``."""
-        with g_tape:
-            fake_logits = self._logits(fake)
-            loss = self.gan_loss.generator(fake_logits)
-            scaled = self.g_optimizer.scale_loss(loss / self._replicas())
+    def generator_update(self, g_tape, fake, x=None):
+        """Step 4: G update through the current D on the fake batch recorded on ``g_tape``.
+
+        With AdvAs, G's loss gains ``lambda * ||grad_theta L_D(x, fake)||^2`` (``x``: the
+        step's last real batch), differentiated through the D gradient (double
+        back-propagation, both tapes recording).
+        """
         variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, variables), variables))
+        replicas = self._replicas()
+        if self.advas is None:
+            with g_tape:
+                loss = self.gan_loss.generator(self._logits(fake))
+                scaled = self.g_optimizer.scale_loss(loss / replicas)
+            grads = g_tape.gradient(scaled, variables)
+        else:
+            d_vars = self.discriminator.trainable_variables
+            relative = self.advas.scale == "relative"
+            with g_tape:  # everything G's gradient passes through is recorded on it
+                with tf.GradientTape() as d_tape:  # watches D's variables as D runs
+                    fake_logits = self._logits(fake)
+                    loss = self.gan_loss.generator(fake_logits)
+                    d_loss = self.gan_loss.discriminator(self._logits(x), fake_logits)
+                penalty = methods.squared_grad_norm(d_tape.gradient(d_loss, d_vars))
+                if relative:
+                    g_part, p_part = loss / replicas, penalty / replicas
+                else:
+                    lam = tf.constant(self.advas.lam, tf.float32)
+                    total = (loss + lam * penalty) / replicas
+            if relative:
+                g_grads = g_tape.gradient(g_part, variables)
+                p_grads = g_tape.gradient(p_part, variables)
+                lam = self.advas.lam * methods.global_norm(g_grads) / (
+                    methods.global_norm(p_grads) + 1e-12)
+                grads = [g if p is None else g + lam * p for g, p in zip(g_grads, p_grads)]
+            else:
+                grads = g_tape.gradient(total, variables)
+            self._record("advas_penalty", penalty)
+            self._record("advas_lambda", lam)
+        self.g_optimizer.apply_gradients(zip(grads, variables))
         self._record("g_loss", loss)
 
     # -- internals --------------------------------------------------------------------
@@ -325,20 +416,49 @@ class ASGAN(keras.Model):
     def _real_loss_fn(self, training):
         return lambda x: self.gan_loss.discriminator(self._logits(x, training), None)
 
-    def _d_apply(self, real, fake, want_input_grad):
-        """One D update on ``L_D(real, fake)`` (``fake=None``: real term only)."""
+    def _d_apply(self, terms, watch=None, want_input_grad=False):
+        """One D update on the sum of ``L_D(real, fake)`` over ``terms`` (``fake=None``:
+        real term only).
+
+        Returns ``(loss, (real_logits, fake_logits) of the last term, grad)``; ``grad``
+        is ``d loss / d watch`` (``None`` unless ``want_input_grad``, or when ``watch``
+        does not reach the loss).
+        """
         variables = self.discriminator.trainable_variables
         # The factor from L_D to the loss actually differentiated.
         scale = self.d_optimizer.scale_loss(tf.constant(1.0)) / self._replicas()
+        want_input_grad = want_input_grad and watch is not None
         with tf.GradientTape() as tape:
             if want_input_grad:
-                tape.watch(real)
-            real_logits = self._logits(real)
-            fake_logits = None if fake is None else self._logits(fake)
-            loss = self.gan_loss.discriminator(real_logits, fake_logits)
+                tape.watch(watch)
+            loss = 0.0
+            for real, fake in terms:
+                real_logits = self._logits(real)
+                fake_logits = None if fake is None else self._logits(fake)
+                loss += self.gan_loss.discriminator(real_logits, fake_logits)
             scaled = self.d_optimizer.scale_loss(loss / self._replicas())
-        sources = variables + [real] if want_input_grad else variables
+        sources = variables + [watch] if want_input_grad else variables
         grads = tape.gradient(scaled, sources)
         self.d_optimizer.apply_gradients(zip(grads[:len(variables)], variables))
-        input_grad = grads[-1] / tf.cast(scale, grads[-1].dtype) if want_input_grad else None
-        return loss, real_logits, fake_logits, input_grad
+        input_grad = None
+        if want_input_grad and grads[-1] is not None:
+            input_grad = grads[-1] / tf.cast(scale, grads[-1].dtype)
+        return loss, (real_logits, fake_logits), input_grad
+
+
+def _option(value, cls):
+    """``None``, an instance of ``cls``, or a dict of its fields -> a validated instance."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = cls(**value)
+    if not isinstance(value, cls):
+        raise ValueError(f"Expected a tf_asgan.methods.{cls.__name__} or a dict, got "
+                         f"{type(value).__name__}.")
+    return value.validate()
+
+
+def _linf(delta):
+    """Mean over the batch of each sample's L-infinity norm."""
+    return tf.reduce_mean(tf.reduce_max(tf.abs(tf.reshape(delta, (tf.shape(delta)[0], -1))),
+                                        axis=1))

@@ -10,7 +10,7 @@ import os
 from fractions import Fraction
 from typing import Optional
 
-from tf_asgan import data, losses, networks, perturbations, schedules
+from tf_asgan import data, losses, methods, networks, perturbations, schedules
 from tf_asgan.asgan import MAX_EPSILON, SECOND_UPDATES
 
 # Fields that may change between the runs of one workdir (where data lives, how
@@ -58,6 +58,16 @@ class TrainConfig:
     pgd_steps: int = 7
     pgd_step_size: float = 0.0  # 0: 2.5 * epsilon / pgd_steps
     pgd_random_start: bool = False
+    # the sibling methods (tf_asgan.methods)
+    dat: str = "none"  # none, authors, pgd
+    dat_side: str = "both"
+    dat_loss: str = "replace"
+    dat_step_size: float = 1.0  # authors: gradient-step multiplier
+    dat_epsilon: float = 2 / 255  # pgd, model-input units
+    dat_pgd_steps: int = 3
+    dat_pgd_step_size: float = 0.0  # 0: 2.5 * dat_epsilon / dat_pgd_steps
+    advas_lambda: float = 0.0  # 0: AdvAs off
+    advas_scale: str = "fixed"
     # optimisation (Adam, the paper's defaults)
     lr_d: float = 2e-4
     lr_g: float = 2e-4
@@ -88,6 +98,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.epsilon = parse_epsilon(self.epsilon)
+        self.dat_epsilon = parse_epsilon(self.dat_epsilon)
 
     def validate(self):
         """Raises ``ValueError`` naming the first bad field and how to fix it."""
@@ -109,6 +120,18 @@ class TrainConfig:
             raise ValueError(f"epsilon={self.epsilon} ({self.epsilon_unit} units) is {eps:g} in "
                              f"input units; it must lie in [0, {MAX_EPSILON}]. The paper uses "
                              "1/255 (input units).")
+        if self.dat not in ("none",) + methods.DAT_VARIANTS:
+            raise ValueError(f"Unknown dat {self.dat!r}; choose none or one of "
+                             f"{list(methods.DAT_VARIANTS)}.")
+        if self.advas_lambda < 0:
+            raise ValueError(f"advas_lambda must be >= 0 (0: AdvAs off), got "
+                             f"{self.advas_lambda}.")
+        dat, advas = self.dat_object(), self.advas_object()
+        if advas is not None:
+            advas.validate()
+        if dat is not None:
+            dat.validate()
+            methods.check_combination(self.adversarial, dat)
         if self.second_update not in SECOND_UPDATES:
             raise ValueError(f"Unknown second_update {self.second_update!r}; choose one of "
                              f"{list(SECOND_UPDATES)}.")
@@ -156,6 +179,21 @@ class TrainConfig:
         return Protocol(num_samples=self.eval_num_samples, is_splits=self.is_splits,
                         real_split=self.eval_real_split, num_real=self.eval_num_real,
                         seed=self.seed)
+
+    def dat_object(self):
+        """The :class:`~tf_asgan.methods.DAT` of the run, or ``None``."""
+        if self.dat == "none":
+            return None
+        return methods.DAT(variant=self.dat, side=self.dat_side, loss=self.dat_loss,
+                           step_size=self.dat_step_size if self.dat == "authors"
+                           else self.dat_pgd_step_size,
+                           epsilon=self.dat_epsilon, steps=self.dat_pgd_steps)
+
+    def advas_object(self):
+        """The :class:`~tf_asgan.methods.AdvAs` of the run, or ``None``."""
+        if not self.advas_lambda:
+            return None
+        return methods.AdvAs(lam=self.advas_lambda, scale=self.advas_scale)
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -54,7 +54,8 @@ def build_model(config):
                 perturbation=config.perturbation, adversarial=config.adversarial,
                 epsilon=config.epsilon_schedule_object(), epsilon_unit=config.epsilon_unit,
                 second_update=config.second_update, d_steps=config.d_steps,
-                perturbation_kwargs=config.perturbation_kwargs())
+                perturbation_kwargs=config.perturbation_kwargs(), dat=config.dat_object(),
+                advas=config.advas_object())
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.lr_d, beta_1=config.beta1_d,
                                           beta_2=config.beta2_d),
@@ -187,7 +188,8 @@ def export_metadata(config, step):
             "resolution": config.resolution, "dataset": config.dataset,
             "adversarial": config.adversarial, "perturbation": config.perturbation,
             "epsilon": config.epsilon, "epsilon_unit": config.epsilon_unit,
-            "loss": config.loss, "seed": config.seed}
+            "loss": config.loss, "seed": config.seed, "dat": config.dat,
+            "advas_lambda": config.advas_lambda}
 
 
 def _export_step(path):
