@@ -75,7 +75,13 @@ HELP = {
     "steps_per_epoch": "Steps per epoch (0: one pass over the data).",
     "cache": "Keep the decoded images in memory (turn off for LSUN and ImageNet).",
     "seed": "Seed of the initial weights, the data order and the latents.",
-    "jit_compile": "Compile the train step with XLA.",
+    "strategy": "tf.distribute strategy: auto (multi_worker when TF_CONFIG lists several "
+                "tasks, mirrored with several GPUs, else one_device), one_device, mirrored "
+                "(all local GPUs), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG).",
+    "sync_bn": "Synchronized batch norm: statistics over the global batch, not per replica.",
+    "precision": "auto (mixed_float16 on GPUs with compute capability >= 7.0, else "
+                 "float32), float32, mixed_float16 (with loss scaling), mixed_bfloat16.",
+    "jit_compile": "XLA: auto (on with one replica, off with several), on, off.",
     "sample_every_epochs": "Write a sample grid every N epochs.",
     "checkpoint_every_steps": "Also checkpoint every N steps (0: at epoch ends only).",
     "checkpoints_to_keep": "Checkpoints kept in <workdir>/checkpoints.",
@@ -98,7 +104,16 @@ HELP = {
 
 
 def _choices():
-    from tf_asgan import classifiers, data, losses, methods, networks, perturbations, schedules
+    from tf_asgan import (
+        classifiers,
+        data,
+        distribute,
+        losses,
+        methods,
+        networks,
+        perturbations,
+        schedules,
+    )
 
     return {
         "dataset": list(data.DATASETS),
@@ -113,6 +128,9 @@ def _choices():
         "dat_side": list(methods.DAT_SIDES),
         "dat_loss": list(methods.DAT_LOSSES),
         "advas_scale": list(methods.ADVAS_SCALES),
+        "strategy": list(distribute.STRATEGIES),
+        "precision": list(distribute.PRECISIONS),
+        "jit_compile": list(distribute.SWITCHES),
     }
 
 
@@ -174,7 +192,9 @@ def main(argv):
         sys.exit(f"train.py: {err}")
     print(f"Done: {result['step']} steps in {result['workdir']}; samples in "
           f"{os.path.join(result['workdir'], 'samples')}"
-          + (f"; generator exported to {result['export']}" if result["export"] else ""))
+          + (f"; generator exported to {result['export']}" if result["export"] else "")
+          + f"; weights sha1 {result['weights_sha1'][:12]} (with batch-norm statistics "
+          f"{result['all_weights_sha1'][:12]})")
     if result["evaluation"]:
         print(summary(result["evaluation"]))
 

@@ -222,6 +222,10 @@ class ASGAN(keras.Model):
         z = self.sample_latent(n_or_z) if isinstance(n_or_z, numbers.Integral) else n_or_z
         return self.generator(z, training=training)
 
+    def completed_steps(self):
+        """Training steps done so far (G updates), as a Python int (any strategy)."""
+        return int(tf.convert_to_tensor(self.g_optimizer.iterations.value).numpy())
+
     def current_epsilon(self):
         """Epsilon at the current step, in model-input units (images in ``[-1, 1]``)."""
         return self.epsilon_schedule(self._step()) * self._epsilon_factor
@@ -281,7 +285,12 @@ class ASGAN(keras.Model):
         self.generator_update(g_tape, fake, x)  # step 4
         if self.adversarial:
             self._record("epsilon", epsilon)
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces the step logs across workers along axis 0, which scalars lack
+            # (tensorflow issue 72388, STACK.md trap 4); it returns scalars again.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def discriminator_update(self, x, fake):
         """Step 1: one D update on ``(x, fake)`` (with DAT: on their attacked versions).

@@ -49,7 +49,7 @@ class StepLogger(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(self.logdir)
 
     def _step(self):
-        return int(self.model.g_optimizer.iterations)
+        return self.model.completed_steps()
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
@@ -84,13 +84,13 @@ class Checkpointer(keras.callbacks.Callback):
         self._last_saved = None
 
     def save(self):
-        step = int(self.model.g_optimizer.iterations)
+        step = self.model.completed_steps()
         if self.is_chief and step != self._last_saved:
             self.manager.save(checkpoint_number=step)
             self._last_saved = step
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps and int(self.model.g_optimizer.iterations) % self.every_steps == 0:
+        if self.every_steps and self.model.completed_steps() % self.every_steps == 0:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -135,7 +135,7 @@ class Evaluate(keras.callbacks.Callback):
         done = epoch + 1
         if done % self.every_epochs and done != self.last_epoch:
             return
-        step = int(self.model.g_optimizer.iterations)
+        step = self.model.completed_steps()
         log.info("Evaluating epoch %d (step %d): %d samples with %s", done, step,
                  self.evaluator.protocol.num_samples, self.evaluator.network.name)
         result = self.evaluator.evaluate(self.model.generator)

@@ -10,7 +10,7 @@ import os
 from fractions import Fraction
 from typing import Optional
 
-from tf_asgan import data, losses, methods, networks, perturbations, schedules
+from tf_asgan import data, distribute, losses, methods, networks, perturbations, schedules
 from tf_asgan.asgan import MAX_EPSILON, SECOND_UPDATES
 
 # Fields that may change between the runs of one workdir (where data lives, how
@@ -80,7 +80,11 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: one pass over the data
     cache: bool = True  # keep the decoded images in memory (off for LSUN / ImageNet)
     seed: int = 0
-    jit_compile: bool = False
+    # scale and speed (tf_asgan.distribute states the "auto" rules)
+    strategy: str = "auto"  # auto, one_device, mirrored, multi_worker
+    sync_bn: bool = False
+    precision: str = "auto"  # auto, float32, mixed_float16, mixed_bfloat16
+    jit_compile: str = "auto"  # auto, on, off
     # outputs
     sample_every_epochs: int = 1
     checkpoint_every_steps: int = 0  # 0: at epoch ends only
@@ -120,6 +124,15 @@ class TrainConfig:
             raise ValueError(f"epsilon={self.epsilon} ({self.epsilon_unit} units) is {eps:g} in "
                              f"input units; it must lie in [0, {MAX_EPSILON}]. The paper uses "
                              "1/255 (input units).")
+        for name, allowed in (("strategy", distribute.STRATEGIES),
+                              ("precision", distribute.PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of "
+                                 f"{list(allowed)}.")
+        if not isinstance(self.jit_compile, bool) and \
+                self.jit_compile not in distribute.SWITCHES:
+            raise ValueError(f"jit_compile must be one of {list(distribute.SWITCHES)}, got "
+                             f"{self.jit_compile!r}.")
         if self.dat not in ("none",) + methods.DAT_VARIANTS:
             raise ValueError(f"Unknown dat {self.dat!r}; choose none or one of "
                              f"{list(methods.DAT_VARIANTS)}.")
@@ -228,11 +241,13 @@ def to_flagfile(config):
 
 
 def save(config, workdir):
-    """Writes ``config.json`` and ``flags.txt`` into ``workdir``."""
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-    with open(os.path.join(workdir, "flags.txt"), "w") as f:
-        f.write(to_flagfile(config))
+    """Writes ``config.json`` and ``flags.txt`` into ``workdir`` (each atomically)."""
+    for name, text in (("config.json", json.dumps(config.to_dict(), indent=2, sort_keys=True)),
+                       ("flags.txt", to_flagfile(config))):
+        path = os.path.join(workdir, name)
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
 
 
 def load(workdir):

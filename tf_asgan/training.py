@@ -11,15 +11,17 @@ Calling :func:`train` again with the same configuration on the same workdir resu
 from the last checkpoint, at the same step and data position.
 """
 
+import hashlib
 import logging
 import os
+import shutil
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tf_asgan import callbacks as callbacks_lib
-from tf_asgan import classifiers, data, evaluation, export, networks
+from tf_asgan import classifiers, data, distribute, evaluation, export, networks
 from tf_asgan import config as config_lib
 from tf_asgan.asgan import ASGAN
 
@@ -44,12 +46,17 @@ def _check_workdir(config, workdir):
             f"{os.path.join(workdir, 'flags.txt')}.")
 
 
-def build_model(config):
-    """The compiled :class:`ASGAN` of ``config`` (in the current strategy scope)."""
+def build_model(config, jit_compile=None):
+    """The compiled :class:`ASGAN` of ``config`` (in the current strategy scope and
+    dtype policy). ``jit_compile`` defaults to ``config.jit_compile`` resolved for the
+    current strategy."""
     g = networks.build_generator(config.architecture, config.resolution,
-                                 latent_dim=config.latent_dim, batch_norm=config.bn_g)
+                                 latent_dim=config.latent_dim, batch_norm=config.bn_g,
+                                 sync_bn=config.sync_bn)
     d = networks.build_discriminator(config.architecture, config.resolution,
-                                     batch_norm=config.bn_d)
+                                     batch_norm=config.bn_d, sync_bn=config.sync_bn)
+    if jit_compile is None:
+        jit_compile = distribute.resolve_jit(config.jit_compile, tf.distribute.get_strategy())
     gan = ASGAN(g, d, latent_dim=config.latent_dim, loss=config.loss,
                 perturbation=config.perturbation, adversarial=config.adversarial,
                 epsilon=config.epsilon_schedule_object(), epsilon_unit=config.epsilon_unit,
@@ -61,7 +68,7 @@ def build_model(config):
                                           beta_2=config.beta2_d),
         g_optimizer=keras.optimizers.Adam(config.lr_g, beta_1=config.beta1_g,
                                           beta_2=config.beta2_g),
-        jit_compile=config.jit_compile)
+        jit_compile=jit_compile)
     return gan
 
 
@@ -77,7 +84,7 @@ def fixed_latents(config, n=SAMPLE_GRID_SIZE):
         (n, config.latent_dim)).astype(np.float32)
 
 
-def train(config, workdir, *, callbacks=(), verbose="auto", source=None):
+def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strategy=None):
     """Trains (or resumes) the run of ``config`` in ``workdir``.
 
     Args:
@@ -86,50 +93,77 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None):
       callbacks: extra Keras callbacks.
       verbose: Keras ``fit`` verbosity (progress bars by default).
       source: a :class:`~tf_asgan.data.Source` to use instead of ``config.dataset``.
+      strategy: a ``tf.distribute`` strategy (default: ``config.strategy``, see
+        :mod:`tf_asgan.distribute`).
+
+    Under several workers every worker trains; only the chief writes into ``workdir``
+    (the others write into a scratch folder they delete at the end), and every worker
+    resumes from the chief's checkpoints.
 
     Returns:
       A dict: ``step`` (completed steps), ``steps_per_epoch``, ``total_steps``,
-      ``export`` (the SavedModel path or ``None``), ``workdir``.
+      ``export`` (the SavedModel path or ``None``), ``workdir``, ``evaluation`` (the
+      last evaluation record or ``None``), ``chief``.
     """
     config.validate()
-    os.makedirs(workdir, exist_ok=True)
-    _check_workdir(config, workdir)
+    strategy = strategy or distribute.make_strategy(config.strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % (replicas * config.d_steps):
+        raise ValueError(f"batch_size={config.batch_size} must be divisible by the "
+                         f"{replicas} replicas (times d_steps={config.d_steps}); choose a "
+                         "multiple.")
+    chief = distribute.is_chief(strategy)
+    task_type, task_id = distribute.task(strategy)
+    write_dir = workdir if chief else os.path.join(workdir, ".workers",
+                                                   f"{task_type}_{task_id}")
+    os.makedirs(write_dir, exist_ok=True)
+    if chief:  # the chief alone checks and writes the run's configuration
+        _check_workdir(config, workdir)
     if source is None:
         source = data.source(config.dataset, config.resolution, data_dir=config.data_dir,
                              image_dir=config.image_dir, download=config.download,
                              seed=config.seed)
     evaluator = make_evaluator(config, source) if config.eval_every_epochs else None
-    config_lib.save(config, workdir)
+    if chief:
+        config_lib.save(config, workdir)
     keras.utils.set_random_seed(config.seed)
 
-    gan = build_model(config)
+    jit = distribute.resolve_jit(config.jit_compile, strategy)
+    precision = distribute.resolve_precision(config.precision)
+    with distribute.precision_policy(precision), strategy.scope():
+        gan = build_model(config, jit)
     checkpoint = checkpoint_for(gan)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"),
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
                                          max_to_keep=config.checkpoints_to_keep)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("Resumed from %s", manager.latest_checkpoint)
-    step = int(gan.g_optimizer.iterations)
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        log.info("Resumed from %s", latest)
+    step = gan.completed_steps()
     steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
     total = config.epochs * steps_per_epoch
+    log.info("%s: %d replica(s), global batch %d = %d x %d per replica; XLA %s; %s.",
+             distribute.describe(strategy), replicas, config.batch_size, replicas,
+             config.batch_size // replicas, "on" if jit else "off", precision)
     log.info("Data: %s; %d steps per epoch of %d images, %d steps in all; %s.",
              source.description, steps_per_epoch, config.batch_size, total,
              "starting" if step == 0 else f"resuming at step {step}")
     run_callbacks = [
         callbacks_lib.Checkpointer(manager, config.checkpoint_every_steps),
-        callbacks_lib.StepLogger(os.path.join(workdir, "tensorboard")),
-        callbacks_lib.SampleGrid(os.path.join(workdir, "samples"), fixed_latents(config),
+        callbacks_lib.StepLogger(os.path.join(write_dir, "tensorboard")),
+        callbacks_lib.SampleGrid(os.path.join(write_dir, "samples"), fixed_latents(config),
                                  config.sample_every_epochs),
-        keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=True),
+        keras.callbacks.CSVLogger(os.path.join(write_dir, "history.csv"), append=True),
         *callbacks,
     ]
     evaluate = None
     if evaluator is not None:
-        best = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "best"),
+        best = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "best"),
                                           max_to_keep=1, checkpoint_name="best")
         evaluate = callbacks_lib.Evaluate(
             evaluator, config.eval_every_epochs, config.epochs,
-            os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "tensorboard"), best)
+            os.path.join(write_dir, "metrics.jsonl"), os.path.join(write_dir, "tensorboard"),
+            best)
         # Before the checkpointer: a crash mid-evaluation then repeats the evaluation.
         run_callbacks.insert(0, evaluate)
     while step < total:
@@ -143,16 +177,23 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None):
                                          seed=config.seed, start_step=step,
                                          steps_per_epoch=config.steps_per_epoch or None,
                                          cache=config.cache)
-        keras.utils.set_random_seed(config.seed + step)
+        if distribute.is_multi_worker(strategy):
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.DATA)
+            stream = stream.with_options(options)
+        # Workers of a cluster trace identical graphs, so identical seeds would give them
+        # identical latents: each worker offsets its seed by its task index.
+        keras.utils.set_random_seed(config.seed + step + 1_000_003 * task_id)
         gan.fit(stream, initial_epoch=epoch, epochs=end,
                 steps_per_epoch=steps_per_epoch - done_in_epoch if done_in_epoch
                 else steps_per_epoch,
                 callbacks=run_callbacks, verbose=verbose)
-        step = int(gan.g_optimizer.iterations)
+        step = gan.completed_steps()
 
     export_path = None
     if config.export:
-        export_path = os.path.join(workdir, "generator")
+        export_path = os.path.join(write_dir, "generator")
         meta = export_metadata(config, step)
         if os.path.exists(export_path) and _export_step(export_path) == step:
             log.info("Export %s is already at step %d.", export_path, step)
@@ -160,9 +201,15 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None):
             # The previous export of this same run (an earlier step) is replaced.
             export.export_generator(gan.generator, export_path, latent_dim=config.latent_dim,
                                     metadata=meta, overwrite=True)
-            log.info("Exported the generator to %s", export_path)
+            if chief:
+                log.info("Exported the generator to %s", export_path)
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        export_path = None
     return {"step": step, "steps_per_epoch": steps_per_epoch, "total_steps": total,
-            "export": export_path, "workdir": workdir,
+            "export": export_path, "workdir": workdir, "chief": chief,
+            "weights_sha1": weights_digest(gan),
+            "all_weights_sha1": weights_digest(gan, trainable_only=False),
             "evaluation": evaluate.results[-1] if evaluate and evaluate.results else None}
 
 
@@ -180,6 +227,17 @@ def make_evaluator(config, source=None):
         download=config.download, source=real, verbose=False)
     evaluator.real_statistics()
     return evaluator
+
+
+def weights_digest(gan, trainable_only=True):
+    """SHA-1 of both networks' trainable weights (or all weights, batch-norm moving
+    statistics included), to compare the workers of a distributed run."""
+    digest = hashlib.sha1()
+    for net in (gan.generator, gan.discriminator):
+        for v in (net.trainable_variables if trainable_only else net.variables):
+            digest.update(np.ascontiguousarray(
+                tf.convert_to_tensor(v.value).numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def export_metadata(config, step):

@@ -1,0 +1,52 @@
+"""Step cost of the baseline, AS-GAN (both readings of the second D update), DAT and
+AdvAs, with and without XLA, in one process; and the input pipeline's throughput.
+
+    python scripts/benchmark.py                       # DCGAN-32 and ResNet-32
+    python scripts/benchmark.py --resolutions=32,64   # also the 64 px networks
+
+Writes ``<output>/benchmark.json`` and ``<output>/benchmark.md`` (a table: ms/step,
+images/s, GFLOP/step, each method's time and FLOPs relative to the baseline, the ratio
+of the two, and the XLA speed-up).
+"""
+
+import json
+import os
+import platform
+
+from absl import app, flags
+
+from tf_asgan import benchmark
+
+flags.DEFINE_list("architectures", ["dcgan", "resnet"], "Architectures.")
+flags.DEFINE_list("resolutions", ["32"], "Resolutions (32, 64).")
+flags.DEFINE_list("methods", list(benchmark.METHODS), "Methods: " + ", ".join(benchmark.METHODS))
+flags.DEFINE_enum("xla", "both", ["both", "on", "off"], "With and/or without XLA.")
+flags.DEFINE_integer("batch_size", 64, "Batch size (the paper's 64).")
+flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, compilation).")
+flags.DEFINE_integer("steps", 5, "Steps per timed repeat.")
+flags.DEFINE_integer("repeats", 5, "Timed repeats; the median is reported.")
+flags.DEFINE_string("output", "runs/benchmark", "Output folder.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    xla = {"both": (False, True), "on": (True,), "off": (False,)}[FLAGS.xla]
+    report = benchmark.run(
+        architectures=FLAGS.architectures, resolutions=[int(r) for r in FLAGS.resolutions],
+        method_names=FLAGS.methods, xla=xla, batch_size=FLAGS.batch_size,
+        warmup=FLAGS.warmup, steps=FLAGS.steps, repeats=FLAGS.repeats)
+    report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                         "processor": platform.processor()}
+    os.makedirs(FLAGS.output, exist_ok=True)
+    with open(os.path.join(FLAGS.output, "benchmark.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    text = benchmark.table(report)
+    with open(os.path.join(FLAGS.output, "benchmark.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    print(f"Wrote {FLAGS.output}/benchmark.json and benchmark.md")
+
+
+if __name__ == "__main__":
+    app.run(main)
