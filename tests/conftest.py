@@ -27,3 +27,13 @@ def _seed():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Several strategy objects in one process reuse collective instance keys, and a
+    second one then fails with "Shape mismatch in the collective instance".
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
