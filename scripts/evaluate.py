@@ -65,8 +65,15 @@ def resolve(workdir, generator, checkpoint=None):
     return "export", path
 
 
+def default_output(kind, path):
+    """``eval.json`` beside an export, or inside the workdir."""
+    if kind == "export":
+        return os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json")
+    return os.path.join(path, "eval.json")
+
+
 def load_generator(kind, path, checkpoint=None):
-    """``(generator, run metadata, default output path)``."""
+    """``(generator, run metadata)``."""
     import tensorflow as tf
 
     from tf_asgan import export, training
@@ -76,13 +83,12 @@ def load_generator(kind, path, checkpoint=None):
             run = export.read_metadata(path)
         except (OSError, ValueError):
             run = {}
-        return (tf.saved_model.load(path), run,
-                os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json"))
+        return tf.saved_model.load(path), run
     generator, config, ckpt = training.restore_generator(path, checkpoint)
     step = int(ckpt.rsplit("-", 1)[-1]) if "-" in os.path.basename(ckpt) else None
     run = dict(training.export_metadata(config, step), checkpoint=ckpt,
                data_dir=config.data_dir, image_dir=config.image_dir)
-    return generator, run, os.path.join(path, "eval.json")
+    return generator, run
 
 
 def evaluate(generator, run, *, dataset=None, resolution=None, network="auto",
@@ -112,8 +118,9 @@ def main(argv):
         kind, path = resolve(FLAGS.workdir, FLAGS.generator, FLAGS.checkpoint)
     except ValueError as err:
         sys.exit(f"evaluate.py: {err}")
-    if FLAGS.output and os.path.exists(FLAGS.output) and not FLAGS.overwrite:
-        sys.exit(f"evaluate.py: {FLAGS.output} exists; pass --overwrite or another --output.")
+    output = FLAGS.output or default_output(kind, path)
+    if os.path.exists(output) and not FLAGS.overwrite:
+        sys.exit(f"evaluate.py: {output} exists; pass --overwrite or another --output.")
     from tf_asgan import classifiers, data, evaluation
 
     try:
@@ -122,10 +129,7 @@ def main(argv):
             real_split=FLAGS.real_split, num_real=FLAGS.num_real,
             kid_samples=FLAGS.kid_samples, batch_size=FLAGS.batch_size,
             seed=FLAGS.seed).validate()
-        generator, run, default_output = load_generator(kind, path, FLAGS.checkpoint)
-        output = FLAGS.output or default_output
-        if os.path.exists(output) and not FLAGS.overwrite:
-            sys.exit(f"evaluate.py: {output} exists; pass --overwrite or another --output.")
+        generator, run = load_generator(kind, path, FLAGS.checkpoint)
         record = evaluate(generator, run, dataset=FLAGS.dataset, resolution=FLAGS.resolution,
                           network=FLAGS.network, inception_path=FLAGS.inception_path,
                           data_dir=FLAGS.data_dir, image_dir=FLAGS.image_dir,

@@ -126,8 +126,7 @@ def test_dat_pgd_moves_each_side_by_epsilon_against_d():
     x_near_edge = X.copy()
     x_near_edge[0, 1] = 0.98  # its move would leave [-1, 1]: clipped
     x, fake = as_images(x_near_edge), as_images(FAKE)
-    real_logits, fake_logits = gan._logits(x), gan._logits(fake)
-    x_dat, fake_dat = gan.dat_examples(x, fake, real_logits, fake_logits)
+    x_dat, fake_dat, _, _ = gan.dat_examples(x, fake)
     # NS loss, linear D: the real term falls along +w, so the attack moves reals by
     # -eps * sign(w); the fake term rises along +w, fakes move by +eps * sign(w).
     np.testing.assert_allclose(x_dat.numpy().reshape(2, 4),
@@ -136,7 +135,7 @@ def test_dat_pgd_moves_each_side_by_epsilon_against_d():
                                np.clip(FAKE + eps * np.sign(W), -1, 1), atol=1e-6)
     hinge = _dat_gan(methods.DAT(variant="pgd", epsilon=eps, steps=2, side="fake"),
                      loss="wasserstein")
-    x_same, fake_w = hinge.dat_examples(x, fake, real_logits, fake_logits)
+    x_same, fake_w, _, _ = hinge.dat_examples(x, fake)
     assert x_same is x
     np.testing.assert_allclose(fake_w.numpy().reshape(2, 4), FAKE + eps * np.sign(W), atol=1e-6)
 
@@ -305,6 +304,6 @@ def test_dat_pgd_fake_term_follows_the_loss(loss, moves):
     gan.discriminator.layers[-1].set_weights([W.reshape(4, 1).astype(np.float32),
                                               np.array([-50.0], np.float32)])
     x, fake = as_images(X), as_images(FAKE)
-    _, fake_dat = gan.dat_examples(x, fake, gan._logits(x), gan._logits(fake))
+    _, fake_dat, _, _ = gan.dat_examples(x, fake)
     moved = np.abs(fake_dat.numpy() - fake.numpy()).max()
     assert moved == pytest.approx(0.1 if moves else 0.0, abs=1e-6)

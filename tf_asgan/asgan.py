@@ -302,13 +302,13 @@ class ASGAN(keras.Model):
         """
         want_grad = "grad_l1" in self._trackers
         if self.dat is None:
-            loss, (real_logits, fake_logits), grad = self._d_apply([(x, fake)], x, want_grad)
+            loss, (real_logits, fake_logits), grad = self._d_apply(
+                [(x, fake)], x if want_grad else None)
         else:
-            real_logits, fake_logits = self._logits(x), self._logits(fake)
-            x_dat, fake_dat = self.dat_examples(x, fake, real_logits, fake_logits)
+            x_dat, fake_dat, real_logits, fake_logits = self.dat_examples(x, fake)
             terms = [(x, fake)] if self.dat.loss == "add" else []
             loss, (dat_real_logits, dat_fake_logits), grad = self._d_apply(
-                terms + [(x_dat, fake_dat)], x, want_grad)
+                terms + [(x_dat, fake_dat)], x if want_grad else None)
             for side, clean, attacked, logits in (("real", x, x_dat, dat_real_logits),
                                                    ("fake", fake, fake_dat, dat_fake_logits)):
                 if getattr(self.dat, f"attacks_{side}"):
@@ -325,32 +325,47 @@ class ASGAN(keras.Model):
             self._record("grad_l1", tf.reduce_sum(tf.abs(grad)))
         return grad, fake
 
-    def dat_examples(self, x, fake, real_logits, fake_logits):
-        """DAT's attacked ``(reals, fakes)`` at the current D (unattacked sides unchanged).
+    def dat_examples(self, x, fake):
+        """DAT's attacked ``(reals, fakes)`` at the current D (unattacked sides unchanged),
+        and D's clean ``(real_logits, fake_logits)``.
 
-        ``real_logits`` / ``fake_logits`` are D's clean logits (the authors' variant
-        pushes each batch towards the other's mean logit).
+        One D pass on the clean batches gives the logits (logged, and the authors'
+        targets: each batch is pushed towards the other's mean logit) and the gradients
+        of the first attack step.
         """
         dat = self.dat
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([x, fake])
+            real_logits, fake_logits = self._logits(x), self._logits(fake)
+            if dat.variant == "authors":
+                real_obj = tf.reduce_sum(tf.square(
+                    real_logits - tf.stop_gradient(tf.reduce_mean(fake_logits))))
+                fake_obj = tf.reduce_sum(tf.square(
+                    fake_logits - tf.stop_gradient(tf.reduce_mean(real_logits))))
+            else:  # pgd: ascend D's real term on the reals, its fake term on the fakes
+                real_obj = self.gan_loss.discriminator(real_logits, None)
+                fake_obj = self.gan_loss.discriminator(tf.stop_gradient(real_logits),
+                                                       fake_logits)
         x_dat, fake_dat = x, fake
-        if dat.variant == "authors":
-            if dat.attacks_real:
-                x_dat = methods.towards_logit(x, self._logits, tf.reduce_mean(fake_logits),
-                                              dat.step_size)
-            if dat.attacks_fake:
-                fake_dat = methods.towards_logit(fake, self._logits,
-                                                 tf.reduce_mean(real_logits), dat.step_size)
-            return x_dat, fake_dat
-        fixed_real = tf.stop_gradient(real_logits)
         if dat.attacks_real:
-            x_dat = methods.dat_pgd(x, self._real_loss_fn(True), dat.epsilon, dat.steps,
-                                    dat.step_size)
+            grad = tape.gradient(real_obj, x)
+            x_dat = (methods.clipped_step(x, grad, dat.step_size) if dat.variant == "authors"
+                     else methods.dat_pgd(x, self._real_loss_fn(True), dat.epsilon,
+                                          dat.steps, dat.step_size, input_grad=grad))
         if dat.attacks_fake:
-            def fake_term(f):  # D's loss as a function of the fakes (real term constant)
-                return self.gan_loss.discriminator(fixed_real, self._logits(f))
-            fake_dat = methods.dat_pgd(tf.stop_gradient(fake), fake_term, dat.epsilon,
-                                       dat.steps, dat.step_size)
-        return x_dat, fake_dat
+            grad = tape.gradient(fake_obj, fake)
+            if dat.variant == "authors":
+                fake_dat = methods.clipped_step(fake, grad, dat.step_size)
+            else:
+                fixed_real = tf.stop_gradient(real_logits)
+
+                def fake_term(f):  # D's loss as a function of the fakes (real term fixed)
+                    return self.gan_loss.discriminator(fixed_real, self._logits(f))
+
+                fake_dat = methods.dat_pgd(tf.stop_gradient(fake), fake_term, dat.epsilon,
+                                           dat.steps, dat.step_size, input_grad=grad)
+        del tape
+        return x_dat, fake_dat, real_logits, fake_logits
 
     def perturb(self, x, input_grad, epsilon):
         """Step 2: ``x_hat`` from the registered perturbation."""
@@ -425,20 +440,19 @@ class ASGAN(keras.Model):
     def _real_loss_fn(self, training):
         return lambda x: self.gan_loss.discriminator(self._logits(x, training), None)
 
-    def _d_apply(self, terms, watch=None, want_input_grad=False):
+    def _d_apply(self, terms, watch=None):
         """One D update on the sum of ``L_D(real, fake)`` over ``terms`` (``fake=None``:
         real term only).
 
         Returns ``(loss, (real_logits, fake_logits) of the last term, grad)``; ``grad``
-        is ``d loss / d watch`` (``None`` unless ``want_input_grad``, or when ``watch``
-        does not reach the loss).
+        is ``d loss / d watch`` from the same backward pass (``None`` without ``watch``,
+        or when ``watch`` does not reach the loss).
         """
         variables = self.discriminator.trainable_variables
         # The factor from L_D to the loss actually differentiated.
         scale = self.d_optimizer.scale_loss(tf.constant(1.0)) / self._replicas()
-        want_input_grad = want_input_grad and watch is not None
         with tf.GradientTape() as tape:
-            if want_input_grad:
+            if watch is not None:
                 tape.watch(watch)
             loss = 0.0
             for real, fake in terms:
@@ -446,11 +460,11 @@ class ASGAN(keras.Model):
                 fake_logits = None if fake is None else self._logits(fake)
                 loss += self.gan_loss.discriminator(real_logits, fake_logits)
             scaled = self.d_optimizer.scale_loss(loss / self._replicas())
-        sources = variables + [watch] if want_input_grad else variables
+        sources = variables if watch is None else variables + [watch]
         grads = tape.gradient(scaled, sources)
         self.d_optimizer.apply_gradients(zip(grads[:len(variables)], variables))
         input_grad = None
-        if want_input_grad and grads[-1] is not None:
+        if watch is not None and grads[-1] is not None:
             input_grad = grads[-1] / tf.cast(scale, grads[-1].dtype)
         return loss, (real_logits, fake_logits), input_grad
 

@@ -76,16 +76,15 @@ class Checkpointer(keras.callbacks.Callback):
     temporary name and renames it, so a crash mid-write leaves the previous one intact.
     """
 
-    def __init__(self, manager, every_steps=0, is_chief=True):
+    def __init__(self, manager, every_steps=0):
         super().__init__()
         self.manager = manager
         self.every_steps = int(every_steps)
-        self.is_chief = is_chief
         self._last_saved = None
 
     def save(self):
         step = self.model.completed_steps()
-        if self.is_chief and step != self._last_saved:
+        if step != self._last_saved:
             self.manager.save(checkpoint_number=step)
             self._last_saved = step
 
@@ -109,7 +108,7 @@ class Evaluate(keras.callbacks.Callback):
     """
 
     def __init__(self, evaluator, every_epochs, last_epoch, metrics_path, logdir=None,
-                 best_manager=None, is_chief=True):
+                 best_manager=None):
         super().__init__()
         self.evaluator = evaluator
         self.every_epochs = max(1, int(every_epochs))
@@ -118,7 +117,6 @@ class Evaluate(keras.callbacks.Callback):
         self.best_path = os.path.join(os.path.dirname(metrics_path), "best.json")
         self.logdir = logdir
         self.best_manager = best_manager
-        self.is_chief = is_chief
         self.results = []
         self.best_fid = self._recorded_best()
 
@@ -144,8 +142,6 @@ class Evaluate(keras.callbacks.Callback):
         values = result["metrics"]
         log.info("Epoch %d: %s", done, ", ".join(
             f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()))
-        if not self.is_chief:
-            return
         if self.logdir:
             with tf.summary.create_file_writer(self.logdir).as_default(step=step):
                 for name, value in values.items():

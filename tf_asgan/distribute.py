@@ -21,6 +21,7 @@ The global batch (``--batch_size``) is split evenly across replicas: with 2 repl
 and a batch of 64, each replica computes 32 samples per step.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -86,7 +87,7 @@ def describe(strategy):
 
 def is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
-        strategy.extended._num_workers > 1  # noqa: SLF001 - no public accessor
+        task(strategy)[0] is not None
 
 
 def task(strategy):
@@ -135,17 +136,12 @@ def resolve_jit(value, strategy):
     return value == "on"
 
 
-class precision_policy:  # noqa: N801 - a context manager used like a function
+@contextlib.contextmanager
+def precision_policy(name):
     """Sets the Keras global dtype policy inside a ``with`` block, then restores it."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __enter__(self):
-        self._previous = keras.mixed_precision.global_policy().name
-        keras.mixed_precision.set_global_policy(self.name)
-        return self
-
-    def __exit__(self, *exc):
-        keras.mixed_precision.set_global_policy(self._previous)
-        return False
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

@@ -111,6 +111,14 @@ def check_combination(adversarial, dat):
             "the reals, DAT on the fakes), or use DAT alone with adversarial=False.")
 
 
+def clipped_step(x, grad, step_size=1.0, clip_range=(-1.0, 1.0)):
+    """``clip(x - clip(step_size * grad, -1, 1), range)``: DAT's (authors') step."""
+    out = x - tf.clip_by_value(step_size * grad, -1.0, 1.0)
+    if clip_range is not None:
+        out = tf.clip_by_value(out, clip_range[0], clip_range[1])
+    return tf.stop_gradient(out)
+
+
 def towards_logit(x, logits_fn, target, step_size=1.0, clip_range=(-1.0, 1.0)):
     """DAT (authors): one gradient step of ``x`` towards the logit ``target``.
 
@@ -122,11 +130,7 @@ def towards_logit(x, logits_fn, target, step_size=1.0, clip_range=(-1.0, 1.0)):
     with tf.GradientTape() as tape:
         tape.watch(x)
         distance = tf.reduce_sum(tf.square(logits_fn(x) - target))
-    step = tf.clip_by_value(step_size * tape.gradient(distance, x), -1.0, 1.0)
-    out = x - step
-    if clip_range is not None:
-        out = tf.clip_by_value(out, clip_range[0], clip_range[1])
-    return tf.stop_gradient(out)
+    return clipped_step(x, tape.gradient(distance, x), step_size, clip_range)
 
 
 def dat_pgd(x, loss_fn, epsilon, steps, step_size=0.0, input_grad=None):
