@@ -1,7 +1,7 @@
 """Trains (or resumes) an AS-GAN run.
 
 With no flags it runs the embedded default: AS-DCGAN on scikit-learn's digits at 32 px
-(flags/demo.flags), about 8 minutes on 2 CPU cores, writing into runs/demo. A paper
+(flags/demo.flags), about 7 minutes on 2 CPU cores, writing into runs/demo. A paper
 setting is one flagfile away (run from the repository root)::
 
     python scripts/train.py --flagfile=flags/table1/cifar10_dcgan_as.flags
