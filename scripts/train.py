@@ -30,6 +30,8 @@ HELP = {
     "data_dir": "TFDS data directory (default: the TFDS default, ~/tensorflow_datasets).",
     "image_dir": "Folder of PNG/JPEG images (searched recursively) for --dataset=folder.",
     "download": "Let TFDS download a missing dataset (off: fail at once with instructions).",
+    "bad_images": "Unreadable or truncated files in --image_dir: skip (counted and named in "
+                  "the log) or fail (stop before training, listing them).",
     "architecture": "Generator and discriminator family (Appendix G of the paper).",
     "resolution": "Image size in pixels (dcgan: 32, 64, 128; resnet: 32, 64).",
     "latent_dim": "Size of the latent z ~ N(0, I).",
@@ -84,7 +86,14 @@ HELP = {
     "jit_compile": "XLA: auto (on with one replica, off with several), on, off.",
     "sample_every_epochs": "Write a sample grid every N epochs.",
     "checkpoint_every_steps": "Also checkpoint every N steps (0: at epoch ends only).",
+    "checkpoint_every_minutes": "Also checkpoint when this many minutes passed since the "
+                                "last checkpoint (0: off); bounds the work a kill loses.",
     "checkpoints_to_keep": "Checkpoints kept in <workdir>/checkpoints.",
+    "on_nonfinite": "A NaN / infinite loss or weight: stop (naming the step and the "
+                    "quantity; the last good checkpoint is kept, nothing exported) or "
+                    "rollback (restore the last good checkpoint and continue with fresh "
+                    "random draws, at most --max_rollbacks times).",
+    "max_rollbacks": "Most rollbacks of --on_nonfinite=rollback before stopping.",
     "export": "Export the generator as a SavedModel to <workdir>/generator at the end.",
     "eval_every_epochs": "Compute IS / FID / KID every N epochs and after the last one "
                          "(0: never); writes <workdir>/metrics.jsonl, eval/* in TensorBoard "
@@ -114,6 +123,7 @@ def _choices():
         perturbations,
         schedules,
     )
+    from tf_asgan import config as config_lib
 
     return {
         "dataset": list(data.DATASETS),
@@ -131,6 +141,8 @@ def _choices():
         "strategy": list(distribute.STRATEGIES),
         "precision": list(distribute.PRECISIONS),
         "jit_compile": list(distribute.SWITCHES),
+        "bad_images": ["skip", "fail"],
+        "on_nonfinite": list(config_lib.NONFINITE_ACTIONS),
     }
 
 
@@ -141,6 +153,10 @@ def define_flags(flag_values=flags.FLAGS):
     choices = _choices()
     flags.DEFINE_string("workdir", "runs/demo", "Run directory (created; resumed if it holds "
                         "a run).", flag_values=flag_values)
+    flags.DEFINE_enum("existing_run", "resume", ["resume", "overwrite", "new"],
+                      "When --workdir holds a run: resume it (refused if its configuration "
+                      "differs), overwrite it (delete it first), or new (write to the first "
+                      "free <workdir>_2, <workdir>_3, ...).", flag_values=flag_values)
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         name, default, kind = field.name, field.default, hints[field.name]
@@ -186,9 +202,13 @@ def main(argv):
         config = config_from_flags()
     except ValueError as err:
         sys.exit(f"train.py: {err}")
+    from tf_asgan import checkpoints
+
     try:
-        result = training.train(config, flags.FLAGS.workdir)
-    except (training.ConfigMismatchError, FileNotFoundError, ValueError) as err:
+        result = training.train(config, flags.FLAGS.workdir,
+                                existing_run=flags.FLAGS.existing_run)
+    except (training.ConfigMismatchError, FileNotFoundError, FileExistsError, ValueError,
+            checkpoints.NonFiniteError, checkpoints.CorruptCheckpointError) as err:
         sys.exit(f"train.py: {err}")
     print(f"Done: {result['step']} steps in {result['workdir']}; samples in "
           f"{os.path.join(result['workdir'], 'samples')}"

@@ -59,8 +59,21 @@ def test_parse_epsilon(text, value):
 @pytest.mark.parametrize("changes,message", [
     (dict(resolution=48), "supports resolutions \\[32, 64, 128\\], not 48"),
     (dict(architecture="resnet", resolution=128), "not 128"),
-    (dict(epsilon=3.0), "must lie in \\[0, 2.0\\]"),
+    (dict(epsilon=3.0), "must lie in \\[0, 0.25\\]"),
+    (dict(epsilon=-1 / 255), "epsilon=-0.00392157 .* must lie in"),
+    (dict(epsilon=1.0), "1 in input units .*--epsilon=1/255"),  # the usual slip
     (dict(epsilon=1.5, epsilon_unit="pixel"), "3 in input units"),
+    (dict(epsilon=0.2, epsilon_unit="pixel"), "0.4 in input units"),
+    (dict(dat="pgd", adversarial=False, dat_epsilon=0.5), "dat_epsilon=0.5 must lie in"),
+    (dict(architecture="vgg"), "Unknown architecture 'vgg'"),
+    (dict(perturbation="fsgm"), "Unknown perturbation 'fsgm'"),
+    (dict(perturbation="fsgm", adversarial=False), "Unknown perturbation 'fsgm'"),
+    (dict(strategy="tpu"), "Unknown strategy 'tpu'"),
+    (dict(precision="fp8"), "Unknown precision 'fp8'"),
+    (dict(epsilon_schedule="cosine"), "cosine"),
+    (dict(on_nonfinite="ignore"), "on_nonfinite must be one of"),
+    (dict(bad_images="keep"), "bad_images must be skip or fail"),
+    (dict(checkpoint_every_minutes=-1.0), "checkpoint_every_minutes must be >= 0"),
     (dict(batch_size=10, d_steps=3), "divisible by d_steps=3"),
     (dict(dataset="mnist"), "Unknown dataset 'mnist'"),
     (dict(dataset="folder"), "--image_dir"),
@@ -109,11 +122,24 @@ def test_every_config_field_has_a_flag_with_help():
     assert set(train_script.HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
 
 
-def test_bad_flag_values_fail_at_parse_time():
-    with pytest.raises(flags.IllegalFlagValueError):
-        parse("--architecture=vgg")
-    with pytest.raises(ValueError, match="not 48"):
-        parse("--resolution=48")
+@pytest.mark.parametrize("flag", ["--architecture=vgg", "--dataset=mnist", "--loss=lsgan",
+                                  "--perturbation=fsgm", "--strategy=tpu",
+                                  "--existing_run=append", "--on_nonfinite=ignore"])
+def test_unknown_names_fail_at_parse_time_listing_the_choices(flag):
+    with pytest.raises(flags.IllegalFlagValueError, match="should be one of"):
+        parse(flag)
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--resolution=48", "not 48"),
+    ("--epsilon=1", "did you mean|--epsilon=1/255"),
+    ("--epsilon=-1/255", "must lie in"),
+    ("--epsilon=abc", "a fraction like 1/255, got 'abc'"),
+    ("--dat_epsilon=2/0", "a fraction like 1/255, got '2/0'"),
+])
+def test_bad_flag_values_fail_at_parse_time(flag, message):
+    with pytest.raises(ValueError, match=message):
+        parse(flag)
 
 
 # -- the paper flagfiles -------------------------------------------------------------------

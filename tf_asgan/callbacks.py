@@ -4,13 +4,28 @@ evaluation."""
 import json
 import logging
 import os
+import time
 
 import keras
 import tensorflow as tf
 
-from tf_asgan import images
+from tf_asgan import checkpoints, images
 
 log = logging.getLogger(__name__)
+
+
+def append_line(path, line):
+    """Appends ``line`` to ``path``, on a line of its own even when the file ends in
+    the half-written line of a killed run."""
+    starts_clean = True
+    if os.path.exists(path) and os.path.getsize(path):
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            starts_clean = f.read(1) == b"\n"
+    with open(path, "a") as f:
+        f.write(("" if starts_clean else "\n") + line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -70,26 +85,39 @@ class StepLogger(keras.callbacks.Callback):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves a ``tf.train.CheckpointManager`` every N steps and at every epoch end.
+    """Saves a ``tf.train.CheckpointManager`` every N steps, every M minutes (so a long
+    epoch killed part-way loses at most M minutes) and at every epoch end.
 
-    Checkpoints are numbered by the training step. The manager writes each one under a
-    temporary name and renames it, so a crash mid-write leaves the previous one intact.
+    Checkpoints are numbered by the training step. The manager records a checkpoint
+    only once its files are complete, so a crash mid-write leaves the previous one in
+    use. Weights are checked first: a non-finite one raises
+    :class:`~tf_asgan.checkpoints.NonFiniteError` and nothing is saved.
     """
 
-    def __init__(self, manager, every_steps=0):
+    def __init__(self, manager, every_steps=0, every_minutes=0.0, clock=time.monotonic):
         super().__init__()
         self.manager = manager
         self.every_steps = int(every_steps)
+        self.every_seconds = float(every_minutes) * 60.0
+        self.clock = clock
         self._last_saved = None
+        self._last_time = None
+
+    def on_train_begin(self, logs=None):
+        self._last_time = self.clock()
 
     def save(self):
         step = self.model.completed_steps()
         if step != self._last_saved:
+            checkpoints.check_weights(self.model, step)
             self.manager.save(checkpoint_number=step)
             self._last_saved = step
+        self._last_time = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps and self.model.completed_steps() % self.every_steps == 0:
+            self.save()
+        elif self.every_seconds and self.clock() - self._last_time >= self.every_seconds:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -124,9 +152,15 @@ class Evaluate(keras.callbacks.Callback):
         best = float("inf")
         if os.path.exists(self.metrics_path):
             with open(self.metrics_path) as f:
-                for line in f:
-                    if line.strip():
-                        best = min(best, json.loads(line)["metrics"].get("fid", best))
+                for number, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        best = min(best, float(json.loads(line)["metrics"]["fid"]))
+                    except (ValueError, KeyError, TypeError):
+                        # e.g. the half-written last line of a run killed mid-write
+                        log.warning("%s line %d is not a complete record; ignored.",
+                                    self.metrics_path, number)
         return best
 
     def on_epoch_end(self, epoch, logs=None):
@@ -146,8 +180,7 @@ class Evaluate(keras.callbacks.Callback):
             with tf.summary.create_file_writer(self.logdir).as_default(step=step):
                 for name, value in values.items():
                     tf.summary.scalar(f"eval/{name}", value)
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        append_line(self.metrics_path, json.dumps(record, sort_keys=True))
         fid = values["fid"]
         if fid < self.best_fid:
             self.best_fid = fid

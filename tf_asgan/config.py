@@ -13,20 +13,32 @@ from typing import Optional
 from tf_asgan import data, distribute, losses, methods, networks, perturbations, schedules
 from tf_asgan.asgan import MAX_EPSILON, SECOND_UPDATES
 
+# Epsilons above this (in input units, images in [-1, 1]) are refused by the configuration:
+# 32 grey levels of change per pixel is no longer a small perturbation, and the usual
+# slip, --epsilon=1 meaning 1/255, lands far above it. The library itself allows up to
+# tf_asgan.asgan.MAX_EPSILON.
+MAX_CONFIG_EPSILON = 0.25
+NONFINITE_ACTIONS = ("stop", "rollback")
+
 # Fields that may change between the runs of one workdir (where data lives, how
 # long to train, what to write); any other difference is a different experiment.
 MUTABLE_FIELDS = ("data_dir", "download", "cache", "epochs", "sample_every_epochs",
-                  "checkpoint_every_steps", "checkpoints_to_keep", "export",
+                  "checkpoint_every_steps", "checkpoint_every_minutes", "checkpoints_to_keep",
+                  "export", "on_nonfinite", "max_rollbacks", "bad_images",
                   "eval_every_epochs", "eval_num_samples", "eval_network", "inception_path",
                   "is_splits", "eval_real_split", "eval_num_real", "eval_cache_dir")
 
 
 def parse_epsilon(value):
     """``0.5``, ``"1/255"`` or ``"0.5/255"`` -> float."""
-    if isinstance(value, str) and "/" in value:
-        num, den = value.split("/", 1)
-        return float(Fraction(num.strip())) / float(Fraction(den.strip()))
-    return float(value)
+    try:
+        if isinstance(value, str) and "/" in value:
+            num, den = value.split("/", 1)
+            return float(Fraction(num.strip())) / float(Fraction(den.strip()))
+        return float(value)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"An epsilon must be a number or a fraction like 1/255, got "
+                         f"{value!r}.") from None
 
 
 @dataclasses.dataclass
@@ -38,6 +50,7 @@ class TrainConfig:
     data_dir: Optional[str] = None
     image_dir: Optional[str] = None
     download: bool = False
+    bad_images: str = "skip"  # unreadable files of an image folder: skip (and count) or fail
     # networks
     architecture: str = "dcgan"
     resolution: int = 32
@@ -88,8 +101,12 @@ class TrainConfig:
     # outputs
     sample_every_epochs: int = 1
     checkpoint_every_steps: int = 0  # 0: at epoch ends only
+    checkpoint_every_minutes: float = 10.0  # 0: no time-based checkpoints
     checkpoints_to_keep: int = 3
     export: bool = True
+    # bad numbers (tf_asgan.checkpoints)
+    on_nonfinite: str = "stop"  # stop, rollback (to the last good checkpoint)
+    max_rollbacks: int = 3
     # evaluation (IS / FID / KID; see tf_asgan.evaluation)
     eval_every_epochs: int = 0  # 0: never (the last epoch is always evaluated otherwise)
     eval_num_samples: int = 22_400
@@ -116,14 +133,25 @@ class TrainConfig:
             raise ValueError(f"Architecture {self.architecture!r} supports resolutions "
                              f"{list(supported)}, not {self.resolution}; set --resolution.")
         losses.get(self.loss)
-        if self.adversarial:
-            perturbations.get(self.perturbation)
+        perturbations.get(self.perturbation)  # checked even for the baseline: a typo is a typo
         schedules.get(self.epsilon_schedule, 0.0, **self._schedule_kwargs())
         eps = schedules.to_input_units(self.epsilon, self.epsilon_unit)
-        if not 0.0 <= eps <= MAX_EPSILON:
-            raise ValueError(f"epsilon={self.epsilon} ({self.epsilon_unit} units) is {eps:g} in "
-                             f"input units; it must lie in [0, {MAX_EPSILON}]. The paper uses "
-                             "1/255 (input units).")
+        limit = min(MAX_EPSILON, MAX_CONFIG_EPSILON)
+        if not 0.0 <= eps <= limit:
+            raise ValueError(f"epsilon={self.epsilon:g} ({self.epsilon_unit} units) is {eps:g} "
+                             f"in input units (images in [-1, 1]); it must lie in [0, {limit}]. "
+                             "The paper uses 1/255, i.e. --epsilon=1/255; its Fig. 3 ablation "
+                             "goes up to 4/255.")
+        if not 0.0 < self.dat_epsilon <= limit:
+            raise ValueError(f"dat_epsilon={self.dat_epsilon:g} must lie in (0, {limit}] "
+                             "(input units); DAT's usual value is 2/255.")
+        if self.bad_images not in ("skip", "fail"):
+            raise ValueError(f"bad_images must be skip or fail, got {self.bad_images!r}.")
+        if self.on_nonfinite not in NONFINITE_ACTIONS:
+            raise ValueError(f"on_nonfinite must be one of {list(NONFINITE_ACTIONS)}, got "
+                             f"{self.on_nonfinite!r}.")
+        if self.max_rollbacks < 0 or self.checkpoint_every_minutes < 0:
+            raise ValueError("max_rollbacks and checkpoint_every_minutes must be >= 0.")
         for name, allowed in (("strategy", distribute.STRATEGIES),
                               ("precision", distribute.PRECISIONS)):
             if getattr(self, name) not in allowed:

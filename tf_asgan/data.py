@@ -11,6 +11,9 @@ used; it keeps the whole face width and trims the forehead and chin evenly.
 """
 
 import dataclasses
+import hashlib
+import json
+import logging
 import os
 from typing import Optional
 
@@ -29,8 +32,10 @@ TFDS_DATASETS = {
 EMBEDDED_DATASETS = ("digits", "stacked_digits")
 FOLDER = "folder"
 DATASETS = tuple(TFDS_DATASETS) + EMBEDDED_DATASETS + (FOLDER,)
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # a GIF gives its first frame
+BAD_IMAGES = ("skip", "fail")
 STACKED_DIGITS_SIZE = 50_000
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -45,12 +50,14 @@ class Source:
 def to_model_range(image, resolution):
     """uint8 (or [0, 255] float) ``[h, w, c]`` -> float32 ``[R, R, 3]`` in ``[-1, 1]``.
 
-    Grayscale is repeated to RGB, an alpha channel is dropped, non-square images are
-    centre-cropped to their shorter side, then resized (area, antialiased).
+    Grayscale (with or without alpha) is repeated to RGB, an alpha channel is dropped,
+    non-square images are centre-cropped to their shorter side, then resized (area,
+    antialiased).
     """
     image = tf.convert_to_tensor(image)
     channels = tf.shape(image)[-1]
-    image = tf.cond(channels == 1, lambda: tf.image.grayscale_to_rgb(image[..., :1]),
+    # 1: gray; 2: gray + alpha; 3: RGB; 4: RGBA.
+    image = tf.cond(channels <= 2, lambda: tf.image.grayscale_to_rgb(image[..., :1]),
                     lambda: image[..., :3])
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     side = tf.minimum(h, w)
@@ -109,17 +116,94 @@ def image_files(directory):
     return paths
 
 
-def folder_source(directory, resolution):
-    """Every PNG/JPEG below ``directory``: RGB, grayscale or RGBA, any size."""
+class BadImagesError(ValueError):
+    """Image files of a folder cannot be decoded (with ``bad_images="fail"``)."""
+
+
+def _decode_file(path):
+    return tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+
+
+def _scan_cache_path(paths):
+    from tf_asgan.classifiers import cache_root  # the project's cache folder
+
+    digest = hashlib.sha1()
+    for path in paths:
+        st = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return os.path.join(cache_root(), "folders", digest.hexdigest() + ".json")
+
+
+def scan_images(paths, use_cache=True):
+    """Decodes every file once and returns the unreadable ones as ``[(path, reason)]``.
+
+    The decoding runs in parallel through ``tf.data`` (about as costly as one epoch of
+    reading). The result is cached under ``$TF_ASGAN_CACHE/folders``, keyed by the files'
+    paths, sizes and modification times, so a resumed run does not scan again.
+    """
+    cache = _scan_cache_path(paths) if use_cache else None
+    if cache and os.path.exists(cache):
+        try:
+            with open(cache) as f:
+                return [tuple(item) for item in json.load(f)["bad"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("Ignoring the unreadable scan cache %s.", cache)
+    index = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths))
+    readable = index.map(lambda i, p: (i, tf.shape(_decode_file(p))),
+                         num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    good = {int(i) for i, shape in readable.as_numpy_iterator() if shape.min() > 0}
+    bad = []
+    for i, path in enumerate(paths):
+        if i not in good:
+            try:
+                _decode_file(path)
+                reason = "empty image"
+            except (tf.errors.OpError, ValueError) as err:
+                reason = str(getattr(err, "message", err)).strip().splitlines()[0][:160]
+            bad.append((path, reason))
+    if cache:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        tmp = f"{cache}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"files": len(paths), "bad": bad}, f)
+        os.replace(tmp, cache)
+    return bad
+
+
+def folder_source(directory, resolution, bad_images="skip", scan=True):
+    """Every PNG/JPEG/BMP/GIF below ``directory``: RGB, grayscale or RGBA, any size.
+
+    Each file is decoded once first (:func:`scan_images`, cached), so that an unreadable
+    or truncated file is found before training, not hours into it: with
+    ``bad_images="skip"`` such files are left out, counted and named in the log; with
+    ``"fail"`` :class:`BadImagesError` lists them. ``scan=False`` skips the check (a
+    bad file then stops training when it is read).
+    """
+    if bad_images not in BAD_IMAGES:
+        raise ValueError(f"bad_images must be one of {list(BAD_IMAGES)}, got {bad_images!r}.")
     paths = image_files(directory)
+    bad = scan_images(paths) if scan else []
+    if bad:
+        listed = "; ".join(f"{p} ({why})" for p, why in bad[:10])
+        more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+        if bad_images == "fail" or len(bad) == len(paths):
+            raise BadImagesError(
+                f"{len(bad)} of the {len(paths)} image files in {directory!r} cannot be read: "
+                f"{listed}{more}. Remove or repair them"
+                + (", or pass --bad_images=skip to train without them." if len(bad) < len(paths)
+                   else "."))
+        log.warning("Skipping %d of the %d image files in %s that cannot be read: %s%s",
+                    len(bad), len(paths), directory, listed, more)
+        unreadable = {p for p, _ in bad}
+        paths = [p for p in paths if p not in unreadable]
 
     def read(path):
-        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-        return to_model_range(image, resolution)
+        return to_model_range(_decode_file(path), resolution)
 
     images = tf.data.Dataset.from_tensor_slices(paths).map(
         read, num_parallel_calls=tf.data.AUTOTUNE)
-    return Source(images, len(paths), f"folder:{directory} ({len(paths)} files)")
+    skipped = f", {len(bad)} unreadable skipped" if bad else ""
+    return Source(images, len(paths), f"folder:{directory} ({len(paths)} files{skipped})")
 
 
 def digits_arrays(split="train"):
@@ -185,7 +269,7 @@ def stacked_digits(resolution=32, split="train", size=STACKED_DIGITS_SIZE, seed=
 
 
 def source(name, resolution, *, data_dir=None, image_dir=None, download=False, split=None,
-           seed=0):
+           seed=0, bad_images="skip"):
     """The :class:`Source` for dataset ``name`` (see :data:`DATASETS`)."""
     if name in TFDS_DATASETS:
         return tfds_source(name, resolution, data_dir, split, download)
@@ -196,7 +280,7 @@ def source(name, resolution, *, data_dir=None, image_dir=None, download=False, s
     if name == FOLDER:
         if not image_dir:
             raise ValueError("dataset 'folder' needs an image directory (--image_dir).")
-        return folder_source(image_dir, resolution)
+        return folder_source(image_dir, resolution, bad_images)
     raise ValueError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}.")
 
 

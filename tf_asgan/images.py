@@ -28,7 +28,9 @@ def grid(images, columns=8, pad=2):
 def save_grid(images, path, columns=8):
     """Writes ``images`` (``[N, H, W, 3]`` in ``[-1, 1]``) to ``path`` as a PNG grid."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(grid(images, columns)).save(path)
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    Image.fromarray(grid(images, columns)).save(tmp)
+    os.replace(tmp, path)  # a crash mid-write leaves no half-written PNG
     return path
 
 

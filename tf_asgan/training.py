@@ -11,6 +11,7 @@ Calling :func:`train` again with the same configuration on the same workdir resu
 from the last checkpoint, at the same step and data position.
 """
 
+import glob
 import hashlib
 import logging
 import os
@@ -21,16 +22,26 @@ import numpy as np
 import tensorflow as tf
 
 from tf_asgan import callbacks as callbacks_lib
-from tf_asgan import classifiers, data, distribute, evaluation, export, networks
+from tf_asgan import checkpoints, classifiers, data, distribute, evaluation, export, networks
 from tf_asgan import config as config_lib
 from tf_asgan.asgan import ASGAN
 
 log = logging.getLogger(__name__)
 SAMPLE_GRID_SIZE = 64
+# What to do with a workdir that already holds a run (train.py --existing_run).
+EXISTING_RUN = ("resume", "overwrite", "new")
+# The entries of a workdir that belong to its run (what "overwrite" removes).
+RUN_ENTRIES = ("config.json", "flags.txt", "checkpoints", "tensorboard", "history.csv",
+               "samples", "generator", "metrics.jsonl", "best.json", "best", ".workers")
+EXPORT_DIR = "generator"
 
 
 class ConfigMismatchError(ValueError):
     """The workdir holds a run with a different configuration."""
+
+
+class ExportConflictError(FileExistsError):
+    """The workdir's export path holds something that is not this run's export."""
 
 
 def _check_workdir(config, workdir):
@@ -42,8 +53,68 @@ def _check_workdir(config, workdir):
         listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
         raise ConfigMismatchError(
             f"{workdir} holds a run with a different configuration ({listed}). Use a new "
-            "--workdir, or repeat the stored run with --flagfile="
+            "--workdir, start a new run beside it (--existing_run=new), replace it "
+            "(--existing_run=overwrite), or repeat the stored run with --flagfile="
             f"{os.path.join(workdir, 'flags.txt')}.")
+
+
+def _holds_run(workdir):
+    return os.path.exists(os.path.join(workdir, "config.json"))
+
+
+def resolve_workdir(workdir, existing_run="resume", chief=True):
+    """The workdir a run writes to, after applying ``existing_run`` to a run found there.
+
+    ``resume`` (default): the same workdir; a run there with the same configuration is
+    resumed, one with a different configuration is refused. ``new``: when ``workdir``
+    holds a run, the first free ``<workdir>_2``, ``<workdir>_3``, ... ``overwrite``: the
+    run's own entries (:data:`RUN_ENTRIES`) are deleted first; other files are left.
+    """
+    if existing_run not in EXISTING_RUN:
+        raise ValueError(f"Unknown existing_run {existing_run!r}; choose one of "
+                         f"{list(EXISTING_RUN)}.")
+    if existing_run == "new" and _holds_run(workdir):
+        n = 2
+        while _holds_run(f"{workdir}_{n}"):
+            n += 1
+        log.info("%s holds a run; this one goes to %s_%d.", workdir, workdir, n)
+        return f"{workdir}_{n}"
+    if existing_run == "overwrite" and _holds_run(workdir) and chief:
+        entries = [os.path.join(workdir, e) for e in RUN_ENTRIES]
+        entries += glob.glob(os.path.join(glob.escape(workdir), EXPORT_DIR + "_step*"))
+        removed = [e for e in entries if os.path.lexists(e)]
+        for entry in removed:
+            if os.path.isdir(entry) and not os.path.islink(entry):
+                shutil.rmtree(entry)
+            else:
+                os.remove(entry)
+        log.warning("--existing_run=overwrite: deleted the previous run in %s (%s).", workdir,
+                    ", ".join(os.path.basename(e) for e in removed))
+    return workdir
+
+
+def _check_export_path(path):
+    """Refuses, before training, an export path holding something other than an export
+    of a tf_asgan run (it would be replaced at the end)."""
+    if os.path.lexists(path) and _export_step(path) is None:
+        raise ExportConflictError(
+            f"{path} exists but is not an export of this run (no readable "
+            f"assets.extra/{export.METADATA_FILE}); move it away, or pass "
+            "--existing_run=overwrite (or --noexport).")
+
+
+def _keep_previous_export(path, step):
+    """An export of an earlier step (a run since extended) is kept beside the new one."""
+    old_step = _export_step(path)
+    if old_step is None or old_step == step:
+        return None
+    kept = f"{path}_step{old_step}"
+    n = 2
+    while os.path.lexists(kept):
+        kept, n = f"{path}_step{old_step}_{n}", n + 1
+    os.rename(path, kept)
+    log.info("The export of step %d is kept as %s.", old_step, kept)
+    return kept
 
 
 def build_model(config, jit_compile=None):
@@ -84,7 +155,8 @@ def fixed_latents(config, n=SAMPLE_GRID_SIZE):
         (n, config.latent_dim)).astype(np.float32)
 
 
-def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strategy=None):
+def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strategy=None,
+          existing_run="resume"):
     """Trains (or resumes) the run of ``config`` in ``workdir``.
 
     Args:
@@ -95,6 +167,18 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
       source: a :class:`~tf_asgan.data.Source` to use instead of ``config.dataset``.
       strategy: a ``tf.distribute`` strategy (default: ``config.strategy``, see
         :mod:`tf_asgan.distribute`).
+      existing_run: what to do when ``workdir`` holds a run: ``resume`` it (refused
+        when its configuration differs), ``overwrite`` it, or start a ``new`` one in
+        ``<workdir>_N`` (see :func:`resolve_workdir`).
+
+    Reliability: checkpoints every ``checkpoint_every_steps`` steps, every
+    ``checkpoint_every_minutes`` minutes and at epoch ends (the last
+    ``checkpoints_to_keep`` are kept); a corrupt checkpoint is reported, moved aside and
+    the previous one used. A NaN or infinite loss, logged quantity or weight raises
+    :class:`~tf_asgan.checkpoints.NonFiniteError` naming the step and the quantities,
+    before any checkpoint or export of that step, or, with
+    ``on_nonfinite="rollback"``, restores the last good checkpoint and continues with
+    fresh random draws (at most ``max_rollbacks`` times).
 
     Under several workers every worker trains; only the chief writes into ``workdir``
     (the others write into a scratch folder they delete at the end), and every worker
@@ -102,8 +186,9 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
 
     Returns:
       A dict: ``step`` (completed steps), ``steps_per_epoch``, ``total_steps``,
-      ``export`` (the SavedModel path or ``None``), ``workdir``, ``evaluation`` (the
-      last evaluation record or ``None``), ``chief``.
+      ``export`` (the SavedModel path or ``None``), ``workdir`` (where the run was
+      written), ``evaluation`` (the last evaluation record or ``None``), ``chief``,
+      ``rollbacks``.
     """
     config.validate()
     strategy = strategy or distribute.make_strategy(config.strategy)
@@ -114,15 +199,19 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                          "multiple.")
     chief = distribute.is_chief(strategy)
     task_type, task_id = distribute.task(strategy)
+    workdir = resolve_workdir(workdir, existing_run, chief)
+    if chief:  # the chief alone checks and writes the run's configuration
+        _check_workdir(config, workdir)
     write_dir = workdir if chief else os.path.join(workdir, ".workers",
                                                    f"{task_type}_{task_id}")
     os.makedirs(write_dir, exist_ok=True)
-    if chief:  # the chief alone checks and writes the run's configuration
-        _check_workdir(config, workdir)
+    export_path = os.path.join(write_dir, EXPORT_DIR)
+    if chief and config.export:
+        _check_export_path(export_path)
     if source is None:
         source = data.source(config.dataset, config.resolution, data_dir=config.data_dir,
                              image_dir=config.image_dir, download=config.download,
-                             seed=config.seed)
+                             seed=config.seed, bad_images=config.bad_images)
     evaluator = make_evaluator(config, source) if config.eval_every_epochs else None
     if chief:
         config_lib.save(config, workdir)
@@ -133,12 +222,12 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     with distribute.precision_policy(precision), strategy.scope():
         gan = build_model(config, jit)
     checkpoint = checkpoint_for(gan)
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
+    latest = checkpoints.restore_latest(checkpoint, checkpoint_dir, writer=chief)
+    if latest:
+        log.info("Resumed from %s", latest)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
                                          max_to_keep=config.checkpoints_to_keep)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        log.info("Resumed from %s", latest)
     step = gan.completed_steps()
     steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
     total = config.epochs * steps_per_epoch
@@ -148,8 +237,12 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     log.info("Data: %s; %d steps per epoch of %d images, %d steps in all; %s.",
              source.description, steps_per_epoch, config.batch_size, total,
              "starting" if step == 0 else f"resuming at step {step}")
+    if step == 0:  # the initial weights: a rollback target from the first step on
+        manager.save(checkpoint_number=0)
     run_callbacks = [
-        callbacks_lib.Checkpointer(manager, config.checkpoint_every_steps),
+        checkpoints.NonFiniteGuard(),
+        callbacks_lib.Checkpointer(manager, config.checkpoint_every_steps,
+                                   config.checkpoint_every_minutes),
         callbacks_lib.StepLogger(os.path.join(write_dir, "tensorboard")),
         callbacks_lib.SampleGrid(os.path.join(write_dir, "samples"), fixed_latents(config),
                                  config.sample_every_epochs),
@@ -165,7 +258,8 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
             os.path.join(write_dir, "metrics.jsonl"), os.path.join(write_dir, "tensorboard"),
             best)
         # Before the checkpointer: a crash mid-evaluation then repeats the evaluation.
-        run_callbacks.insert(0, evaluate)
+        run_callbacks.insert(1, evaluate)
+    rollbacks = 0
     while step < total:
         # A run stopped mid-epoch first finishes that epoch, then continues by epochs.
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
@@ -184,25 +278,44 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
             stream = stream.with_options(options)
         # Workers of a cluster trace identical graphs, so identical seeds would give them
         # identical latents: each worker offsets its seed by its task index.
-        keras.utils.set_random_seed(config.seed + step + 1_000_003 * task_id)
-        gan.fit(stream, initial_epoch=epoch, epochs=end,
-                steps_per_epoch=steps_per_epoch - done_in_epoch if done_in_epoch
-                else steps_per_epoch,
-                callbacks=run_callbacks, verbose=verbose)
+        # A rollback changes the draws, or it would replay the same non-finite step.
+        keras.utils.set_random_seed(config.seed + step + 1_000_003 * task_id
+                                    + 7_919 * rollbacks)
+        try:
+            gan.fit(stream, initial_epoch=epoch, epochs=end,
+                    steps_per_epoch=steps_per_epoch - done_in_epoch if done_in_epoch
+                    else steps_per_epoch,
+                    callbacks=run_callbacks, verbose=verbose)
+        except checkpoints.NonFiniteError as err:
+            good = manager.latest_checkpoint
+            if config.on_nonfinite != "rollback" or rollbacks >= config.max_rollbacks:
+                hint = ("lower the learning rates or epsilon, or pass --on_nonfinite=rollback "
+                        "to continue from it with fresh random draws"
+                        if config.on_nonfinite != "rollback" else
+                        f"{rollbacks} rollback(s) did not help; lower the learning rates "
+                        "or epsilon")
+                raise checkpoints.NonFiniteError(
+                    err.step, err.quantities, err.where,
+                    detail=f"Training stopped; the last good checkpoint is {good}; nothing "
+                    f"was exported. To go on, {hint}.") from err
+            rollbacks += 1
+            checkpoint.restore(good).assert_existing_objects_matched()
+            log.warning("%s Rolled back to %s (rollback %d of at most %d).", err, good,
+                        rollbacks, config.max_rollbacks)
         step = gan.completed_steps()
 
-    export_path = None
     if config.export:
-        export_path = os.path.join(write_dir, "generator")
-        meta = export_metadata(config, step)
+        checkpoints.check_weights(gan, step, what="generator weights (not exported)")
         if os.path.exists(export_path) and _export_step(export_path) == step:
             log.info("Export %s is already at step %d.", export_path, step)
         else:
-            # The previous export of this same run (an earlier step) is replaced.
+            _keep_previous_export(export_path, step)
             export.export_generator(gan.generator, export_path, latent_dim=config.latent_dim,
-                                    metadata=meta, overwrite=True)
+                                    metadata=export_metadata(config, step))
             if chief:
                 log.info("Exported the generator to %s", export_path)
+    else:
+        export_path = None
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         export_path = None
@@ -210,7 +323,8 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
             "export": export_path, "workdir": workdir, "chief": chief,
             "weights_sha1": weights_digest(gan),
             "all_weights_sha1": weights_digest(gan, trainable_only=False),
-            "evaluation": evaluate.results[-1] if evaluate and evaluate.results else None}
+            "evaluation": evaluate.results[-1] if evaluate and evaluate.results else None,
+            "rollbacks": rollbacks}
 
 
 def make_evaluator(config, source=None):

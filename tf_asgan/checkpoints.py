@@ -1,0 +1,152 @@
+"""Checkpoints that survive crashes, and the guard against non-finite numbers.
+
+Writing: ``tf.train.CheckpointManager`` writes a checkpoint's files first and records it
+in the ``checkpoint`` state file (itself replaced atomically) only afterwards, so a crash
+during a write leaves the state pointing at the previous, complete checkpoint.
+
+Reading: :func:`restore_latest` tries the recorded checkpoints newest first. One that
+cannot be read (truncated, checksum mismatch, missing files) is reported, moved into
+``<dir>/corrupt/`` by the writer of the directory, and the next older one is tried;
+nothing is loaded from a corrupt file, and when every recorded checkpoint is corrupt
+:class:`CorruptCheckpointError` says so rather than training from scratch silently.
+
+Numbers: :class:`NonFiniteGuard` stops training at the first step whose losses or
+logged quantities are NaN or infinite, before any checkpoint of that step is written;
+:func:`nonfinite_variables` checks weights before every checkpoint and export.
+"""
+
+import glob
+import logging
+import math
+import os
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+CORRUPT_DIR = "corrupt"
+
+
+class CorruptCheckpointError(RuntimeError):
+    """Every recorded checkpoint of a run is unreadable."""
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or infinite loss, logged quantity or weight.
+
+    Attributes: ``step`` (the training step that produced it), ``quantities`` (their
+    names).
+    """
+
+    def __init__(self, step, quantities, where="losses", detail=""):
+        self.step = int(step)
+        self.quantities = list(quantities)
+        self.where = where
+        super().__init__(f"Non-finite {where} at training step {self.step}: "
+                         f"{', '.join(self.quantities)}." + (f" {detail}" if detail else ""))
+
+
+def recorded_checkpoints(directory):
+    """The checkpoint prefixes recorded in ``directory``'s state file, oldest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None:
+        return []
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    return [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths if p]
+
+
+def _quarantine(directory, prefix, remaining):
+    """Moves ``prefix``'s files into ``<directory>/corrupt/`` and records ``remaining``."""
+    target = os.path.join(directory, CORRUPT_DIR)
+    os.makedirs(target, exist_ok=True)
+    for path in glob.glob(glob.escape(prefix) + ".*"):
+        dest = os.path.join(target, os.path.basename(path))
+        if os.path.exists(dest):
+            os.remove(dest)
+        shutil.move(path, dest)
+    if remaining:
+        tf.compat.v1.train.update_checkpoint_state(directory, remaining[-1],
+                                         all_model_checkpoint_paths=remaining)
+    else:
+        os.remove(os.path.join(directory, "checkpoint"))
+    return target
+
+
+def restore_latest(checkpoint, directory, writer=True):
+    """Restores the newest readable checkpoint recorded in ``directory``.
+
+    Args:
+      checkpoint: a ``tf.train.Checkpoint`` whose objects are all built.
+      directory: the checkpoint directory.
+      writer: this process owns ``directory`` and may move corrupt checkpoints aside
+        (the others of a cluster only skip them).
+
+    Returns:
+      The restored prefix, or ``None`` when ``directory`` records no checkpoint.
+
+    Raises:
+      CorruptCheckpointError: checkpoints are recorded but none is readable.
+      AssertionError: a readable checkpoint does not match ``checkpoint``'s objects
+        (a different architecture): not corruption, so nothing is moved.
+    """
+    candidates = recorded_checkpoints(directory)
+    remaining = list(candidates)
+    problems = []
+    for prefix in reversed(candidates):
+        try:
+            checkpoint.restore(prefix).assert_existing_objects_matched()
+            return prefix
+        except AssertionError:
+            raise
+        except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
+            reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+            problems.append(f"{os.path.basename(prefix)} ({reason})")
+            remaining.remove(prefix)
+            where = _quarantine(directory, prefix, remaining) if writer else None
+            log.warning("Checkpoint %s is unreadable (%s)%s; trying the previous one.",
+                        prefix, reason, f", moved into {where}" if where else "")
+    if candidates:
+        raise CorruptCheckpointError(
+            f"No readable checkpoint in {directory}: {'; '.join(problems)}. They were moved "
+            f"into {os.path.join(directory, CORRUPT_DIR)}; start a new run "
+            "(--existing_run=new or another --workdir) or restore the files from a backup.")
+    return None
+
+
+def nonfinite_variables(variables):
+    """Names (paths) of the variables holding a NaN or an infinity (one fused check)."""
+    variables = list(variables)
+    if not variables:
+        return []
+    flags = tf.stack([tf.reduce_all(tf.math.is_finite(tf.cast(v.value, tf.float32)))
+                      for v in variables]).numpy()
+    return [getattr(v, "path", v.name) for v, ok in zip(variables, flags) if not ok]
+
+
+def check_weights(gan, step, what="weights"):
+    """Raises :class:`NonFiniteError` when either network's weights are not finite."""
+    bad = nonfinite_variables(list(gan.generator.variables) + list(gan.discriminator.variables))
+    if bad:
+        raise NonFiniteError(step, bad[:5] + ([f"... ({len(bad)} in all)"] if len(bad) > 5
+                                              else []), where=what)
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Raises :class:`NonFiniteError` after the first step with a non-finite log.
+
+    It checks the quantities of that step alone (the model's ``step_logs``), so the step
+    and the quantities it names are exact. Place it before the checkpointing callback:
+    the step's state is then never saved.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        values = self.model.step_logs() if hasattr(self.model, "step_logs") else (logs or {})
+        bad = [f"{name}={float(np.asarray(value).reshape(-1)[0])}"
+               for name, value in values.items()
+               if not math.isfinite(float(np.asarray(value).reshape(-1)[0]))]
+        if bad:
+            step = (self.model.completed_steps() if hasattr(self.model, "completed_steps")
+                    else batch + 1)
+            raise NonFiniteError(step, bad)
