@@ -28,7 +28,8 @@ HELP = {
     "dataset": "Training data: a TFDS name, digits / stacked_digits (embedded, no download) "
                "or folder (with --image_dir).",
     "data_dir": "TFDS data directory (default: the TFDS default, ~/tensorflow_datasets).",
-    "image_dir": "Folder of PNG/JPEG images (searched recursively) for --dataset=folder.",
+    "image_dir": "Folder of PNG/JPEG/BMP/GIF/WebP images (searched recursively) for "
+                 "--dataset=folder.",
     "download": "Let TFDS download a missing dataset (off: fail at once with instructions).",
     "bad_images": "Unreadable or truncated files in --image_dir: skip (counted and named in "
                   "the log) or fail (stop before training, listing them).",

@@ -146,6 +146,76 @@ def test_folder_errors(tmp_path):
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(ValueError, match="holds no .png/.jpg/.jpeg"):
         data.folder_source(str(tmp_path), 32)
+    with pytest.raises(ValueError, match="bad_images must be one of"):
+        data.folder_source(str(tmp_path), 32, bad_images="keep")
+
+
+def _messy_folder(root):
+    """Four good files (gray+alpha PNG, 16-bit gray PNG, BMP, GIF; odd sizes) and four
+    bad ones (truncated PNG and JPEG, an empty file, text named .png)."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(np.full((9, 13), 255, np.uint8)).convert("LA").save(root / "a_la.png")
+    Image.fromarray(np.full((7, 7), 65535, np.uint16)).save(root / "b_gray16.png")
+    Image.fromarray(np.full((5, 11, 3), (0, 0, 255), np.uint8)).save(root / "c.bmp")
+    Image.fromarray(np.full((6, 6, 3), (255, 0, 0), np.uint8)).save(root / "d.gif")
+    noise = Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8))
+    noise.save(root / "e.png")
+    noise.save(root / "f.jpg")
+    for name in ("e.png", "f.jpg"):
+        raw = (root / name).read_bytes()
+        (root / name).write_bytes(raw[: len(raw) // 2])
+    (root / "g_empty.png").write_bytes(b"")
+    (root / "h_text.png").write_text("not an image")
+
+
+def test_folder_skips_unreadable_files_and_counts_them(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("TF_ASGAN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "images"
+    root.mkdir()
+    _messy_folder(root)
+    with caplog.at_level("WARNING", logger="tf_asgan"):
+        src = data.folder_source(str(root), 4)
+    assert src.num_examples == 4 and "4 unreadable skipped" in src.description
+    assert "Skipping 4 of the 8 image files" in caplog.text
+    for name, reason in (("e.png", "Invalid PNG data"), ("f.jpg", "jpeg::Uncompress failed"),
+                         ("g_empty.png", "Input is empty"),
+                         ("h_text.png", "Unknown image file format")):
+        assert f"{name} ({reason}" in caplog.text
+    assert "function_node" not in caplog.text
+    la, gray16, bmp, gif = _take(src.images)
+    for image in (la, gray16, bmp, gif):
+        assert image.shape == (4, 4, 3) and image.dtype == np.float32
+    np.testing.assert_allclose(la, 1.0, atol=1e-6)  # gray + alpha -> white RGB
+    np.testing.assert_allclose(gray16, 1.0, atol=1e-6)  # 16 bit -> 8 bit
+    np.testing.assert_allclose(bmp[0, 0], [-1, -1, 1], atol=1e-6)
+    np.testing.assert_allclose(gif[0, 0], [1, -1, -1], atol=0.02)  # palette rounding
+
+    # The scan is cached (a resumed run does not decode everything again) ...
+    cached = list((tmp_path / "cache" / "folders").glob("*.json"))
+    assert len(cached) == 1
+    scans = []
+    original = data._scan
+    monkeypatch.setattr(data, "_scan", lambda paths: scans.append(paths) or original(paths))
+    assert data.folder_source(str(root), 4).num_examples == 4
+    assert scans == []
+    # ... until a file changes.
+    Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(root / "e.png")
+    assert data.folder_source(str(root), 4).num_examples == 5
+    assert len(scans) == 1
+
+
+def test_folder_fails_on_unreadable_files_when_asked_and_when_none_is_readable(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    _messy_folder(root)
+    with pytest.raises(data.BadImagesError, match="4 of the 8 image files .* cannot be read: "
+                       ".*e.png .*--bad_images=skip"):
+        data.folder_source(str(root), 32, bad_images="fail")
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.jpg").write_text("no")
+    with pytest.raises(data.BadImagesError, match="1 of the 1 image files .* Remove or repair"):
+        data.folder_source(str(only_bad), 32)
 
 
 # -- TFDS ---------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ import shutil
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.checkpoint import checkpoint_management
+
+from tf_asgan import errors
 
 log = logging.getLogger(__name__)
 CORRUPT_DIR = "corrupt"
@@ -67,11 +70,26 @@ def _quarantine(directory, prefix, remaining):
             os.remove(dest)
         shutil.move(path, dest)
     if remaining:
-        tf.compat.v1.train.update_checkpoint_state(directory, remaining[-1],
-                                         all_model_checkpoint_paths=remaining)
+        # The public tf.compat.v1 wrapper of this function only adds a deprecation warning.
+        checkpoint_management.update_checkpoint_state_internal(
+            directory, remaining[-1], all_model_checkpoint_paths=remaining,
+            save_relative_paths=True)
     else:
         os.remove(os.path.join(directory, "checkpoint"))
     return target
+
+
+def verify(prefix):
+    """Reads every tensor of checkpoint ``prefix`` (checking each one's CRC32C).
+
+    Raises a ``tf.errors.OpError`` (``DataLossError``, ``NotFoundError``, ...) or
+    ``IndexError`` when a file is missing, truncated or altered. Reading into a
+    separate reader leaves the ``tf.train.Checkpoint`` that will restore it untouched:
+    a failed ``restore`` would leave a deferred restoration behind.
+    """
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_dtype_map():
+        reader.get_tensor(name)
 
 
 def restore_latest(checkpoint, directory, writer=True):
@@ -96,17 +114,17 @@ def restore_latest(checkpoint, directory, writer=True):
     problems = []
     for prefix in reversed(candidates):
         try:
-            checkpoint.restore(prefix).assert_existing_objects_matched()
-            return prefix
-        except AssertionError:
-            raise
+            verify(prefix)
         except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
-            reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+            reason = f"{type(err).__name__}: {errors.short_message(err)}"
             problems.append(f"{os.path.basename(prefix)} ({reason})")
             remaining.remove(prefix)
             where = _quarantine(directory, prefix, remaining) if writer else None
             log.warning("Checkpoint %s is unreadable (%s)%s; trying the previous one.",
                         prefix, reason, f", moved into {where}" if where else "")
+            continue
+        checkpoint.restore(prefix).assert_existing_objects_matched()
+        return prefix
     if candidates:
         raise CorruptCheckpointError(
             f"No readable checkpoint in {directory}: {'; '.join(problems)}. They were moved "
@@ -120,7 +138,10 @@ def nonfinite_variables(variables):
     variables = list(variables)
     if not variables:
         return []
-    flags = tf.stack([tf.reduce_all(tf.math.is_finite(tf.cast(v.value, tf.float32)))
+    def value(v):  # a Keras variable's value is a property, a tf.Variable's a method
+        return v.value() if callable(v.value) else v.value
+
+    flags = tf.stack([tf.reduce_all(tf.math.is_finite(tf.cast(value(v), tf.float32)))
                       for v in variables]).numpy()
     return [getattr(v, "path", v.name) for v, ok in zip(variables, flags) if not ok]
 

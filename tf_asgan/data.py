@@ -20,6 +20,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_asgan import errors
+
 # name: the TFDS split used for training
 TFDS_DATASETS = {
     "cifar10": "train",
@@ -32,7 +34,8 @@ TFDS_DATASETS = {
 EMBEDDED_DATASETS = ("digits", "stacked_digits")
 FOLDER = "folder"
 DATASETS = tuple(TFDS_DATASETS) + EMBEDDED_DATASETS + (FOLDER,)
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # a GIF gives its first frame
+# What tf.io.decode_image reads; an animated GIF gives its first frame.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 BAD_IMAGES = ("skip", "fail")
 STACKED_DIGITS_SIZE = 50_000
 log = logging.getLogger(__name__)
@@ -104,7 +107,7 @@ def tfds_source(name, resolution, data_dir=None, split=None, download=False):
 
 
 def image_files(directory):
-    """Sorted paths of the PNG/JPEG files below ``directory`` (recursive)."""
+    """Sorted paths of the image files (:data:`IMAGE_EXTENSIONS`) below ``directory``."""
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"Image folder {directory!r} does not exist.")
     paths = sorted(
@@ -134,6 +137,23 @@ def _scan_cache_path(paths):
     return os.path.join(cache_root(), "folders", digest.hexdigest() + ".json")
 
 
+def _scan(paths):
+    index = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths))
+    readable = index.map(lambda i, p: (i, tf.shape(_decode_file(p))),
+                         num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    good = {int(i) for i, shape in readable.as_numpy_iterator() if shape.min() > 0}
+    bad = []
+    for i, path in enumerate(paths):
+        if i not in good:  # decoded again, alone, for the reason
+            try:
+                _decode_file(path)
+                reason = "empty image"
+            except (tf.errors.OpError, ValueError) as err:
+                reason = errors.short_message(err, 160)
+            bad.append((path, reason))
+    return bad
+
+
 def scan_images(paths, use_cache=True):
     """Decodes every file once and returns the unreadable ones as ``[(path, reason)]``.
 
@@ -148,19 +168,7 @@ def scan_images(paths, use_cache=True):
                 return [tuple(item) for item in json.load(f)["bad"]]
         except (OSError, ValueError, KeyError, TypeError):
             log.warning("Ignoring the unreadable scan cache %s.", cache)
-    index = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths))
-    readable = index.map(lambda i, p: (i, tf.shape(_decode_file(p))),
-                         num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-    good = {int(i) for i, shape in readable.as_numpy_iterator() if shape.min() > 0}
-    bad = []
-    for i, path in enumerate(paths):
-        if i not in good:
-            try:
-                _decode_file(path)
-                reason = "empty image"
-            except (tf.errors.OpError, ValueError) as err:
-                reason = str(getattr(err, "message", err)).strip().splitlines()[0][:160]
-            bad.append((path, reason))
+    bad = _scan(paths)
     if cache:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         tmp = f"{cache}.tmp{os.getpid()}"
@@ -171,7 +179,7 @@ def scan_images(paths, use_cache=True):
 
 
 def folder_source(directory, resolution, bad_images="skip", scan=True):
-    """Every PNG/JPEG/BMP/GIF below ``directory``: RGB, grayscale or RGBA, any size.
+    """Every PNG/JPEG/BMP/GIF/WebP below ``directory``: RGB, grayscale or RGBA, any size.
 
     Each file is decoded once first (:func:`scan_images`, cached), so that an unreadable
     or truncated file is found before training, not hours into it: with

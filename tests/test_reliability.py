@@ -1,0 +1,366 @@
+"""Reliability: kills, crashes mid-write, corrupt checkpoints, NaNs, existing runs, exports."""
+
+import dataclasses
+import glob
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_training import REPO, Steps, generated_source, small_config
+
+from tf_asgan import callbacks as callbacks_lib
+from tf_asgan import checkpoints, export, training
+
+
+def recorded_steps(workdir):
+    return [int(p.rsplit("-", 1)[1])
+            for p in checkpoints.recorded_checkpoints(os.path.join(workdir, "checkpoints"))]
+
+
+def script_env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO + os.pathsep +
+                os.path.join(REPO, "tests"))
+
+
+# -- a real SIGKILL part-way through, then the same command again ------------------------
+
+
+def test_sigkill_mid_epoch_then_the_same_command_resumes_and_finishes(tmp_path):
+    workdir = str(tmp_path / "run")
+    command = [sys.executable, os.path.join(REPO, "scripts", "train.py"), "--dataset=digits",
+               "--batch_size=16", "--epochs=2", "--steps_per_epoch=10", "--latent_dim=16",
+               "--checkpoint_every_steps=3", "--checkpoints_to_keep=2", f"--workdir={workdir}"]
+    proc = subprocess.Popen(command, cwd=REPO, env=script_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    try:  # kill as soon as a mid-epoch checkpoint (step 3 or 6 of epoch 1) is recorded
+        while not any(s in (3, 6) for s in recorded_steps(workdir)):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.time() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = max(recorded_steps(workdir))
+    assert proc.returncode == -signal.SIGKILL
+    assert killed_at < 20 and not os.path.exists(os.path.join(workdir, "generator"))
+
+    resumed = subprocess.run(command, cwd=REPO, env=script_env(), capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming at step {killed_at}" in resumed.stderr
+    assert "Done: 20 steps" in resumed.stdout  # the uninterrupted run's total
+    assert recorded_steps(workdir)[-1] == 20 and len(recorded_steps(workdir)) <= 2
+    meta = export.read_metadata(os.path.join(workdir, "generator"))
+    assert meta["step"] == 20
+    loaded = tf.saved_model.load(os.path.join(workdir, "generator"))
+    images = loaded.sample(tf.constant(4), tf.constant(0))["images"].numpy()
+    assert images.shape == (4, 32, 32, 3) and np.isfinite(images).all()
+
+
+# -- a crash during a checkpoint write ---------------------------------------------------
+
+CRASH_DURING_WRITE = """
+import glob, os, signal, sys
+import tensorflow as tf
+from tf_asgan import training
+from test_training import generated_source, small_config
+
+original = tf.train.Checkpoint._write
+
+def crashing_write(self, file_prefix, options=None):
+    if file_prefix.endswith("ckpt-4"):
+        # The files are written but not recorded yet; half of the data reaches the disk.
+        original(self, file_prefix, options=tf.train.CheckpointOptions())
+        data = glob.glob(file_prefix + ".data*")[0]
+        with open(data, "r+b") as f:
+            f.truncate(os.path.getsize(data) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, file_prefix, options=options)
+
+tf.train.Checkpoint._write = crashing_write
+training.train(small_config(), sys.argv[1], verbose=0, source=generated_source())
+"""
+
+
+def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one_in_use(tmp_path):
+    workdir = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", CRASH_DURING_WRITE, workdir], cwd=REPO,
+                          env=script_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    assert os.path.exists(os.path.join(ckpt_dir, "ckpt-4.index"))  # the half-written one
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-3")  # ... is not recorded
+    config = small_config()
+    gan = training.build_model(config)
+    assert checkpoints.restore_latest(training.checkpoint_for(gan), ckpt_dir).endswith("ckpt-3")
+    assert gan.completed_steps() == 3
+
+    steps = Steps()
+    result = training.train(config, workdir, verbose=0, source=generated_source(),
+                            callbacks=[steps])
+    assert steps.seen == [4, 5, 6] and result["step"] == 6
+    assert export.read_metadata(result["export"])["step"] == 6
+
+
+# -- corrupt checkpoints are reported and not loaded -------------------------------------
+
+
+def flip_a_byte(prefix):
+    path = glob.glob(prefix + ".data*")[0]
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_corrupt_latest_checkpoint_is_moved_aside_and_the_previous_one_used(tmp_path,
+                                                                             caplog):
+    config = small_config(epochs=2, export=False)
+    workdir = str(tmp_path)
+    training.train(config, workdir, verbose=0, source=generated_source())
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    assert recorded_steps(workdir) == [4, 5, 6]
+    flip_a_byte(os.path.join(ckpt_dir, "ckpt-6"))
+
+    steps = Steps()
+    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
+        result = training.train(dataclasses.replace(config, epochs=3), workdir, verbose=0,
+                                source=generated_source(), callbacks=[steps])
+    assert "ckpt-6 is unreadable (" in caplog.text and "Checksum does not match" in caplog.text
+    assert os.path.exists(os.path.join(ckpt_dir, "corrupt", "ckpt-6.index"))
+    assert steps.seen == [6, 7, 8, 9]  # from step 5: the rest of epoch 2, then epoch 3
+    assert result["step"] == 9 and recorded_steps(workdir)[-1] == 9
+
+
+def test_when_every_checkpoint_is_corrupt_nothing_is_loaded(tmp_path):
+    config = small_config(epochs=1, export=False, checkpoints_to_keep=2)
+    workdir = str(tmp_path)
+    training.train(config, workdir, verbose=0, source=generated_source())
+    for step in recorded_steps(workdir):
+        flip_a_byte(os.path.join(workdir, "checkpoints", f"ckpt-{step}"))
+    with pytest.raises(checkpoints.CorruptCheckpointError, match="No readable checkpoint"
+                       ".*ckpt-3 .*Checksum.*ckpt-2 .*Checksum.*--existing_run=new"):
+        training.train(dataclasses.replace(config, epochs=2), workdir, verbose=0,
+                       source=generated_source())
+
+
+def test_a_checkpoint_of_another_network_is_an_error_not_corruption(tmp_path):
+    config = small_config(epochs=1, export=False)
+    training.train(config, str(tmp_path), verbose=0, source=generated_source())
+    other = training.build_model(dataclasses.replace(config, latent_dim=8))
+    with pytest.raises((AssertionError, ValueError), match="incompatible|not bound"):
+        checkpoints.restore_latest(training.checkpoint_for(other),
+                                   str(tmp_path / "checkpoints"))
+    assert recorded_steps(str(tmp_path)) == [1, 2, 3]  # nothing moved
+
+
+# -- time-based checkpoints --------------------------------------------------------------
+
+
+class FakeManager:
+    def __init__(self):
+        self.saved = []
+
+    def save(self, checkpoint_number):
+        self.saved.append(checkpoint_number)
+
+
+class FakeModel:
+    def __init__(self):
+        self.step = 0
+        self.generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        self.discriminator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+    def completed_steps(self):
+        return self.step
+
+
+def test_checkpointer_saves_every_m_minutes_and_at_epoch_ends():
+    now = [0.0]
+    manager, model = FakeManager(), FakeModel()
+    cb = callbacks_lib.Checkpointer(manager, every_minutes=1.0, clock=lambda: now[0])
+    cb.set_model(model)
+    cb.on_train_begin()
+    for step in range(1, 8):  # 25 s per step
+        now[0] += 25.0
+        model.step = step
+        cb.on_train_batch_end(step - 1)
+    assert manager.saved == [3, 6]  # at 75 s, then 60 s after that save (150 s)
+    cb.on_epoch_end(0)
+    assert manager.saved == [3, 6, 7]
+
+
+def test_checkpointer_refuses_non_finite_weights_and_names_them():
+    manager, model = FakeManager(), FakeModel()
+    cb = callbacks_lib.Checkpointer(manager, every_steps=1)
+    cb.set_model(model)
+    cb.on_train_begin()
+    model.step = 1
+    cb.on_train_batch_end(0)
+    kernel = model.discriminator.layers[0].kernel
+    kernel.assign(np.array([[1.0], [np.inf]], np.float32))
+    model.step = 2
+    with pytest.raises(checkpoints.NonFiniteError,
+                       match=f"Non-finite weights at training step 2: {kernel.path}"):
+        cb.on_train_batch_end(1)
+    assert manager.saved == [1]
+
+
+def test_nonfinite_variables_matches_a_direct_check():
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=(3, 4)).astype(np.float32) for _ in range(5)]
+    values[1][2, 3], values[4][0, 0] = np.nan, -np.inf
+    variables = [tf.Variable(v, name=f"v{i}") for i, v in enumerate(values)]
+    expected = [v.name for v, a in zip(variables, values) if not np.isfinite(a).all()]
+    assert checkpoints.nonfinite_variables(variables) == expected == ["v1:0", "v4:0"]
+
+
+# -- bad numbers ---------------------------------------------------------------------------
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Before every step once ``step`` steps are done, sets one D weight to NaN, ``times``
+    times at most."""
+
+    def __init__(self, step, times=1):
+        super().__init__()
+        self.step, self.times = step, times
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.model.completed_steps() >= self.step and self.times:
+            self.times -= 1
+            kernel = self.model.discriminator.trainable_variables[0]
+            kernel.assign(tf.fill(kernel.shape, float("nan")))
+
+
+def test_an_injected_nan_stops_training_names_the_step_and_keeps_the_last_good_checkpoint(
+        tmp_path):
+    config = small_config()
+    with pytest.raises(checkpoints.NonFiniteError) as err:
+        training.train(config, str(tmp_path), verbose=0, source=generated_source(),
+                       callbacks=[PoisonAt(4)])
+    message = str(err.value)
+    assert message.startswith("Non-finite losses at training step 5: ")
+    assert "d_loss=nan" in message and "D_real=nan" in message
+    assert "last good checkpoint is " + str(tmp_path / "checkpoints" / "ckpt-4") in message
+    assert "nothing was exported" in message and "--on_nonfinite=rollback" in message
+    assert err.value.step == 5
+    assert recorded_steps(str(tmp_path))[-1] == 4
+    assert not (tmp_path / "generator").exists()
+    gan = training.build_model(config)
+    training.checkpoint_for(gan).restore(str(tmp_path / "checkpoints" / "ckpt-4"))
+    assert checkpoints.nonfinite_variables(gan.discriminator.variables) == []
+
+
+def test_rollback_restores_the_last_good_checkpoint_and_finishes(tmp_path, caplog):
+    config = small_config(on_nonfinite="rollback")
+    steps = Steps()
+    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
+        result = training.train(config, str(tmp_path), verbose=0, source=generated_source(),
+                                callbacks=[PoisonAt(4), steps])
+    assert "Rolled back to " + str(tmp_path / "checkpoints" / "ckpt-4") in caplog.text
+    assert result["rollbacks"] == 1 and result["step"] == 6
+    assert steps.seen == [1, 2, 3, 4, 5, 6]  # the failed step 5 stopped before `steps`
+    loaded = tf.saved_model.load(result["export"])
+    assert np.isfinite(loaded.sample(tf.constant(4), tf.constant(0))["images"].numpy()).all()
+
+
+def test_rollback_gives_up_after_max_rollbacks(tmp_path):
+    config = small_config(on_nonfinite="rollback", max_rollbacks=2)
+    with pytest.raises(checkpoints.NonFiniteError, match="2 rollback\\(s\\) did not help"):
+        training.train(config, str(tmp_path), verbose=0, source=generated_source(),
+                       callbacks=[PoisonAt(4, times=10)])
+    assert not (tmp_path / "generator").exists()
+
+
+def test_a_nan_in_the_first_step_rolls_back_to_the_initial_weights(tmp_path, caplog):
+    config = small_config(epochs=1, on_nonfinite="rollback", export=False)
+    steps = Steps()
+    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
+        result = training.train(config, str(tmp_path), verbose=0, source=generated_source(),
+                                callbacks=[PoisonAt(0), steps])
+    assert "training step 1: " in caplog.text and "ckpt-0 (rollback 1" in caplog.text
+    assert result["rollbacks"] == 1 and steps.seen == [1, 2, 3]
+
+
+# -- an existing workdir and an existing export ------------------------------------------
+
+
+def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(tmp_path):
+    workdir = str(tmp_path / "run")
+    config = small_config(epochs=1, export=False)
+    training.train(config, workdir, verbose=0, source=generated_source())
+    notes = tmp_path / "run" / "notes.txt"
+    notes.write_text("mine")
+    other = dataclasses.replace(config, lr_d=4e-4)
+    with pytest.raises(training.ConfigMismatchError, match="--existing_run=new"):
+        training.train(other, workdir, verbose=0, source=generated_source())
+
+    result = training.train(other, workdir, verbose=0, source=generated_source(),
+                            existing_run="new")
+    assert result["workdir"] == workdir + "_2" and result["step"] == 3
+    result = training.train(other, workdir, verbose=0, source=generated_source(),
+                            existing_run="new")
+    assert result["workdir"] == workdir + "_3"
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["lr_d"] == 2e-4  # the first run is untouched
+
+    steps = Steps()
+    result = training.train(other, workdir, verbose=0, source=generated_source(),
+                            existing_run="overwrite", callbacks=[steps])
+    assert steps.seen == [1, 2, 3]  # from scratch
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["lr_d"] == 4e-4
+    assert notes.read_text() == "mine"  # not part of the run: kept
+
+
+def test_a_foreign_folder_at_the_export_path_is_refused_before_training(tmp_path):
+    (tmp_path / "generator").mkdir()
+    (tmp_path / "generator" / "weights.h5").write_text("someone's")
+    steps = Steps()
+    with pytest.raises(training.ExportConflictError, match="is not an export of this run"):
+        training.train(small_config(), str(tmp_path), verbose=0, source=generated_source(),
+                       callbacks=[steps])
+    assert steps.seen == [] and not (tmp_path / "checkpoints").exists()
+    assert (tmp_path / "generator" / "weights.h5").read_text() == "someone's"
+
+
+def test_an_extended_run_keeps_its_earlier_export(tmp_path):
+    config = small_config(epochs=1)
+    first = training.train(config, str(tmp_path), verbose=0, source=generated_source())
+    z = tf.constant(np.zeros((1, 16), np.float32))
+    loaded = tf.saved_model.load(first["export"])  # kept in a variable: STACK.md trap 5
+    before = loaded.generate(z)["images"].numpy()
+    result = training.train(dataclasses.replace(config, epochs=2), str(tmp_path), verbose=0,
+                            source=generated_source())
+    assert export.read_metadata(result["export"])["step"] == 6
+    kept = str(tmp_path / "generator_step3")
+    assert export.read_metadata(kept)["step"] == 3
+    loaded = tf.saved_model.load(kept)
+    np.testing.assert_array_equal(loaded.generate(z)["images"].numpy(), before)
+
+
+# -- metric logs written by a killed run ---------------------------------------------------
+
+
+def test_a_half_written_metrics_line_is_ignored_and_the_next_starts_a_new_line(tmp_path,
+                                                                              caplog):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps({"metrics": {"fid": 12.5}}) + "\n" + '{"metrics": {"fi')
+    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
+        cb = callbacks_lib.Evaluate(None, 1, 1, str(path))
+    assert cb.best_fid == 12.5 and "line 2 is not a complete record" in caplog.text
+    callbacks_lib.append_line(str(path), json.dumps({"metrics": {"fid": 3.0}}))
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[-1]) == {"metrics": {"fid": 3.0}} and len(lines) == 3
+    assert callbacks_lib.Evaluate(None, 1, 1, str(path)).best_fid == 3.0
