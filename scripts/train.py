@@ -155,9 +155,11 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("workdir", "runs/demo", "Run directory (created; resumed if it holds "
                         "a run).", flag_values=flag_values)
     flags.DEFINE_enum("existing_run", "resume", ["resume", "overwrite", "new"],
-                      "When --workdir holds a run: resume it (refused if its configuration "
-                      "differs), overwrite it (delete it first), or new (write to the first "
-                      "free <workdir>_2, <workdir>_3, ...).", flag_values=flag_values)
+                      "When --workdir holds a different experiment: resume (refuse, listing "
+                      "the differences), overwrite (delete that run first), new (use the "
+                      "first <workdir>_2, <workdir>_3, ... that is free or holds this same "
+                      "experiment). The same experiment is always resumed, so re-running a "
+                      "command continues its run.", flag_values=flag_values)
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         name, default, kind = field.name, field.default, hints[field.name]

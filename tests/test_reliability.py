@@ -309,9 +309,17 @@ def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(t
     result = training.train(other, workdir, verbose=0, source=generated_source(),
                             existing_run="new")
     assert result["workdir"] == workdir + "_2" and result["step"] == 3
-    result = training.train(other, workdir, verbose=0, source=generated_source(),
+    # The same command again resumes that run (here: finished) instead of a third one ...
+    steps = Steps()
+    result = training.train(dataclasses.replace(other, epochs=2), workdir, verbose=0,
+                            source=generated_source(), existing_run="new", callbacks=[steps])
+    assert result["workdir"] == workdir + "_2" and steps.seen == [4, 5, 6]
+    # ... and a third experiment goes to the next free one.
+    third = dataclasses.replace(config, lr_g=1e-4)
+    result = training.train(third, workdir, verbose=0, source=generated_source(),
                             existing_run="new")
     assert result["workdir"] == workdir + "_3"
+    assert not os.path.exists(workdir + "_4")
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["lr_d"] == 2e-4  # the first run is untouched
 
@@ -322,6 +330,11 @@ def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(t
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["lr_d"] == 4e-4
     assert notes.read_text() == "mine"  # not part of the run: kept
+    # Overwriting is not repeated: the same command again resumes (a finished run).
+    steps = Steps()
+    training.train(other, workdir, verbose=0, source=generated_source(),
+                   existing_run="overwrite", callbacks=[steps])
+    assert steps.seen == [] and recorded_steps(workdir)[-1] == 3
 
 
 def test_a_foreign_folder_at_the_export_path_is_refused_before_training(tmp_path):

@@ -218,6 +218,7 @@ def test_scripts_train_export_sample_evaluate(tmp_path):
     # A changed experiment on the same workdir is refused with a clear message.
     proc = run_script("train.py", *args, "--lr_d=1e-3")
     assert proc.returncode != 0 and "different configuration" in proc.stderr
+    assert "--existing_run=new" in proc.stderr and "--existing_run=overwrite" in proc.stderr
 
     proc = run_script("export.py", f"--workdir={workdir}", f"--output={tmp_path}/exported")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -44,42 +44,46 @@ class ExportConflictError(FileExistsError):
     """The workdir's export path holds something that is not this run's export."""
 
 
-def _check_workdir(config, workdir):
+def _mismatch(config, workdir):
+    """The differences between ``config`` and the run stored in ``workdir`` (``{}``
+    when there is none or it is the same experiment)."""
     stored = config_lib.load(workdir)
-    if stored is None:
-        return
-    diff = config.differences(stored)
-    if diff:
+    return {} if stored is None else config.differences(stored)
+
+
+def resolve_workdir(config, workdir, existing_run="resume", chief=True):
+    """The workdir a run of ``config`` writes to, given what ``workdir`` holds.
+
+    A workdir holding no run, or a run of the same experiment (only
+    :data:`~tf_asgan.config.MUTABLE_FIELDS` differ), is used as it is: the run starts
+    or resumes there. ``existing_run`` decides what happens when it holds a different
+    experiment: ``resume`` (the default) refuses with the list of differences; ``new``
+    uses the first of ``<workdir>_2``, ``<workdir>_3``, ... that is free or holds this
+    same experiment; ``overwrite`` deletes the other run's own entries
+    (:data:`RUN_ENTRIES`; other files stay). Either way, running the same command again
+    resumes the run instead of starting another one.
+    """
+    if existing_run not in EXISTING_RUN:
+        raise ValueError(f"Unknown existing_run {existing_run!r}; choose one of "
+                         f"{list(EXISTING_RUN)}.")
+    diff = _mismatch(config, workdir)
+    if not diff:
+        return workdir
+    if existing_run == "resume":
         listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
         raise ConfigMismatchError(
             f"{workdir} holds a run with a different configuration ({listed}). Use a new "
             "--workdir, start a new run beside it (--existing_run=new), replace it "
             "(--existing_run=overwrite), or repeat the stored run with --flagfile="
             f"{os.path.join(workdir, 'flags.txt')}.")
-
-
-def _holds_run(workdir):
-    return os.path.exists(os.path.join(workdir, "config.json"))
-
-
-def resolve_workdir(workdir, existing_run="resume", chief=True):
-    """The workdir a run writes to, after applying ``existing_run`` to a run found there.
-
-    ``resume`` (default): the same workdir; a run there with the same configuration is
-    resumed, one with a different configuration is refused. ``new``: when ``workdir``
-    holds a run, the first free ``<workdir>_2``, ``<workdir>_3``, ... ``overwrite``: the
-    run's own entries (:data:`RUN_ENTRIES`) are deleted first; other files are left.
-    """
-    if existing_run not in EXISTING_RUN:
-        raise ValueError(f"Unknown existing_run {existing_run!r}; choose one of "
-                         f"{list(EXISTING_RUN)}.")
-    if existing_run == "new" and _holds_run(workdir):
+    if existing_run == "new":
         n = 2
-        while _holds_run(f"{workdir}_{n}"):
+        while _mismatch(config, f"{workdir}_{n}"):
             n += 1
-        log.info("%s holds a run; this one goes to %s_%d.", workdir, workdir, n)
+        log.info("%s holds a different experiment; this run goes to %s_%d.", workdir,
+                 workdir, n)
         return f"{workdir}_{n}"
-    if existing_run == "overwrite" and _holds_run(workdir) and chief:
+    if chief:
         entries = [os.path.join(workdir, e) for e in RUN_ENTRIES]
         entries += glob.glob(os.path.join(glob.escape(workdir), EXPORT_DIR + "_step*"))
         removed = [e for e in entries if os.path.lexists(e)]
@@ -167,9 +171,9 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
       source: a :class:`~tf_asgan.data.Source` to use instead of ``config.dataset``.
       strategy: a ``tf.distribute`` strategy (default: ``config.strategy``, see
         :mod:`tf_asgan.distribute`).
-      existing_run: what to do when ``workdir`` holds a run: ``resume`` it (refused
-        when its configuration differs), ``overwrite`` it, or start a ``new`` one in
-        ``<workdir>_N`` (see :func:`resolve_workdir`).
+      existing_run: what to do when ``workdir`` holds a different experiment:
+        ``resume`` refuses, ``overwrite`` replaces it, ``new`` writes to
+        ``<workdir>_N`` (see :func:`resolve_workdir`). The same experiment is resumed.
 
     Reliability: checkpoints every ``checkpoint_every_steps`` steps, every
     ``checkpoint_every_minutes`` minutes and at epoch ends (the last
@@ -199,9 +203,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                          "multiple.")
     chief = distribute.is_chief(strategy)
     task_type, task_id = distribute.task(strategy)
-    workdir = resolve_workdir(workdir, existing_run, chief)
-    if chief:  # the chief alone checks and writes the run's configuration
-        _check_workdir(config, workdir)
+    workdir = resolve_workdir(config, workdir, existing_run, chief)
     write_dir = workdir if chief else os.path.join(workdir, ".workers",
                                                    f"{task_type}_{task_id}")
     os.makedirs(write_dir, exist_ok=True)
