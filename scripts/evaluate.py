@@ -121,7 +121,7 @@ def main(argv):
     output = FLAGS.output or default_output(kind, path)
     if os.path.exists(output) and not FLAGS.overwrite:
         sys.exit(f"evaluate.py: {output} exists; pass --overwrite or another --output.")
-    from tf_asgan import classifiers, data, evaluation
+    from tf_asgan import checkpoints, classifiers, data, evaluation
 
     try:
         protocol = evaluation.Protocol(
@@ -135,7 +135,7 @@ def main(argv):
                           data_dir=FLAGS.data_dir, image_dir=FLAGS.image_dir,
                           cache_dir=FLAGS.cache_dir, protocol=protocol)
     except (classifiers.NetworkNotAvailableError, data.DatasetNotAvailableError,
-            FileNotFoundError, ValueError) as err:
+            FileNotFoundError, ValueError, checkpoints.CorruptCheckpointError) as err:
         sys.exit(f"evaluate.py: {err}")
     record["generator"] = os.path.abspath(path)
     tmp = output + ".tmp"

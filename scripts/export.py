@@ -23,13 +23,13 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from tf_asgan import export, training
+    from tf_asgan import checkpoints, export, training
 
     absl_logging.set_verbosity(absl_logging.WARNING)
 
     try:
         generator, config, path = training.restore_generator(FLAGS.workdir, FLAGS.checkpoint)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, checkpoints.CorruptCheckpointError) as err:
         sys.exit(f"export.py: {err}")
     match = re.search(r"ckpt-(\d+)$", path)
     output = FLAGS.output or os.path.join(FLAGS.workdir, "generator")
@@ -38,7 +38,7 @@ def main(argv):
     try:
         export.export_generator(generator, output, latent_dim=config.latent_dim, metadata=meta,
                                 overwrite=FLAGS.overwrite)
-    except FileExistsError as err:
+    except (FileExistsError, checkpoints.NonFiniteError) as err:
         sys.exit(f"export.py: {err}")
     print(f"Exported {path} to {output}")
 

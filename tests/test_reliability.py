@@ -377,3 +377,27 @@ def test_a_half_written_metrics_line_is_ignored_and_the_next_starts_a_new_line(t
     lines = path.read_text().splitlines()
     assert json.loads(lines[-1]) == {"metrics": {"fid": 3.0}} and len(lines) == 3
     assert callbacks_lib.Evaluate(None, 1, 1, str(path)).best_fid == 3.0
+
+
+def test_readers_skip_a_corrupt_latest_checkpoint_without_moving_it(tmp_path, caplog):
+    training.train(small_config(epochs=1, export=False), str(tmp_path), verbose=0,
+                   source=generated_source())
+    latest = str(tmp_path / "checkpoints" / "ckpt-3")
+    flip_a_byte(latest)
+    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
+        _, _, path = training.restore_generator(str(tmp_path))
+    assert path.endswith("ckpt-2") and "ckpt-3 is unreadable" in caplog.text
+    assert os.path.exists(latest + ".index")  # a reader does not move a run's files
+    with pytest.raises(checkpoints.CorruptCheckpointError,
+                       match="ckpt-3 cannot be read .*Checksum does not match"):
+        training.restore_generator(str(tmp_path), latest)
+
+
+def test_a_generator_with_a_nan_weight_is_not_exported(tmp_path):
+    gan = training.build_model(small_config())
+    kernel = gan.generator.trainable_variables[0]
+    kernel.assign(tf.fill(kernel.shape, float("inf")))
+    with pytest.raises(checkpoints.NonFiniteError,
+                       match=f"generator weights \\(not exported\\) .*{kernel.path}"):
+        export.export_generator(gan.generator, str(tmp_path / "g"), metadata={"step": 7})
+    assert not os.path.exists(tmp_path / "g") and os.listdir(tmp_path) == []

@@ -92,14 +92,15 @@ def verify(prefix):
         reader.get_tensor(name)
 
 
-def restore_latest(checkpoint, directory, writer=True):
+def restore_latest(checkpoint, directory, writer=True, partial=False):
     """Restores the newest readable checkpoint recorded in ``directory``.
 
     Args:
       checkpoint: a ``tf.train.Checkpoint`` whose objects are all built.
       directory: the checkpoint directory.
       writer: this process owns ``directory`` and may move corrupt checkpoints aside
-        (the others of a cluster only skip them).
+        (the others of a cluster, and readers such as ``evaluate.py``, only skip them).
+      partial: ``checkpoint`` holds only some of the saved objects (e.g. the generator).
 
     Returns:
       The restored prefix, or ``None`` when ``directory`` records no checkpoint.
@@ -123,7 +124,8 @@ def restore_latest(checkpoint, directory, writer=True):
             log.warning("Checkpoint %s is unreadable (%s)%s; trying the previous one.",
                         prefix, reason, f", moved into {where}" if where else "")
             continue
-        checkpoint.restore(prefix).assert_existing_objects_matched()
+        status = checkpoint.restore(prefix)
+        (status.expect_partial() if partial else status).assert_existing_objects_matched()
         return prefix
     if candidates:
         raise CorruptCheckpointError(
@@ -131,6 +133,24 @@ def restore_latest(checkpoint, directory, writer=True):
             f"into {os.path.join(directory, CORRUPT_DIR)}; start a new run "
             "(--existing_run=new or another --workdir) or restore the files from a backup.")
     return None
+
+
+def restore_one(checkpoint, prefix, partial=False):
+    """Restores checkpoint ``prefix`` after checking that it is readable.
+
+    Raises:
+      CorruptCheckpointError: it is missing, truncated or altered.
+    """
+    try:
+        verify(prefix)
+    except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
+        raise CorruptCheckpointError(
+            f"Checkpoint {prefix} cannot be read ({type(err).__name__}: "
+            f"{errors.short_message(err)}); pick another one (they are listed in "
+            f"{os.path.join(os.path.dirname(prefix), 'checkpoint')}).") from err
+    status = checkpoint.restore(prefix)
+    (status.expect_partial() if partial else status).assert_existing_objects_matched()
+    return prefix
 
 
 def nonfinite_variables(variables):

@@ -22,6 +22,8 @@ import tempfile
 
 import tensorflow as tf
 
+from tf_asgan import checkpoints
+
 METADATA_FILE = "tf_asgan.json"
 
 
@@ -52,7 +54,8 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
 
     The model is written to a temporary folder beside ``path`` and renamed into place,
     so a crash never leaves a half-written export. An existing export is replaced only
-    with ``overwrite=True``.
+    with ``overwrite=True``. A generator with a NaN or infinite weight is refused
+    (:class:`~tf_asgan.checkpoints.NonFiniteError`).
 
     Args:
       generator: a Keras model ``[N, latent_dim] -> [N, H, W, 3]`` in ``[-1, 1]``.
@@ -68,6 +71,10 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (export.py --overwrite) to "
                               "replace it, or export elsewhere.")
+    bad = checkpoints.nonfinite_variables(generator.variables)
+    if bad:
+        raise checkpoints.NonFiniteError(metadata.get("step", -1) if metadata else -1, bad,
+                                         where="generator weights (not exported)")
     latent_dim = int(latent_dim or generator.inputs[0].shape[-1])
     module = _ExportedGenerator(generator, latent_dim)
     parent = os.path.dirname(path)

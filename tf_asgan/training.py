@@ -380,8 +380,12 @@ def restore_generator(workdir, checkpoint=None):
         raise FileNotFoundError(f"{workdir} holds no config.json: not a training workdir.")
     g = networks.build_generator(config.architecture, config.resolution,
                                  latent_dim=config.latent_dim, batch_norm=config.bn_g)
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    ckpt = tf.train.Checkpoint(generator=g)
+    if checkpoint:
+        path = checkpoints.restore_one(ckpt, checkpoint, partial=True)
+    else:  # the newest readable one (a corrupt one is reported and skipped)
+        path = checkpoints.restore_latest(ckpt, os.path.join(workdir, "checkpoints"),
+                                          writer=False, partial=True)
     if path is None:
         raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet.")
-    tf.train.Checkpoint(generator=g).read(path).expect_partial().assert_existing_objects_matched()
     return g, config, path
