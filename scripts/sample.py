@@ -28,10 +28,9 @@ FLAGS = flags.FLAGS
 def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10,
           spherical=False, overwrite=False):
     """Writes the grid and interpolation PNGs; returns their paths."""
-    import numpy as np
     import tensorflow as tf
 
-    from tf_asgan import images
+    from tf_asgan import analysis, images
 
     grid_path = os.path.join(out_dir, f"grid_seed{seed}.png")
     interp_path = os.path.join(out_dir, f"interpolation_seed{seed}.png")
@@ -42,12 +41,8 @@ def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10
     samples = g.sample(tf.constant(num, tf.int32), tf.constant(seed, tf.int32))["images"]
     images.save_grid(samples.numpy(), grid_path, columns)
 
-    rng = np.random.default_rng(seed)
-    latent_dim = int(g.latent_dim.numpy())
-    ends = rng.standard_normal((2, rows, latent_dim))
-    z = images.interpolate_latents(ends[0], ends[1], steps, spherical=spherical)
-    path_images = g.generate(tf.constant(z))["images"].numpy()
-    images.save_grid(path_images, interp_path, steps)
+    analysis.latent_interpolation(g, interp_path, rows=rows, steps=steps, seed=seed,
+                                  spherical=spherical)
     return grid_path, interp_path
 
 

@@ -38,6 +38,8 @@ HELP = {
     "latent_dim": "Size of the latent z ~ N(0, I).",
     "bn_g": "Batch normalisation in the generator (Table 2 switches it off).",
     "bn_d": "Batch normalisation in the discriminator (Table 2 switches it off).",
+    "width": "Multiplier of every layer's channel count (1: the paper's networks; e.g. "
+             "0.25 for CPU studies).",
     "loss": "GAN loss (TF-GAN's functions).",
     "adversarial": "AS-GAN: the second D update on perturbed reals. --noadversarial: baseline.",
     "perturbation": "How the real batch is perturbed: fgsm (the paper's), gaussian (the "

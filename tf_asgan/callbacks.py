@@ -168,6 +168,8 @@ class Evaluate(keras.callbacks.Callback):
         if done % self.every_epochs and done != self.last_epoch:
             return
         step = self.model.completed_steps()
+        # A NaN from the epoch's last update is not evaluated (nor saved as the best).
+        checkpoints.check_weights(self.model, step)
         log.info("Evaluating epoch %d (step %d): %d samples with %s", done, step,
                  self.evaluator.protocol.num_samples, self.evaluator.network.name)
         result = self.evaluator.evaluate(self.model.generator)

@@ -44,11 +44,12 @@ class NonFiniteError(FloatingPointError):
     """
 
     def __init__(self, step, quantities, where="losses", detail=""):
-        self.step = int(step)
+        self.step = None if step is None else int(step)
         self.quantities = list(quantities)
         self.where = where
-        super().__init__(f"Non-finite {where} at training step {self.step}: "
-                         f"{', '.join(self.quantities)}." + (f" {detail}" if detail else ""))
+        at = "" if self.step is None else f" at training step {self.step}"
+        super().__init__(f"Non-finite {where}{at}: {', '.join(self.quantities)}."
+                         + (f" {detail}" if detail else ""))
 
 
 def recorded_checkpoints(directory):
@@ -74,9 +75,21 @@ def _quarantine(directory, prefix, remaining):
         checkpoint_management.update_checkpoint_state_internal(
             directory, remaining[-1], all_model_checkpoint_paths=remaining,
             save_relative_paths=True)
-    else:
-        os.remove(os.path.join(directory, "checkpoint"))
+    # With none left the state file stays as it is: it keeps naming the (moved)
+    # checkpoints, so every later start reports them again instead of silently
+    # training from scratch.
     return target
+
+
+def _is_corruption(err):
+    """Whether a read error means the checkpoint's files are damaged or missing (not,
+    e.g., a permission problem or an unavailable network file system)."""
+    if isinstance(err, (tf.errors.DataLossError, tf.errors.NotFoundError,
+                        tf.errors.OutOfRangeError, IndexError, FileNotFoundError)):
+        return True
+    text = str(err).lower()
+    return isinstance(err, tf.errors.OpError) and type(err) is tf.errors.OpError and any(
+        word in text for word in ("checksum", "corrupt", "truncated", "read less bytes"))
 
 
 def verify(prefix):
@@ -117,6 +130,8 @@ def restore_latest(checkpoint, directory, writer=True, partial=False):
         try:
             verify(prefix)
         except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
+            if not _is_corruption(err):
+                raise
             reason = f"{type(err).__name__}: {errors.short_message(err)}"
             problems.append(f"{os.path.basename(prefix)} ({reason})")
             remaining.remove(prefix)
@@ -129,9 +144,10 @@ def restore_latest(checkpoint, directory, writer=True, partial=False):
         return prefix
     if candidates:
         raise CorruptCheckpointError(
-            f"No readable checkpoint in {directory}: {'; '.join(problems)}. They were moved "
-            f"into {os.path.join(directory, CORRUPT_DIR)}; start a new run "
-            "(--existing_run=new or another --workdir) or restore the files from a backup.")
+            f"No readable checkpoint in {directory}: {'; '.join(problems)}. Damaged files "
+            f"are kept in {os.path.join(directory, CORRUPT_DIR)}. Restore the checkpoints "
+            "from a backup, train into another --workdir, or delete "
+            f"{directory} to start this run again from step 0.")
     return None
 
 

@@ -57,6 +57,7 @@ class TrainConfig:
     latent_dim: int = 100
     bn_g: bool = True
     bn_d: bool = True
+    width: float = 1.0  # channel multiplier (1: the paper's networks)
     # method
     loss: str = "non_saturating"
     adversarial: bool = True
@@ -132,6 +133,8 @@ class TrainConfig:
         if self.resolution not in supported:
             raise ValueError(f"Architecture {self.architecture!r} supports resolutions "
                              f"{list(supported)}, not {self.resolution}; set --resolution.")
+        if not self.width > 0:
+            raise ValueError(f"width must be > 0 (1: the paper's networks), got {self.width}.")
         losses.get(self.loss)
         perturbations.get(self.perturbation)  # checked even for the baseline: a typo is a typo
         schedules.get(self.epsilon_schedule, 0.0, **self._schedule_kwargs())

@@ -170,11 +170,14 @@ def scan_images(paths, use_cache=True):
             log.warning("Ignoring the unreadable scan cache %s.", cache)
     bad = _scan(paths)
     if cache:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f"{cache}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"files": len(paths), "bad": bad}, f)
-        os.replace(tmp, cache)
+        try:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            tmp = f"{cache}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                json.dump({"files": len(paths), "bad": bad}, f)
+            os.replace(tmp, cache)
+        except OSError as err:  # e.g. a read-only cache folder: go on without it
+            log.warning("Could not cache the scan of the image folder (%s).", err)
     return bad
 
 

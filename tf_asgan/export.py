@@ -73,7 +73,7 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
                               "replace it, or export elsewhere.")
     bad = checkpoints.nonfinite_variables(generator.variables)
     if bad:
-        raise checkpoints.NonFiniteError(metadata.get("step", -1) if metadata else -1, bad,
+        raise checkpoints.NonFiniteError((metadata or {}).get("step"), bad,
                                          where="generator weights (not exported)")
     latent_dim = int(latent_dim or generator.inputs[0].shape[-1])
     module = _ExportedGenerator(generator, latent_dim)

@@ -84,8 +84,11 @@ def resolve_workdir(config, workdir, existing_run="resume", chief=True):
                  workdir, n)
         return f"{workdir}_{n}"
     if chief:
-        entries = [os.path.join(workdir, e) for e in RUN_ENTRIES]
+        # config.json goes last: a kill part-way leaves a run that is still refused,
+        # never old checkpoints under the new configuration.
+        entries = [os.path.join(workdir, e) for e in RUN_ENTRIES if e != "config.json"]
         entries += glob.glob(os.path.join(glob.escape(workdir), EXPORT_DIR + "_step*"))
+        entries.append(os.path.join(workdir, "config.json"))
         removed = [e for e in entries if os.path.lexists(e)]
         for entry in removed:
             if os.path.isdir(entry) and not os.path.islink(entry):
@@ -100,17 +103,16 @@ def resolve_workdir(config, workdir, existing_run="resume", chief=True):
 def _check_export_path(path):
     """Refuses, before training, an export path holding something other than an export
     of a tf_asgan run (it would be replaced at the end)."""
-    if os.path.lexists(path) and _export_step(path) is None:
+    if os.path.lexists(path) and _export_step(path) is False:
         raise ExportConflictError(
-            f"{path} exists but is not an export of this run (no readable "
-            f"assets.extra/{export.METADATA_FILE}); move it away, or pass "
-            "--existing_run=overwrite (or --noexport).")
+            f"{path} exists but is not a tf_asgan export (no readable "
+            f"assets.extra/{export.METADATA_FILE}); move it away, or pass --noexport.")
 
 
 def _keep_previous_export(path, step):
     """An export of an earlier step (a run since extended) is kept beside the new one."""
     old_step = _export_step(path)
-    if old_step is None or old_step == step:
+    if old_step is False or old_step == step:
         return None
     kept = f"{path}_step{old_step}"
     n = 2
@@ -127,9 +129,10 @@ def build_model(config, jit_compile=None):
     current strategy."""
     g = networks.build_generator(config.architecture, config.resolution,
                                  latent_dim=config.latent_dim, batch_norm=config.bn_g,
-                                 sync_bn=config.sync_bn)
+                                 sync_bn=config.sync_bn, width=config.width)
     d = networks.build_discriminator(config.architecture, config.resolution,
-                                     batch_norm=config.bn_d, sync_bn=config.sync_bn)
+                                     batch_norm=config.bn_d, sync_bn=config.sync_bn,
+                                     width=config.width)
     if jit_compile is None:
         jit_compile = distribute.resolve_jit(config.jit_compile, tf.distribute.get_strategy())
     gan = ASGAN(g, d, latent_dim=config.latent_dim, loss=config.loss,
@@ -203,6 +206,11 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                          "multiple.")
     chief = distribute.is_chief(strategy)
     task_type, task_id = distribute.task(strategy)
+    multi_worker = distribute.is_multi_worker(strategy)
+    if multi_worker and existing_run == "overwrite":
+        raise ValueError("--existing_run=overwrite is refused with several workers (they "
+                         "would race the deletion); delete the old run first, or use "
+                         "--existing_run=new or another --workdir.")
     workdir = resolve_workdir(config, workdir, existing_run, chief)
     write_dir = workdir if chief else os.path.join(workdir, ".workers",
                                                    f"{task_type}_{task_id}")
@@ -243,8 +251,9 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
         manager.save(checkpoint_number=0)
     run_callbacks = [
         checkpoints.NonFiniteGuard(),
+        # Workers' clocks differ: time-based checkpoints would make them disagree.
         callbacks_lib.Checkpointer(manager, config.checkpoint_every_steps,
-                                   config.checkpoint_every_minutes),
+                                   0.0 if multi_worker else config.checkpoint_every_minutes),
         callbacks_lib.StepLogger(os.path.join(write_dir, "tensorboard")),
         callbacks_lib.SampleGrid(os.path.join(write_dir, "samples"), fixed_latents(config),
                                  config.sample_every_epochs),
@@ -273,7 +282,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                                          seed=config.seed, start_step=step,
                                          steps_per_epoch=config.steps_per_epoch or None,
                                          cache=config.cache)
-        if distribute.is_multi_worker(strategy):
+        if multi_worker:
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = (
                 tf.data.experimental.AutoShardPolicy.DATA)
@@ -289,7 +298,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                     else steps_per_epoch,
                     callbacks=run_callbacks, verbose=verbose)
         except checkpoints.NonFiniteError as err:
-            good = manager.latest_checkpoint
+            good = tf.train.latest_checkpoint(checkpoint_dir)  # the chief's, on every worker
             if config.on_nonfinite != "rollback" or rollbacks >= config.max_rollbacks:
                 hint = ("lower the learning rates or epsilon, or pass --on_nonfinite=rollback "
                         "to continue from it with fresh random draws"
@@ -301,13 +310,13 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                     detail=f"Training stopped; the last good checkpoint is {good}; nothing "
                     f"was exported. To go on, {hint}.") from err
             rollbacks += 1
-            checkpoint.restore(good).assert_existing_objects_matched()
+            good = checkpoints.restore_latest(checkpoint, checkpoint_dir, writer=chief)
             log.warning("%s Rolled back to %s (rollback %d of at most %d).", err, good,
                         rollbacks, config.max_rollbacks)
         step = gan.completed_steps()
 
     if config.export:
-        checkpoints.check_weights(gan, step, what="generator weights (not exported)")
+        checkpoints.check_weights(gan, step, what="weights (the generator was not exported)")
         if os.path.exists(export_path) and _export_step(export_path) == step:
             log.info("Export %s is already at step %d.", export_path, step)
         else:
@@ -367,10 +376,30 @@ def export_metadata(config, step):
 
 
 def _export_step(path):
+    """The step recorded with an export (``None`` if it records none), or ``False``
+    when ``path`` is not a readable tf_asgan export."""
     try:
         return export.read_metadata(path).get("step")
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def restore_model(workdir, checkpoint=None):
+    """``(gan, config, checkpoint path)``: the whole run of ``workdir`` (both networks
+    and optimizers) at its newest readable (or the given) checkpoint."""
+    config = config_lib.load(workdir)
+    if config is None:
+        raise FileNotFoundError(f"{workdir} holds no config.json: not a training workdir.")
+    gan = build_model(config, jit_compile=False)
+    ckpt = checkpoint_for(gan)
+    if checkpoint:
+        path = checkpoints.restore_one(ckpt, checkpoint)
+    else:
+        path = checkpoints.restore_latest(ckpt, os.path.join(workdir, "checkpoints"),
+                                          writer=False)
+    if path is None:
+        raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet.")
+    return gan, config, path
 
 
 def restore_generator(workdir, checkpoint=None):
@@ -379,7 +408,8 @@ def restore_generator(workdir, checkpoint=None):
     if config is None:
         raise FileNotFoundError(f"{workdir} holds no config.json: not a training workdir.")
     g = networks.build_generator(config.architecture, config.resolution,
-                                 latent_dim=config.latent_dim, batch_norm=config.bn_g)
+                                 latent_dim=config.latent_dim, batch_norm=config.bn_g,
+                                 width=config.width)
     ckpt = tf.train.Checkpoint(generator=g)
     if checkpoint:
         path = checkpoints.restore_one(ckpt, checkpoint, partial=True)

@@ -27,20 +27,40 @@ def _module(name, resolution):
     return ARCHITECTURES[name]
 
 
-def build_generator(name, resolution, *, latent_dim=100, batch_norm=True, sync_bn=False):
+def _width_kwargs(name, resolution, width, which):
+    """Keyword arguments scaling the paper's channel counts by ``width`` (1: the paper's)."""
+    if width == 1.0:
+        return {}
+    if width <= 0:
+        raise ValueError(f"width must be > 0 (1: the paper's networks), got {width}.")
+    module = _module(name, resolution)
+    if name == "dcgan":
+        base = module.CHANNELS[resolution][0 if which == "generator" else 1]
+        return {"channels": tuple(max(1, round(c * width)) for c in base)}
+    return {"width": max(1, round(module.WIDTH * width))}
+
+
+def build_generator(name, resolution, *, latent_dim=100, batch_norm=True, sync_bn=False,
+                    width=1.0):
     """Builds generator ``name`` ("dcgan" or "resnet") for ``resolution`` pixels.
 
     ``sync_bn``: batch statistics over the global batch under a ``tf.distribute``
     strategy (``BatchNormalization(synchronized=True)``) instead of per replica.
+    ``width``: multiplier of every layer's channel count (1: the paper's; smaller for
+    CPU studies).
     """
     model = _module(name, resolution).generator(
-        resolution, latent_dim=latent_dim, batch_norm=batch_norm)
+        resolution, latent_dim=latent_dim, batch_norm=batch_norm,
+        **_width_kwargs(name, resolution, width, "generator"))
     return synchronize_batch_norm(model) if sync_bn else model
 
 
-def build_discriminator(name, resolution, *, batch_norm=True, sync_bn=False):
-    """Builds discriminator ``name`` ("dcgan" or "resnet") for ``resolution`` pixels."""
-    model = _module(name, resolution).discriminator(resolution, batch_norm=batch_norm)
+def build_discriminator(name, resolution, *, batch_norm=True, sync_bn=False, width=1.0):
+    """Builds discriminator ``name`` ("dcgan" or "resnet") for ``resolution`` pixels
+    (``width`` as in :func:`build_generator`)."""
+    model = _module(name, resolution).discriminator(
+        resolution, batch_norm=batch_norm,
+        **_width_kwargs(name, resolution, width, "discriminator"))
     return synchronize_batch_norm(model) if sync_bn else model
 
 

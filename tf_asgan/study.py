@@ -1,0 +1,239 @@
+"""A small, honest comparison of the methods that runs on a CPU.
+
+Every (dataset, method, seed) run trains the same DCGAN (narrowed by ``width``) for the
+same number of steps, then is measured the same way: FID and mode coverage with the
+project's digit classifier, D's robustness to FGSM on real and fake images, the L1
+norm of D's input gradient on real images, and the spread of the step losses over the
+second half of training (a stability measure). Runs are kept in
+``<output>/<dataset>/<method>/seed<k>/`` with their ``result.json``, so an interrupted
+study continues where it stopped. :func:`summarize` aggregates the seeds (mean and
+standard deviation) into ``study.json``, ``summary.md`` and plots, whichever way the
+numbers go.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from tf_asgan import analysis, data, training
+from tf_asgan.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+# method name -> TrainConfig changes from the baseline
+METHODS = {
+    "baseline": {"adversarial": False},
+    "asgan": {"adversarial": True},
+    "dat": {"adversarial": False, "dat": "authors"},
+    "advas": {"adversarial": False, "advas_lambda": 1.0},
+}
+DATASETS = ("stacked_digits", "digits")
+# (key in result.json, column title, format)
+COLUMNS = (
+    ("fid", "FID", "{:.2f}"),
+    ("modes", "modes", "{:.1f}"),
+    ("modes_kl", "KL(modes)", "{:.3f}"),
+    ("flipped_real", "flipped real @{eps}", "{:.1%}"),
+    ("flipped_fake", "flipped fake @{eps}", "{:.1%}"),
+    ("grad_l1", "grad L1", "{:.3g}"),
+    ("d_loss_std", "std d_loss", "{:.3f}"),
+    ("g_loss_std", "std g_loss", "{:.3f}"),
+)
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """The study's size. The defaults take about 30 minutes on 2 CPU cores."""
+
+    datasets: tuple = DATASETS
+    methods: tuple = tuple(METHODS)
+    seeds: tuple = (0, 1, 2)
+    steps: int = 800  # training steps per run (the same budget for every method)
+    steps_per_epoch: int = 100
+    batch_size: int = 64
+    width: float = 0.25  # DCGAN channel multiplier
+    epsilon: float = 1 / 255  # AS-GAN's
+    eval_num_samples: int = 10_000
+    analysis_num: int = 256
+    attack_epsilon: float = 4 / 255  # the robustness column of the table
+
+    def validate(self):
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"Unknown methods {unknown}; choose from {list(METHODS)}.")
+        bad = [d for d in self.datasets if d not in DATASETS]
+        if bad:
+            raise ValueError(f"Unknown study datasets {bad}; choose from {list(DATASETS)}.")
+        if not self.seeds or self.steps < 1 or self.steps_per_epoch < 1:
+            raise ValueError("The study needs seeds, steps >= 1 and steps_per_epoch >= 1.")
+        if self.steps % self.steps_per_epoch:
+            raise ValueError(f"steps={self.steps} must be a multiple of "
+                             f"steps_per_epoch={self.steps_per_epoch}.")
+        return self
+
+    def train_config(self, dataset, method, seed):
+        steps_per_epoch = self.steps_per_epoch
+        if dataset == "digits":  # 1,437 images: 22 batches of 64 per pass
+            natural = 1437 // self.batch_size
+            steps_per_epoch = min(steps_per_epoch, natural)
+        epochs = -(-self.steps // steps_per_epoch)
+        return TrainConfig(
+            dataset=dataset, width=self.width, batch_size=self.batch_size,
+            steps_per_epoch=steps_per_epoch, epochs=epochs, seed=seed, epsilon=self.epsilon,
+            sample_every_epochs=epochs, checkpoint_every_minutes=0.0, export=False,
+            eval_num_samples=self.eval_num_samples, eval_num_real=0, jit_compile="off",
+            **METHODS[method]).validate()
+
+
+def _loss_spread(workdir, name):
+    series = analysis.read_scalars(os.path.join(workdir, "tensorboard")).get(name)
+    if series is None:
+        return float("nan")
+    values = series[1][len(series[1]) // 2:]
+    return float(np.std(values))
+
+
+def run_one(study, dataset, method, seed, workdir):
+    """Trains (or resumes) one run and measures it; returns (and stores) its result."""
+    path = os.path.join(workdir, "result.json")
+    config = study.train_config(dataset, method, seed)
+    if os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+        if stored.get("config") == config.to_dict():
+            return stored
+    start = time.time()
+    source = data.source(dataset, config.resolution, seed=seed)
+    result = training.train(config, workdir, verbose=0, source=source)
+    train_seconds = time.time() - start
+    gan, _, _ = training.restore_model(workdir)
+    evaluator = training.make_evaluator(config, source)
+    metrics = evaluator.evaluate(gan.generator)["metrics"]
+    reals = analysis.real_batch(source, study.analysis_num, seed)
+    z = np.random.default_rng(seed + 99).standard_normal(
+        (study.analysis_num, config.latent_dim)).astype(np.float32)
+    fakes = gan.generator(z, training=False).numpy()
+    records = analysis.robustness(gan.discriminator, reals, fakes, [study.attack_epsilon])
+    grad = analysis.input_gradient(gan.discriminator, reals)
+    out = {
+        "dataset": dataset, "method": method, "seed": seed, "step": result["step"],
+        "train_seconds": train_seconds, "seconds": time.time() - start,
+        "metrics": metrics, "robustness": records,
+        "fid": metrics["fid"], "modes": metrics.get("modes"),
+        "modes_kl": metrics.get("modes_kl"),
+        "flipped_real": next(r["flipped"] for r in records if r["side"] == "real"),
+        "flipped_fake": next(r["flipped"] for r in records if r["side"] == "fake"),
+        "grad_l1": analysis.gradient_statistics(grad)["l1_mean"],
+        "d_loss_std": _loss_spread(workdir, "d_loss"),
+        "g_loss_std": _loss_spread(workdir, "g_loss"),
+        "config": config.to_dict(),
+    }
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return out
+
+
+def run(study, output, progress=print):
+    """Runs every (dataset, method, seed) of ``study`` into ``output``; returns results."""
+    study.validate()
+    jobs = [(d, m, s) for d in study.datasets for m in study.methods for s in study.seeds]
+    results, start = [], time.time()
+    for i, (dataset, method, seed) in enumerate(jobs, 1):
+        workdir = os.path.join(output, dataset, method, f"seed{seed}")
+        results.append(run_one(study, dataset, method, seed, workdir))
+        elapsed = time.time() - start
+        r = results[-1]
+        progress(f"[{i}/{len(jobs)}] {dataset} {method} seed {seed}: FID {r['fid']:.2f}, "
+                 f"modes {r['modes']}, flipped real {r['flipped_real']:.1%} "
+                 f"({r['seconds']:.0f} s; elapsed {elapsed / 60:.1f} min, about "
+                 f"{elapsed / i * (len(jobs) - i) / 60:.1f} min left)")
+    return results
+
+
+def aggregate(results):
+    """``{dataset: {method: {key: (mean, std, n)}}}`` over seeds."""
+    table = {}
+    for r in results:
+        table.setdefault(r["dataset"], {}).setdefault(r["method"], []).append(r)
+    out = {}
+    for dataset, by_method in table.items():
+        for method, runs in by_method.items():
+            row = {}
+            for key, _, _ in COLUMNS:
+                values = np.array([r[key] for r in runs if r.get(key) is not None], float)
+                if len(values):
+                    row[key] = (float(values.mean()), float(values.std(ddof=1))
+                                if len(values) > 1 else 0.0, len(values))
+            out.setdefault(dataset, {})[method] = row
+    return out
+
+
+def markdown(study, table, command=None):
+    eps = f"{study.attack_epsilon * 255:g}/255"
+    lines = [f"# Study: {', '.join(study.methods)} on {', '.join(study.datasets)}", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [f"DCGAN at 32 px, width x{study.width:g}, batch {study.batch_size}, "
+              f"{study.steps} steps per run, seeds {list(study.seeds)}; FID and modes from "
+              f"{study.eval_num_samples} samples with the digit classifier; FGSM at {eps} "
+              f"on {study.analysis_num} real and fake images. Mean +- standard deviation "
+              f"over seeds.", ""]
+    for dataset, by_method in table.items():
+        lines += [f"## {dataset}", "",
+                  "| method | " + " | ".join(t.format(eps=eps) for _, t, _ in COLUMNS) + " |",
+                  "|---|" + "---:|" * len(COLUMNS)]
+        for method, row in by_method.items():
+            cells = []
+            for key, _, fmt in COLUMNS:
+                if key in row:
+                    mean, std, _ = row[key]
+                    cells.append(f"{fmt.format(mean)} +- {fmt.format(std)}")
+                else:
+                    cells.append("-")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(study, results, table, output):
+    """``fid.png`` (bars with seed spread) and ``curves_<dataset>.png`` (seed 0's step
+    curves of each method); returns the paths."""
+    plt = analysis._pyplot()
+    paths = []
+    fig, axes = plt.subplots(1, len(table), figsize=(4.5 * len(table), 3.2), squeeze=False)
+    for ax, (dataset, by_method) in zip(axes[0], table.items()):
+        methods = list(by_method)
+        means = [by_method[m]["fid"][0] for m in methods]
+        stds = [by_method[m]["fid"][1] for m in methods]
+        ax.bar(methods, means, yerr=stds, capsize=4, color="tab:blue")
+        for m in methods:  # every seed as a dot
+            seeds = [r["fid"] for r in results if r["dataset"] == dataset and r["method"] == m]
+            ax.scatter([m] * len(seeds), seeds, color="black", s=8, zorder=3)
+        ax.set_title(f"{dataset}: FID (lower is better)", fontsize=10)
+    paths.append(analysis._save(fig, os.path.join(output, "fid.png")))
+    for dataset in table:
+        runs = {m: os.path.join(output, dataset, m, f"seed{study.seeds[0]}")
+                for m in study.methods}
+        paths.append(analysis.plot_training_curves(
+            runs, os.path.join(output, f"curves_{dataset}.png"), smooth=25))
+    return paths
+
+
+def summarize(study, results, output, command=None):
+    """Writes ``study.json``, ``summary.md`` and the plots; returns the markdown."""
+    table = aggregate(results)
+    text = markdown(study, table, command)
+    with open(os.path.join(output, "summary.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(output, "study.json"), "w") as f:
+        json.dump({"study": dataclasses.asdict(study), "table": table,
+                   "runs": [{k: v for k, v in r.items() if k != "config"} for r in results]},
+                  f, indent=2, sort_keys=True)
+    plot(study, results, table, output)
+    return text
