@@ -219,8 +219,13 @@ def read_scalars(logdir, prefix="step/"):
                 for value in event.summary.value:
                     if not value.tag.startswith(prefix):
                         continue
-                    number = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
-                              else float(value.simple_value))
+                    if value.HasField("tensor"):
+                        array = tf.make_ndarray(value.tensor)
+                        if array.size != 1:  # a histogram, not a scalar
+                            continue
+                        number = float(array.reshape(()))
+                    else:
+                        number = float(value.simple_value)
                     series.setdefault(value.tag[len(prefix):], {})[event.step] = number
         except tf.errors.DataLossError:  # the last record of a killed run: keep the rest
             continue

@@ -1,0 +1,193 @@
+"""The analysis tools on constructed discriminators, and the study end to end."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from test_training import REPO, generated_source, run_script, small_config
+
+from tf_asgan import analysis, study, training
+
+RES = 8
+
+
+def linear_d(seed=0):
+    """logit = w . x + c (a Dense layer on the flattened image)."""
+    x = keras.Input((RES, RES, 3))
+    dense = keras.layers.Dense(1)
+    d = keras.Model(x, dense(keras.layers.Flatten()(x)))
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.05, (RES * RES * 3, 1)).astype(np.float32)
+    dense.set_weights([w, np.array([0.1], np.float32)])
+    return d, w[:, 0], 0.1
+
+
+def saturated_d():
+    """logit = 3 * clip(10 * mean(x), -1, 1): constant wherever |mean(x)| > 0.1."""
+    x = keras.Input((RES, RES, 3))
+    mean = keras.layers.Lambda(lambda t: tf.reduce_mean(t, axis=[1, 2, 3])[:, None])(x)
+    return keras.Model(x, keras.layers.Lambda(lambda m: 3.0 * tf.clip_by_value(10 * m, -1, 1))(
+        mean))
+
+
+def images(n, low, high, seed=0):
+    return np.random.default_rng(seed).uniform(low, high, (n, RES, RES, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("steps", [1, 10])
+def test_a_discriminator_constant_near_the_data_flips_nothing(steps):
+    d = saturated_d()
+    reals, fakes = images(32, 0.3, 0.9), images(32, -0.9, -0.3, seed=1)
+    records = analysis.robustness(d, reals, fakes, [4 / 255, 16 / 255], steps=(steps,))
+    assert len(records) == 4
+    for r in records:
+        assert r["flipped"] == 0.0
+        assert r["D_after"] == pytest.approx(r["D_before"], abs=1e-7)
+        assert r["confidence_before"] == pytest.approx(1 / (1 + np.exp(-3.0)), rel=1e-6)
+
+
+@pytest.mark.parametrize("steps", [1, 10])
+def test_a_linear_discriminator_flips_as_computed(steps):
+    d, w, c = linear_d()
+    reals, fakes = images(200, -0.5, 0.5), images(200, -0.5, 0.5, seed=2)
+    eps = 4 / 255
+    records = {r["side"]: r for r in analysis.robustness(d, reals, fakes, [eps], (steps,))}
+    # By hand: the attack moves every pixel by eps against (reals) or along (fakes)
+    # sign(w), so the logit moves by exactly eps * ||w||_1.
+    shift = eps * np.abs(w).sum()
+    for side, x, sign in (("real", reals, -1.0), ("fake", fakes, 1.0)):
+        before = x.reshape(len(x), -1) @ w + c
+        after = before + sign * shift
+        r = records[side]
+        assert r["flipped"] == pytest.approx(np.mean((before > 0) != (after > 0)), abs=1e-9)
+        assert 0.05 < r["flipped"] < 0.95  # the case is not trivial
+        assert r["D_after"] == pytest.approx(np.mean(1 / (1 + np.exp(-after))), rel=1e-4)
+        right = (1 / (1 + np.exp(-after))) if side == "real" else 1 / (1 + np.exp(after))
+        assert r["confidence_after"] == pytest.approx(right.mean(), rel=1e-4)
+        assert r["confidence_after"] < r["confidence_before"]
+
+
+def test_input_gradient_maps_and_histogram_match_a_direct_computation():
+    d, w, c = linear_d(seed=3)
+    x = images(6, -0.5, 0.5, seed=4)
+    logit = x.reshape(6, -1) @ w + c
+    # d/dx softplus(-(w.x + c)) = -sigmoid(-(w.x + c)) * w
+    direct = (-(1 / (1 + np.exp(logit)))[:, None] * w[None, :]).reshape(x.shape)
+    grad = analysis.input_gradient(d, x)
+    np.testing.assert_allclose(grad, direct, rtol=1e-5, atol=1e-9)
+
+    maps = analysis.gradient_maps(grad)
+    for i in range(6):
+        g = direct[i].astype(np.float64)
+        lo, hi = g.mean() - 3 * g.std(), g.mean() + 3 * g.std()
+        expected = np.abs(np.clip(g, lo, hi)).mean(axis=-1)
+        np.testing.assert_allclose(maps[i], expected, rtol=1e-5, atol=1e-9)
+    # The clipping bites: an outlier entry is cut to 3 standard deviations.
+    spiky = np.zeros((1, 4, 4, 3))
+    spiky[0, 0, 0, 0] = 100.0
+    bound = spiky.mean() + 3 * spiky.std()
+    assert analysis.gradient_maps(spiky)[0, 0, 0] == pytest.approx(bound / 3)
+
+    stats = analysis.gradient_statistics(grad, bins=20)
+    top = np.abs(direct).max()
+    counts, edges = np.histogram(direct.ravel(), bins=20, range=(-top, top))
+    assert stats["counts"] == counts.tolist() and sum(stats["counts"]) == direct.size
+    np.testing.assert_allclose(stats["edges"], edges, rtol=1e-5)
+    np.testing.assert_allclose(stats["l1"], np.abs(direct).reshape(6, -1).sum(1), rtol=1e-5)
+
+
+def is_png(path, min_size=(20, 20)):
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        return im.format == "PNG" and im.size[0] >= min_size[0] and im.size[1] >= min_size[1]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    config = small_config(epochs=2, checkpoint_every_steps=0)
+    reals = np.stack(list(generated_source(16).images.as_numpy_iterator()))
+    callback = analysis.AnalysisCallback(reals, os.path.join(workdir, "tensorboard"),
+                                         jsonl_path=os.path.join(workdir, "analysis.jsonl"))
+    training.train(config, workdir, verbose=0, source=generated_source(),
+                   callbacks=[callback])
+    return workdir, reals, callback
+
+
+def test_curves_read_back_every_step_and_plot(trained_run, tmp_path):
+    workdir, _, _ = trained_run
+    scalars = analysis.read_scalars(os.path.join(workdir, "tensorboard"))
+    for name in ("d_loss", "g_loss", "D_real", "D_fake", "D_adv", "epsilon"):
+        steps, values = scalars[name]
+        assert steps.tolist() == [1, 2, 3, 4, 5, 6] and np.isfinite(values).all()
+    np.testing.assert_allclose(scalars["epsilon"][1], 1 / 255, rtol=1e-6)
+    assert is_png(analysis.plot_training_curves(workdir, str(tmp_path / "curves.png")))
+    with pytest.raises(ValueError, match="No step logs"):
+        analysis.plot_training_curves(str(tmp_path), str(tmp_path / "none.png"))
+
+
+def test_the_callback_logs_robustness_and_gradients_to_tensorboard(trained_run):
+    workdir, _, callback = trained_run
+    logged = analysis.read_scalars(os.path.join(workdir, "tensorboard"), prefix="analysis/")
+    assert logged["grad_l1"][0].tolist() == [3, 6]  # after each epoch
+    assert {"flipped_real_eps1", "flipped_fake_eps4", "confidence_real_eps4"} <= set(logged)
+    np.testing.assert_allclose(logged["grad_l1"][1], [r["grad_l1"] for r in callback.records],
+                               rtol=1e-6)
+    with open(os.path.join(workdir, "analysis.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    assert [r["step"] for r in lines] == [3, 6] and len(lines[0]["robustness"]) == 4
+
+
+def test_analyze_script_writes_every_figure_and_keeps_an_existing_analysis(trained_run):
+    workdir, _, _ = trained_run
+    proc = run_script("analyze.py", f"--workdir={workdir}", "--epsilons=2/255,8/255",
+                      "--attack_steps=1,3", "--num=16")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = os.path.join(workdir, "analysis")
+    with open(os.path.join(out, "analysis.json")) as f:
+        result = json.load(f)
+    assert len(result["robustness"]) == 2 * 2 * 2 and result["checkpoint"].endswith("ckpt-6")
+    for name in ("robustness_real_eps2.png", "robustness_fake_eps8.png", "gradient_maps.png",
+                 "gradient_histogram.png", "curves.png", "interpolation.png"):
+        assert is_png(os.path.join(out, name)), name
+    assert "real eps 8/255, 3 step(s)" in proc.stdout
+    proc = run_script("analyze.py", f"--workdir={workdir}")
+    assert proc.returncode != 0 and "already holds an analysis" in proc.stderr
+
+
+def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
+    config = study.StudyConfig(datasets=("digits",), methods=("baseline", "asgan"),
+                               seeds=(0, 1), steps=4, steps_per_epoch=2, width=0.125,
+                               eval_num_samples=200, analysis_num=16).validate()
+    lines = []
+    results = study.run(config, str(tmp_path), progress=lines.append)
+    assert len(results) == 4 and len(lines) == 4 and lines[-1].startswith("[4/4] digits asgan")
+    for r in results:
+        assert r["step"] == 4 and r["fid"] > 0 and 0 <= r["flipped_real"] <= 1
+        assert 1 <= r["modes"] <= 10 and np.isfinite(r["d_loss_std"])
+    text = study.summarize(config, results, str(tmp_path), "python scripts/study.py --tiny")
+    assert "| baseline | " in text and "| asgan | " in text and "--tiny" in text
+    assert (tmp_path / "summary.md").read_text() == text
+    table = json.loads((tmp_path / "study.json").read_text())["table"]
+    fids = [r["fid"] for r in results if r["method"] == "asgan"]
+    assert table["digits"]["asgan"]["fid"][0] == pytest.approx(np.mean(fids))
+    assert table["digits"]["asgan"]["fid"][1] == pytest.approx(np.std(fids, ddof=1))
+    for name in ("fid.png", "curves_digits.png"):
+        assert is_png(str(tmp_path / name))
+    # Running it again reads the stored results instead of training.
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained again"))
+    again = study.run(config, str(tmp_path), progress=lambda _: None)
+    assert [r["fid"] for r in again] == [r["fid"] for r in results]
+
+
+def test_study_rejects_bad_sizes_and_names():
+    with pytest.raises(ValueError, match="Unknown methods \\['gan'\\]"):
+        study.StudyConfig(methods=("gan",)).validate()
+    with pytest.raises(ValueError, match="multiple of"):
+        study.StudyConfig(steps=150, steps_per_epoch=100).validate()
+    assert os.path.exists(os.path.join(REPO, "scripts", "study.py"))
