@@ -156,6 +156,18 @@ def test_when_every_checkpoint_is_corrupt_nothing_is_loaded(tmp_path):
     assert os.path.exists(os.path.join(workdir, "checkpoints", "corrupt", "ckpt-3.index"))
 
 
+def test_a_relative_workdir_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # train.py's default workdir is relative (runs/demo)
+    config = small_config(epochs=1, export=False)
+    training.train(config, os.path.join("runs", "x"), verbose=0, source=generated_source())
+    steps = Steps()
+    result = training.train(dataclasses.replace(config, epochs=2), os.path.join("runs", "x"),
+                            verbose=0, source=generated_source(), callbacks=[steps])
+    assert steps.seen == [4, 5, 6] and result["step"] == 6
+    gan, _, path = training.restore_model(os.path.join("runs", "x"))
+    assert path == os.path.join("runs", "x", "checkpoints", "ckpt-6")
+
+
 def test_a_checkpoint_of_another_network_is_an_error_not_corruption(tmp_path):
     config = small_config(epochs=1, export=False)
     training.train(config, str(tmp_path), verbose=0, source=generated_source())

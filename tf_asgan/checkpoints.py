@@ -57,8 +57,9 @@ def recorded_checkpoints(directory):
     state = tf.train.get_checkpoint_state(directory)
     if state is None:
         return []
+    # get_checkpoint_state has already joined relative entries to ``directory``.
     paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-    return [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths if p]
+    return [p for p in paths if p]
 
 
 def _quarantine(directory, prefix, remaining):
