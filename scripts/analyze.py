@@ -41,8 +41,8 @@ def main(argv):
     try:
         epsilons = analysis.parse_epsilons(FLAGS.epsilons)
         steps = [int(s) for s in FLAGS.attack_steps]
-        if not epsilons or min(epsilons) <= 0 or min(steps) < 1:
-            raise ValueError("--epsilons must be positive and --attack_steps >= 1.")
+        if min(steps) < 1 or FLAGS.num < 1:
+            raise ValueError("--attack_steps and --num must be >= 1.")
         gan, config, ckpt = training.restore_model(FLAGS.workdir, FLAGS.checkpoint)
         source = data.source(config.dataset, config.resolution, data_dir=config.data_dir,
                              image_dir=config.image_dir, seed=config.seed,

@@ -1,5 +1,6 @@
 """The analysis tools on constructed discriminators, and the study end to end."""
 
+import dataclasses
 import json
 import os
 
@@ -63,11 +64,16 @@ def test_a_linear_discriminator_flips_as_computed(steps):
         before = x.reshape(len(x), -1) @ w + c
         after = before + sign * shift
         r = records[side]
-        assert r["flipped"] == pytest.approx(np.mean((before > 0) != (after > 0)), abs=1e-9)
+        right = (lambda t: t > 0) if side == "real" else (lambda t: t <= 0)  # noqa: E731
+        was_right, is_right = right(before), right(after)
+        assert r["accuracy_before"] == pytest.approx(was_right.mean(), abs=1e-9)
+        assert r["accuracy_after"] == pytest.approx(is_right.mean(), abs=1e-9)
+        assert r["flipped"] == pytest.approx((was_right & ~is_right).sum() / was_right.sum(),
+                                             abs=1e-9)
         assert 0.05 < r["flipped"] < 0.95  # the case is not trivial
         assert r["D_after"] == pytest.approx(np.mean(1 / (1 + np.exp(-after))), rel=1e-4)
-        right = (1 / (1 + np.exp(-after))) if side == "real" else 1 / (1 + np.exp(after))
-        assert r["confidence_after"] == pytest.approx(right.mean(), rel=1e-4)
+        p_true = (1 / (1 + np.exp(-after))) if side == "real" else 1 / (1 + np.exp(after))
+        assert r["confidence_after"] == pytest.approx(p_true.mean(), rel=1e-4)
         assert r["confidence_after"] < r["confidence_before"]
 
 
@@ -98,6 +104,21 @@ def test_input_gradient_maps_and_histogram_match_a_direct_computation():
     assert stats["counts"] == counts.tolist() and sum(stats["counts"]) == direct.size
     np.testing.assert_allclose(stats["edges"], edges, rtol=1e-5)
     np.testing.assert_allclose(stats["l1"], np.abs(direct).reshape(6, -1).sum(1), rtol=1e-5)
+
+
+def test_non_finite_values_are_reported_not_hidden():
+    d, _, _ = linear_d()
+    d.layers[-1].kernel.assign(np.full((RES * RES * 3, 1), np.nan, np.float32))
+    reals = images(8, -0.5, 0.5)
+    for r in analysis.robustness(d, reals, reals, [4 / 255]):
+        assert np.isnan(r["flipped"]) and np.isnan(r["D_before"])  # not "0% flipped"
+    grad = np.ones((2, 4, 4, 3))
+    grad[0, 0, 0, 0] = np.nan
+    stats = analysis.gradient_statistics(grad, bins=4)
+    assert sum(stats["counts"]) == grad.size - 1 and stats["edges"][-1] == 1.0
+    assert np.isnan(stats["l1"][0]) and stats["l1"][1] == 48.0
+    with pytest.raises(ValueError, match="4/255"):
+        analysis.parse_epsilons("1/255,4")
 
 
 def is_png(path, min_size=(20, 20)):
@@ -179,10 +200,17 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert table["digits"]["asgan"]["fid"][1] == pytest.approx(np.std(fids, ddof=1))
     for name in ("fid.png", "curves_digits.png"):
         assert is_png(str(tmp_path / name))
-    # Running it again reads the stored results instead of training.
-    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained again"))
+    # Running it again reads the stored results instead of training or measuring ...
+    monkeypatch.setattr(training, "make_evaluator", lambda *a, **k: pytest.fail("measured"))
     again = study.run(config, str(tmp_path), progress=lambda _: None)
     assert [r["fid"] for r in again] == [r["fid"] for r in results]
+    monkeypatch.undo()
+    # ... and another attack radius re-measures the same trained runs without training.
+    monkeypatch.setattr(training, "train", lambda *a, **k: {"step": 4})
+    wider = dataclasses.replace(config, attack_epsilon=16 / 255)
+    remeasured = study.run(wider, str(tmp_path), progress=lambda _: None)
+    assert [r["robustness"][0]["epsilon"] for r in remeasured] == [16 / 255] * 4
+    assert [r["fid"] for r in remeasured] == [r["fid"] for r in results]
 
 
 def test_study_rejects_bad_sizes_and_names():
@@ -190,4 +218,12 @@ def test_study_rejects_bad_sizes_and_names():
         study.StudyConfig(methods=("gan",)).validate()
     with pytest.raises(ValueError, match="multiple of"):
         study.StudyConfig(steps=150, steps_per_epoch=100).validate()
+    with pytest.raises(ValueError, match="analysis_num"):
+        study.StudyConfig(analysis_num=0).validate()
+    # every dataset gets exactly the budget: digits' epochs divide it
+    config = study.StudyConfig()
+    for dataset in ("digits", "stacked_digits"):
+        c = config.train_config(dataset, "asgan", 0)
+        assert c.epochs * c.steps_per_epoch == 800
+    assert config.train_config("digits", "asgan", 0).steps_per_epoch == 20  # <= 22 batches
     assert os.path.exists(os.path.join(REPO, "scripts", "study.py"))

@@ -86,12 +86,22 @@ def attack(discriminator, x, epsilon, side="real", steps=1, step_size=None):
 
 
 def _summary(side, before, after):
+    if not (np.isfinite(before).all() and np.isfinite(after).all()):
+        nan = float("nan")  # a broken D is not reported as a robust one
+        return {k: nan for k in ("D_before", "D_after", "confidence_before",
+                                 "confidence_after", "accuracy_before", "accuracy_after",
+                                 "flipped")}
     p0, p1 = 1 / (1 + np.exp(-before)), 1 / (1 + np.exp(-after))
     right = (lambda p: p) if side == "real" else (lambda p: 1 - p)
+    correct = (lambda logit: logit > 0) if side == "real" else (lambda logit: logit <= 0)
+    was_right, is_right = correct(before), correct(after)
     return {"D_before": float(p0.mean()), "D_after": float(p1.mean()),
             "confidence_before": float(right(p0).mean()),
             "confidence_after": float(right(p1).mean()),
-            "flipped": float(np.mean((before > 0) != (after > 0)))}
+            "accuracy_before": float(was_right.mean()),
+            "accuracy_after": float(is_right.mean()),
+            # Of the decisions D got right, the fraction the attack makes wrong.
+            "flipped": float((was_right & ~is_right).sum() / max(1, was_right.sum()))}
 
 
 def robustness(discriminator, reals, fakes, epsilons, steps=(1,)):
@@ -99,7 +109,10 @@ def robustness(discriminator, reals, fakes, epsilons, steps=(1,)):
 
     Each record: ``side``, ``epsilon``, ``steps``, ``D_before`` / ``D_after`` (mean
     probability of "real"), ``confidence_before`` / ``confidence_after`` (mean
-    probability of the true label), ``flipped`` (fraction of decisions changed).
+    probability of the true label), ``accuracy_before`` / ``accuracy_after`` (fraction
+    classified right: logit > 0 for reals, <= 0 for fakes), ``flipped`` (of the images
+    D classified right, the fraction the attack makes it classify wrong). All NaN when
+    D's logits are not finite.
     """
     records = []
     for side, x in (("real", reals), ("fake", fakes)):
@@ -164,11 +177,12 @@ def gradient_statistics(grad, bins=50, value_range=None):
     ``value_range`` defaults to the symmetric range of the largest magnitude.
     """
     g = np.asarray(grad, np.float64)
+    finite = g[np.isfinite(g)]  # non-finite entries are left out of the histogram
     if value_range is None:
-        top = float(np.abs(g).max()) or 1.0
-        value_range = (-top, top)
-    counts, edges = np.histogram(g.ravel(), bins=bins, range=value_range)
-    l1 = np.abs(g).reshape(len(g), -1).sum(axis=1)
+        top = float(np.abs(finite).max()) if finite.size else 1.0
+        value_range = (-(top or 1.0), top or 1.0)
+    counts, edges = np.histogram(finite, bins=bins, range=value_range)
+    l1 = np.abs(g).reshape(len(g), -1).sum(axis=1)  # NaN for an image with a NaN
     return {"counts": counts.tolist(), "edges": edges.tolist(), "l1": l1.tolist(),
             "l1_mean": float(l1.mean()), "l1_std": float(l1.std())}
 
@@ -262,6 +276,12 @@ CURVE_PANELS = (
 )
 
 
+def _twin(ax):
+    if not hasattr(ax, "_tf_asgan_twin"):
+        ax._tf_asgan_twin = ax.twinx()
+    return ax._tf_asgan_twin
+
+
 def plot_training_curves(runs, path, smooth=10):
     """Plots the step curves of one or several workdirs (``{label: workdir}`` or one
     path) and, when evaluated, FID and IS over steps; returns ``path``."""
@@ -272,7 +292,7 @@ def plot_training_curves(runs, path, smooth=10):
     panels = [(title, names) for title, names in CURVE_PANELS
               if any(n in d for d in data.values() for n in names)]
     if any(metrics.values()):
-        panels.append(("FID / IS", ("fid", "is")))
+        panels.append(("FID (left) / IS (right, dashed)", ("fid", "is")))
     if not panels:
         raise ValueError(f"No step logs found in {list(runs.values())} (tensorboard/).")
     plt = _pyplot()
@@ -280,11 +300,14 @@ def plot_training_curves(runs, path, smooth=10):
     for ax, (title, names) in zip(axes[:, 0], panels):
         for label in runs:
             for name in names:
-                if title == "FID / IS":
+                if title.startswith("FID"):
                     recs = metrics[label]
                     if recs:
-                        ax.plot([r["step"] for r in recs], [r["metrics"][name] for r in recs],
-                                marker="o", label=f"{label} {name}")
+                        target = ax if name == "fid" else _twin(ax)
+                        target.plot([r["step"] for r in recs],
+                                    [r["metrics"][name] for r in recs], marker="o",
+                                    linestyle="-" if name == "fid" else "--",
+                                    label=f"{label} {name}")
                     continue
                 if name not in data[label]:
                     continue
@@ -357,10 +380,16 @@ class AnalysisCallback(keras.callbacks.Callback):
 
 
 def parse_epsilons(text):
-    """``"1/255,4/255,0.01"`` -> floats (the flag syntax of ``--epsilon``)."""
+    """``"1/255,4/255,0.01"`` -> floats (the flag syntax of ``--epsilon``), each in
+    ``(0, 1)`` model-input units (``4`` is refused: write ``4/255``)."""
     from tf_asgan.config import parse_epsilon
 
-    return [parse_epsilon(t) for t in str(text).split(",") if t.strip()]
+    values = [parse_epsilon(t) for t in str(text).split(",") if t.strip()]
+    bad = [v for v in values if not 0 < v < 1]
+    if bad or not values:
+        raise ValueError(f"Epsilons must lie in (0, 1) model-input units, e.g. 4/255; got "
+                         f"{text!r}.")
+    return values
 
 
 def analyze(generator, discriminator, reals, out_dir, *, epsilons=(1 / 255, 4 / 255),

@@ -32,12 +32,15 @@ METHODS = {
     "advas": {"adversarial": False, "advas_lambda": 1.0},
 }
 DATASETS = ("stacked_digits", "digits")
+MEASURE_VERSION = 2  # bumped when a measurement's definition changes
 # (key in result.json, column title, format)
 COLUMNS = (
     ("fid", "FID", "{:.2f}"),
     ("modes", "modes", "{:.1f}"),
     ("modes_kl", "KL(modes)", "{:.3f}"),
+    ("accuracy_real", "D acc. real", "{:.1%}"),
     ("flipped_real", "flipped real @{eps}", "{:.1%}"),
+    ("accuracy_fake", "D acc. fake", "{:.1%}"),
     ("flipped_fake", "flipped fake @{eps}", "{:.1%}"),
     ("grad_l1", "grad L1", "{:.3g}"),
     ("d_loss_std", "std d_loss", "{:.3f}"),
@@ -68,8 +71,13 @@ class StudyConfig:
         bad = [d for d in self.datasets if d not in DATASETS]
         if bad:
             raise ValueError(f"Unknown study datasets {bad}; choose from {list(DATASETS)}.")
-        if not self.seeds or self.steps < 1 or self.steps_per_epoch < 1:
-            raise ValueError("The study needs seeds, steps >= 1 and steps_per_epoch >= 1.")
+        if (not self.seeds or self.steps < 1 or self.steps_per_epoch < 1
+                or self.analysis_num < 1 or self.eval_num_samples < 1):
+            raise ValueError("The study needs seeds, and steps, steps_per_epoch, "
+                             "analysis_num and eval_num_samples >= 1.")
+        if not 0 < self.attack_epsilon < 1:
+            raise ValueError(f"attack_epsilon must lie in (0, 1), e.g. 4/255; got "
+                             f"{self.attack_epsilon}.")
         if self.steps % self.steps_per_epoch:
             raise ValueError(f"steps={self.steps} must be a multiple of "
                              f"steps_per_epoch={self.steps_per_epoch}.")
@@ -79,8 +87,10 @@ class StudyConfig:
         steps_per_epoch = self.steps_per_epoch
         if dataset == "digits":  # 1,437 images: 22 batches of 64 per pass
             natural = 1437 // self.batch_size
-            steps_per_epoch = min(steps_per_epoch, natural)
-        epochs = -(-self.steps // steps_per_epoch)
+            # the largest epoch length that fits one pass and divides the budget
+            steps_per_epoch = max(k for k in range(1, min(steps_per_epoch, natural) + 1)
+                                  if self.steps % k == 0)
+        epochs = self.steps // steps_per_epoch
         return TrainConfig(
             dataset=dataset, width=self.width, batch_size=self.batch_size,
             steps_per_epoch=steps_per_epoch, epochs=epochs, seed=seed, epsilon=self.epsilon,
@@ -101,14 +111,20 @@ def run_one(study, dataset, method, seed, workdir):
     """Trains (or resumes) one run and measures it; returns (and stores) its result."""
     path = os.path.join(workdir, "result.json")
     config = study.train_config(dataset, method, seed)
+    # What the measurements depend on besides the run: a change re-measures.
+    measure = {"eval_num_samples": study.eval_num_samples,
+               "analysis_num": study.analysis_num, "attack_epsilon": study.attack_epsilon,
+               "version": MEASURE_VERSION}
     if os.path.exists(path):
         with open(path) as f:
             stored = json.load(f)
-        if stored.get("config") == config.to_dict():
+        if stored.get("config") == config.to_dict() and stored.get("measure") == measure:
             return stored
     start = time.time()
     source = data.source(dataset, config.resolution, seed=seed)
-    result = training.train(config, workdir, verbose=0, source=source)
+    # The study owns its run folders: a run of an older study setting is replaced.
+    result = training.train(config, workdir, verbose=0, source=source,
+                            existing_run="overwrite")
     train_seconds = time.time() - start
     gan, _, _ = training.restore_model(workdir)
     evaluator = training.make_evaluator(config, source)
@@ -125,12 +141,12 @@ def run_one(study, dataset, method, seed, workdir):
         "metrics": metrics, "robustness": records,
         "fid": metrics["fid"], "modes": metrics.get("modes"),
         "modes_kl": metrics.get("modes_kl"),
-        "flipped_real": next(r["flipped"] for r in records if r["side"] == "real"),
-        "flipped_fake": next(r["flipped"] for r in records if r["side"] == "fake"),
+        **{f"flipped_{r['side']}": r["flipped"] for r in records},
+        **{f"accuracy_{r['side']}": r["accuracy_before"] for r in records},  # clean
         "grad_l1": analysis.gradient_statistics(grad)["l1_mean"],
         "d_loss_std": _loss_spread(workdir, "d_loss"),
         "g_loss_std": _loss_spread(workdir, "g_loss"),
-        "config": config.to_dict(),
+        "config": config.to_dict(), "measure": measure,
     }
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -182,8 +198,9 @@ def markdown(study, table, command=None):
     lines += [f"DCGAN at 32 px, width x{study.width:g}, batch {study.batch_size}, "
               f"{study.steps} steps per run, seeds {list(study.seeds)}; FID and modes from "
               f"{study.eval_num_samples} samples with the digit classifier; FGSM at {eps} "
-              f"on {study.analysis_num} real and fake images. Mean +- standard deviation "
-              f"over seeds.", ""]
+              f"on {study.analysis_num} real and fake images (\"flipped\": of the images "
+              f"D classifies right, the fraction the attack makes it classify wrong). "
+              f"Mean +- standard deviation over seeds.", ""]
     for dataset, by_method in table.items():
         lines += [f"## {dataset}", "",
                   "| method | " + " | ".join(t.format(eps=eps) for _, t, _ in COLUMNS) + " |",
@@ -192,8 +209,9 @@ def markdown(study, table, command=None):
             cells = []
             for key, _, fmt in COLUMNS:
                 if key in row:
-                    mean, std, _ = row[key]
-                    cells.append(f"{fmt.format(mean)} +- {fmt.format(std)}")
+                    mean, std, n = row[key]
+                    spread = f" +- {fmt.format(std)}" if n > 1 else ""
+                    cells.append(fmt.format(mean) + spread)
                 else:
                     cells.append("-")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
