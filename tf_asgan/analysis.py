@@ -65,23 +65,27 @@ def input_gradient(discriminator, x, side="real"):
     return tape.gradient(loss, x).numpy()
 
 
-def attack(discriminator, x, epsilon, side="real", steps=1, step_size=None):
+def attack(discriminator, x, epsilon, side="real", steps=1, step_size=None,
+           input_grad=None):
     """Adversarial examples of D: ``x`` moved within the L-infinity ball of radius
     ``epsilon`` (and ``[-1, 1]``) to increase D's loss on ``side``.
 
     ``steps=1``: FGSM, ``x + eps * sign(grad)``; more: the iterative attack (BIM) with
-    ``step_size`` (default ``2.5 * eps / steps``).
+    ``step_size`` (default ``2.5 * eps / steps``). ``input_grad``: :func:`input_gradient`
+    of ``x`` for ``side`` when already computed (it serves the first step).
     """
     if side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {side!r}.")
     x = tf.convert_to_tensor(np.asarray(x, np.float32))
-    loss_fn = _label_loss(discriminator, side)
+    if input_grad is None:
+        input_grad = input_gradient(discriminator, x, side)
     if steps == 1:
-        grad = input_gradient(discriminator, x, side)
-        x_adv = perturbations.fgsm_perturbation(x, epsilon=float(epsilon), input_grad=grad)
+        x_adv = perturbations.fgsm_perturbation(x, epsilon=float(epsilon),
+                                                input_grad=input_grad)
     else:
-        x_adv = perturbations.pgd_perturbation(x, epsilon=float(epsilon), loss_fn=loss_fn,
-                                               steps=int(steps), step_size=step_size)
+        x_adv = perturbations.pgd_perturbation(
+            x, epsilon=float(epsilon), loss_fn=_label_loss(discriminator, side),
+            input_grad=input_grad, steps=int(steps), step_size=step_size)
     return x_adv.numpy()
 
 
@@ -119,9 +123,11 @@ def robustness(discriminator, reals, fakes, epsilons, steps=(1,)):
         if x is None:
             continue
         before = logits(discriminator, x)
+        grad = input_gradient(discriminator, x, side)  # the first step of every attack
         for eps in epsilons:
             for k in steps:
-                after = logits(discriminator, attack(discriminator, x, eps, side, k))
+                after = logits(discriminator, attack(discriminator, x, eps, side, k,
+                                                     input_grad=grad))
                 records.append({"side": side, "epsilon": float(eps), "steps": int(k),
                                 **_summary(side, before, after)})
     return records

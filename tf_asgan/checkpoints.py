@@ -88,8 +88,9 @@ def _is_corruption(err):
     if isinstance(err, (tf.errors.DataLossError, tf.errors.NotFoundError,
                         tf.errors.OutOfRangeError, IndexError, FileNotFoundError)):
         return True
+    # The checkpoint reader reports a checksum mismatch as a plain OpError.
     text = str(err).lower()
-    return isinstance(err, tf.errors.OpError) and type(err) is tf.errors.OpError and any(
+    return type(err) is tf.errors.OpError and any(
         word in text for word in ("checksum", "corrupt", "truncated", "read less bytes"))
 
 
@@ -140,9 +141,7 @@ def restore_latest(checkpoint, directory, writer=True, partial=False):
             log.warning("Checkpoint %s is unreadable (%s)%s; trying the previous one.",
                         prefix, reason, f", moved into {where}" if where else "")
             continue
-        status = checkpoint.restore(prefix)
-        (status.expect_partial() if partial else status).assert_existing_objects_matched()
-        return prefix
+        return _restore(checkpoint, prefix, partial)
     if candidates:
         raise CorruptCheckpointError(
             f"No readable checkpoint in {directory}: {'; '.join(problems)}. Damaged files "
@@ -165,6 +164,10 @@ def restore_one(checkpoint, prefix, partial=False):
             f"Checkpoint {prefix} cannot be read ({type(err).__name__}: "
             f"{errors.short_message(err)}); pick another one (they are listed in "
             f"{os.path.join(os.path.dirname(prefix), 'checkpoint')}).") from err
+    return _restore(checkpoint, prefix, partial)
+
+
+def _restore(checkpoint, prefix, partial):
     status = checkpoint.restore(prefix)
     (status.expect_partial() if partial else status).assert_existing_objects_matched()
     return prefix
@@ -175,10 +178,8 @@ def nonfinite_variables(variables):
     variables = list(variables)
     if not variables:
         return []
-    def value(v):  # a Keras variable's value is a property, a tf.Variable's a method
-        return v.value() if callable(v.value) else v.value
-
-    flags = tf.stack([tf.reduce_all(tf.math.is_finite(tf.cast(value(v), tf.float32)))
+    flags = tf.stack([tf.reduce_all(tf.math.is_finite(tf.cast(tf.convert_to_tensor(v),
+                                                              tf.float32)))
                       for v in variables]).numpy()
     return [getattr(v, "path", v.name) for v, ok in zip(variables, flags) if not ok]
 
@@ -201,9 +202,9 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         values = self.model.step_logs() if hasattr(self.model, "step_logs") else (logs or {})
-        bad = [f"{name}={float(np.asarray(value).reshape(-1)[0])}"
-               for name, value in values.items()
-               if not math.isfinite(float(np.asarray(value).reshape(-1)[0]))]
+        numbers = {name: float(np.asarray(value).reshape(-1)[0])
+                   for name, value in values.items()}
+        bad = [f"{name}={x}" for name, x in numbers.items() if not math.isfinite(x)]
         if bad:
             step = (self.model.completed_steps() if hasattr(self.model, "completed_steps")
                     else batch + 1)

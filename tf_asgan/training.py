@@ -384,38 +384,40 @@ def _export_step(path):
         return False
 
 
-def restore_model(workdir, checkpoint=None):
-    """``(gan, config, checkpoint path)``: the whole run of ``workdir`` (both networks
-    and optimizers) at its newest readable (or the given) checkpoint."""
+def _workdir_config(workdir):
     config = config_lib.load(workdir)
     if config is None:
         raise FileNotFoundError(f"{workdir} holds no config.json: not a training workdir.")
-    gan = build_model(config, jit_compile=False)
-    ckpt = checkpoint_for(gan)
+    return config
+
+
+def _restore_from_workdir(ckpt, workdir, checkpoint=None, partial=False):
+    """Restores ``ckpt`` from ``checkpoint`` or the workdir's newest readable one (a
+    corrupt one is reported and skipped, not moved); returns the prefix."""
     if checkpoint:
-        path = checkpoints.restore_one(ckpt, checkpoint)
+        path = checkpoints.restore_one(ckpt, checkpoint, partial=partial)
     else:
         path = checkpoints.restore_latest(ckpt, os.path.join(workdir, "checkpoints"),
-                                          writer=False)
+                                          writer=False, partial=partial)
     if path is None:
         raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet.")
-    return gan, config, path
+    return path
+
+
+def restore_model(workdir, checkpoint=None):
+    """``(gan, config, checkpoint path)``: the whole run of ``workdir`` (both networks
+    and optimizers) at its newest readable (or the given) checkpoint."""
+    config = _workdir_config(workdir)
+    gan = build_model(config, jit_compile=False)
+    return gan, config, _restore_from_workdir(checkpoint_for(gan), workdir, checkpoint)
 
 
 def restore_generator(workdir, checkpoint=None):
     """The generator of the run in ``workdir`` at its latest (or given) checkpoint."""
-    config = config_lib.load(workdir)
-    if config is None:
-        raise FileNotFoundError(f"{workdir} holds no config.json: not a training workdir.")
+    config = _workdir_config(workdir)
     g = networks.build_generator(config.architecture, config.resolution,
                                  latent_dim=config.latent_dim, batch_norm=config.bn_g,
                                  width=config.width)
-    ckpt = tf.train.Checkpoint(generator=g)
-    if checkpoint:
-        path = checkpoints.restore_one(ckpt, checkpoint, partial=True)
-    else:  # the newest readable one (a corrupt one is reported and skipped)
-        path = checkpoints.restore_latest(ckpt, os.path.join(workdir, "checkpoints"),
-                                          writer=False, partial=True)
-    if path is None:
-        raise FileNotFoundError(f"{workdir}/checkpoints holds no checkpoint yet.")
+    path = _restore_from_workdir(tf.train.Checkpoint(generator=g), workdir, checkpoint,
+                                 partial=True)
     return g, config, path
