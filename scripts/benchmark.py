@@ -1,5 +1,7 @@
 """Step cost of the baseline, AS-GAN (both readings of the second D update), DAT and
-AdvAs, with and without XLA, in one process; and the input pipeline's throughput.
+AdvAs as their sources define them (and our variants of both: ``dat_pgd``,
+``advas_fixed_biased``), with and without XLA, in one process; and the input pipeline's
+throughput.
 
     python scripts/benchmark.py                       # DCGAN-32 and ResNet-32
     python scripts/benchmark.py --resolutions=32,64   # also the 64 px networks

@@ -1,7 +1,7 @@
 """Baseline DCGAN vs AS-DCGAN (and DAT, AdvAs) on the embedded digits, on a CPU.
 
-    python scripts/study.py                       # about 30 minutes on 2 CPU cores
-    python scripts/study.py --seeds=0,1,2,3,4 --steps=3000 --width=0.5   # larger
+    python scripts/study.py                       # about 50 minutes on 2 CPU cores
+    python scripts/study.py --digits_seeds=0,1,2,3,4 --steps=3000 --width=0.5   # larger
 
 Writes ``<output>/summary.md`` (mean +- std over seeds of FID, modes and their KL, D's
 FGSM flip rates, the input-gradient L1 norm and the spread of the losses),
@@ -17,8 +17,12 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 flags.DEFINE_list("datasets", ["stacked_digits", "digits"], "Datasets (embedded).")
-flags.DEFINE_list("methods", ["baseline", "asgan", "dat", "advas"], "Methods.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (each method runs once per seed).")
+flags.DEFINE_list("methods", ["baseline", "asgan", "dat", "advas"],
+                  "Methods: baseline, asgan, dat, advas (the sources' DAT and AdvAs), "
+                  "dat_pgd (our iterative DAT).")
+flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"],
+                  "Seeds on stacked_digits (each method runs once per seed).")
+flags.DEFINE_list("digits_seeds", ["0", "1", "2"], "Seeds on digits.")
 flags.DEFINE_integer("steps", 800, "Training steps per run (the same for every method).")
 flags.DEFINE_integer("steps_per_epoch", 100, "Steps per epoch (digits: at most 22).")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
@@ -40,14 +44,15 @@ def main(argv):
     try:
         config = study.StudyConfig(
             datasets=tuple(FLAGS.datasets), methods=tuple(FLAGS.methods),
-            seeds=tuple(int(s) for s in FLAGS.seeds), steps=FLAGS.steps,
+            seeds=tuple(int(s) for s in FLAGS.seeds),
+            digits_seeds=tuple(int(s) for s in FLAGS.digits_seeds), steps=FLAGS.steps,
             steps_per_epoch=FLAGS.steps_per_epoch, batch_size=FLAGS.batch_size,
             width=FLAGS.width, epsilon=parse_epsilon(FLAGS.epsilon),
             eval_num_samples=FLAGS.eval_num_samples, analysis_num=FLAGS.analysis_num,
             attack_epsilon=parse_epsilon(FLAGS.attack_epsilon)).validate()
         for d in config.datasets:  # every run's configuration, before any training
             for m in config.methods:
-                config.train_config(d, m, config.seeds[0])
+                config.train_config(d, m, config.seeds_for(d)[0])
     except ValueError as err:
         sys.exit(f"study.py: {err}")
     os.makedirs(FLAGS.output, exist_ok=True)

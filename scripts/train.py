@@ -57,18 +57,23 @@ HELP = {
     "pgd_steps": "Iterations of --perturbation=pgd.",
     "pgd_step_size": "PGD step size (0: 2.5 * epsilon / pgd_steps).",
     "pgd_random_start": "Start PGD from a uniform point of the epsilon ball.",
-    "dat": "DAT (Direct Adversarial Training): none; authors (each batch pushed towards "
-           "the other's mean logit, one clipped gradient step); pgd (L-infinity attack).",
+    "dat": "DAT (Direct Adversarial Training): none; authors (the published step: each "
+           "batch pushed towards the other's mean logit by one gradient step of "
+           "|batch mean logit - target|); pgd (ours, not the authors': an L-infinity attack).",
     "dat_side": "Which samples DAT attacks: both, real or fake (with AS-GAN: fake only).",
     "dat_loss": "replace: D trains on the attacked batches only (the authors'); add: on "
                 "the clean and the attacked batches.",
-    "dat_step_size": "DAT authors: multiplier of the gradient step (1: the authors').",
+    "dat_step_size": "DAT authors: multiplier of the gradient step (1: the published step; "
+                     "the authors have no step size). DAT pgd (ours): see dat_pgd_step_size.",
     "dat_epsilon": "DAT pgd: L-infinity radius in model-input units, e.g. 2/255.",
     "dat_pgd_steps": "DAT pgd: iterations.",
     "dat_pgd_step_size": "DAT pgd: step size (0: 2.5 * dat_epsilon / dat_pgd_steps).",
-    "advas_lambda": "AdvAs: weight of ||grad_theta L_D||^2 in G's loss (0: off).",
-    "advas_scale": "AdvAs: fixed (lambda as given) or relative (rescaled each step to "
-                   "lambda times the norm of G's own loss gradient).",
+    "advas_lambda": "AdvAs (0: off). With --advas_weight=norm_ratio a multiplier of the "
+                    "published weight (1: as published); with fixed, the weight itself.",
+    "advas_weight": "AdvAs weight of the penalty: norm_ratio (published: min(1, ||grad L_G|| "
+                    "/ ||grad penalty||), recomputed every G step) or fixed (ours).",
+    "advas_estimate": "AdvAs estimate of ||grad_phi L_D||^2: unbiased (published: dot product "
+                      "of two half-batch gradients) or biased (ours: one full-batch norm).",
     "lr_d": "Discriminator learning rate (Adam).",
     "lr_g": "Generator learning rate (Adam).",
     "beta1_d": "Adam beta1 of the discriminator.",
@@ -140,7 +145,8 @@ def _choices():
         "dat": ["none", *methods.DAT_VARIANTS],
         "dat_side": list(methods.DAT_SIDES),
         "dat_loss": list(methods.DAT_LOSSES),
-        "advas_scale": list(methods.ADVAS_SCALES),
+        "advas_weight": list(methods.ADVAS_WEIGHTS),
+        "advas_estimate": list(methods.ADVAS_ESTIMATES),
         "strategy": list(distribute.STRATEGIES),
         "precision": list(distribute.PRECISIONS),
         "jit_compile": list(distribute.SWITCHES),

@@ -182,8 +182,8 @@ def test_analyze_script_writes_every_figure_and_keeps_an_existing_analysis(train
 
 
 def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
-    config = study.StudyConfig(datasets=("digits",), methods=("baseline", "asgan"),
-                               seeds=(0, 1), steps=4, steps_per_epoch=2, width=0.125,
+    config = study.StudyConfig(datasets=("digits",), methods=("dat", "asgan"),
+                               digits_seeds=(0, 1), steps=4, steps_per_epoch=2, width=0.125,
                                eval_num_samples=200, analysis_num=16).validate()
     lines = []
     results = study.run(config, str(tmp_path), progress=lines.append)
@@ -191,8 +191,12 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     for r in results:
         assert r["step"] == 4 and r["fid"] > 0 and 0 <= r["flipped_real"] <= 1
         assert 1 <= r["modes"] <= 10 and np.isfinite(r["d_loss_std"])
+        # DAT's step sizes over training are kept (the logged per-step values)
+        assert ("dat_linf_fake" in r["traces"]) == (r["method"] == "dat")
+    dat_trace = results[0]["traces"]["dat_linf_fake"]
+    assert 0 < dat_trace["median"] <= dat_trace["max"] <= 1
     text = study.summarize(config, results, str(tmp_path), "python scripts/study.py --tiny")
-    assert "| baseline | " in text and "| asgan | " in text and "--tiny" in text
+    assert "| dat | " in text and "| asgan | " in text and "--tiny" in text
     assert (tmp_path / "summary.md").read_text() == text
     table = json.loads((tmp_path / "study.json").read_text())["table"]
     fids = [r["fid"] for r in results if r["method"] == "asgan"]

@@ -75,6 +75,9 @@ def test_parse_epsilon(text, value):
     (dict(bad_images="keep"), "bad_images must be skip or fail"),
     (dict(checkpoint_every_minutes=-1.0), "checkpoint_every_minutes must be >= 0"),
     (dict(batch_size=10, d_steps=3), "divisible by d_steps=3"),
+    (dict(advas_lambda=1.0, batch_size=2, d_steps=2), "two halves"),
+    (dict(advas_lambda=1.0, advas_weight="relative"), "was removed"),
+    (dict(advas_lambda=1.0, advas_estimate="exact"), "Unknown AdvAs estimate"),
     (dict(dataset="mnist"), "Unknown dataset 'mnist'"),
     (dict(dataset="folder"), "--image_dir"),
     (dict(lr_d=0.0), "lr_d must be > 0"),
@@ -250,8 +253,18 @@ def test_sibling_settings():
         "advas_lambda": (0.0, 1.0)}
     assert _setting("siblings/cifar10_dcgan_as_advas").differences(as_) == {
         "advas_lambda": (0.0, 1.0)}
+    assert _setting("siblings/cifar10_dcgan_advas").advas_object() == methods.AdvAs(
+        lam=1.0, weight="norm_ratio", estimate="unbiased")  # as published
     mixed = _setting("siblings/cifar10_dcgan_as_dat_fake")
     assert mixed.adversarial and mixed.dat_object().side == "fake"
+
+
+def test_a_stored_configuration_of_the_old_advas_loads_as_what_it_trained():
+    old = TrainConfig(advas_lambda=0.5).to_dict()
+    del old["advas_weight"], old["advas_estimate"]
+    old["advas_scale"] = "fixed"
+    loaded = TrainConfig.from_dict(old)
+    assert loaded.advas_object() == methods.AdvAs(lam=0.5, weight="fixed", estimate="biased")
 
 
 def test_dat_on_the_reals_with_as_gan_is_refused_at_parse_time():

@@ -7,8 +7,11 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
+import tf_asgan
 from helpers import LATENT, changed, deterministic_pair, images, snapshot, tiny_dcgan
 from tf_asgan import ASGAN, methods
+from tf_asgan import asgan as asgan_module
+from tf_asgan.methods import advas, dat
 
 
 def linear_d(w, b=0.0, res=2):
@@ -45,36 +48,111 @@ def logits_of(model):
 # -- DAT, the authors' variant -------------------------------------------------------------
 
 
-def test_towards_logit_is_one_clipped_gradient_step_by_hand():
+def dat_step_by_hand(a, w, b, target, step_size=1.0):
+    """The authors' step on a linear D: ``a - clip(step * sign(mean d - t) * w / N)``."""
+    logits = a @ w + b
+    grad = np.sign(logits.mean() - target) * np.tile(w, (len(a), 1)) / len(a)
+    return np.clip(a - np.clip(step_size * grad, -1, 1), -1, 1)
+
+
+@pytest.mark.parametrize("step_size", [1.0, 30.0])
+def test_batch_mean_step_is_the_closed_form_on_a_linear_d(step_size):
     d = linear_d(W, b=0.1)
-    target = 0.3
-    out = methods.towards_logit(as_images(X), logits_of(d), target, step_size=0.05).numpy()
-    logit = X @ W + 0.1
-    # grad_x sum_i (d(x_i) - t)^2 = 2 (d(x_i) - t) w, per sample.
-    expected = np.clip(X - np.clip(0.05 * 2 * (logit - target)[:, None] * W, -1, 1), -1, 1)
-    np.testing.assert_allclose(out.reshape(2, 4), expected, rtol=1e-5, atol=1e-6)
-    # Each sample's logit moves towards the target.
-    moved = out.reshape(2, 4) @ W + 0.1
-    assert np.all(np.abs(moved - target) < np.abs(logit - target))
+    x = as_images(X)
+    for target in (-2.0, 2.0):  # the sign of (mean d - t) flips the direction
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            logits = logits_of(d)(x)
+        out = dat.batch_mean_step(x, logits, target, tape, step_size=step_size).numpy()
+        expected = dat_step_by_hand(X, W, 0.1, target, step_size)
+        np.testing.assert_allclose(out.reshape(2, 4), expected, rtol=1e-5, atol=1e-6)
+    # One sign and a 1/N factor: every sample moves by the same |w| / N per element.
+    moved = np.abs(dat_step_by_hand(X, W, 0.1, 2.0) - X)
+    np.testing.assert_allclose(moved[0], np.abs(W) / 2, rtol=1e-6)
+    # With a step of 30, 30 * 2 / 2 > 1: that element's step is clipped to 1.
+    if step_size == 30.0:
+        assert np.abs(out.reshape(2, 4) - X).max() <= 1 + 1e-6
 
 
-def test_towards_logit_clips_the_step_and_the_image():
-    d = linear_d(np.array([50.0, -50.0, 0.001, 0.0]))
-    out = methods.towards_logit(as_images(X), logits_of(d), 5.0).numpy().reshape(2, 4)
-    logit = X @ np.array([50.0, -50.0, 0.001, 0.0])
-    raw = 2 * (logit - 5.0)[:, None] * np.array([50.0, -50.0, 0.001, 0.0])
-    assert np.abs(raw[:, :2]).min() > 1  # these elements' steps are clipped to +-1
-    expected = np.clip(X - np.clip(raw, -1, 1), -1, 1)
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
-    assert np.abs(out - X).max() <= 1 + 1e-6 and out.min() >= -1 and out.max() <= 1
-    np.testing.assert_allclose(out[:, 3], X[:, 3])  # zero weight: untouched
+def test_batch_mean_step_is_the_gradient_of_the_absolute_batch_mean_on_a_nonlinear_d():
+    _, d = deterministic_pair()
+    x = tf.constant(images(5, res=8))
+    target = 0.05
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        logits = tf.reshape(d(x), [-1])
+        objective = tf.abs(tf.reduce_mean(logits) - target)  # the authors' objective
+    expected = np.clip(x.numpy() - np.clip(tape.gradient(objective, x).numpy(), -1, 1), -1, 1)
+    out = dat.batch_mean_step(x, logits, target, tape).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
+    assert np.abs(out - x.numpy()).max() > 0
 
 
-def _dat_gan(dat, w=W, loss="non_saturating", adversarial=False, advas=None):
+def test_dat_examples_push_each_batch_towards_the_other_clean_mean():
+    d = linear_d(W, b=0.1)
+    ex = dat.examples(methods.DAT(), as_images(X), as_images(FAKE), logits_of(d),
+                      tf_asgan.losses.minimax_discriminator_loss,
+                      real_loss=lambda r: tf_asgan.losses.minimax_discriminator_loss(r, None))
+    real_logit, fake_logit = X @ W + 0.1, FAKE @ W + 0.1
+    np.testing.assert_allclose(ex.real.numpy().reshape(2, 4),
+                               dat_step_by_hand(X, W, 0.1, fake_logit.mean()), atol=1e-6)
+    np.testing.assert_allclose(ex.fake.numpy().reshape(2, 4),
+                               dat_step_by_hand(FAKE, W, 0.1, real_logit.mean()), atol=1e-6)
+    np.testing.assert_allclose(ex.real_logits.numpy(), real_logit, rtol=1e-5)
+    np.testing.assert_allclose(ex.fake_logits.numpy(), fake_logit, rtol=1e-5)
+    # grad_x of mean softplus(-d(x)): -sigmoid(-d(x_i)) w / N.
+    sigmoid = 1 / (1 + np.exp(real_logit))
+    np.testing.assert_allclose(ex.real_input_grad.numpy().reshape(2, 4),
+                               -sigmoid[:, None] * W / 2, rtol=1e-5)
+    fake_only = dat.examples(methods.DAT(side="fake"), as_images(X), as_images(FAKE),
+                             logits_of(d), tf_asgan.losses.minimax_discriminator_loss)
+    np.testing.assert_array_equal(fake_only.real.numpy(), as_images(X).numpy())
+    assert fake_only.real_input_grad is None
+
+
+def test_dat_examples_under_two_replicas_equal_the_single_device_step(mirrored):
+    # Replica 0 holds samples whose mean logit lies below the target, replica 1 far above
+    # it: per-replica means (or a per-replica N) would move replica 0 the wrong way.
+    reals = np.array([[-0.4, 0.3, -0.2, 0.0], [-0.3, 0.2, -0.1, 0.1],
+                      [0.9, -0.8, 0.9, 0.5], [0.8, -0.9, 0.7, 0.6]])
+    fakes = np.array([[0.1, 0.0, 0.0, 0.2], [0.0, 0.1, 0.1, 0.0],
+                      [0.2, 0.1, 0.0, 0.1], [0.1, 0.2, 0.0, 0.0]])
+    with mirrored.scope():
+        d = linear_d(W, b=0.1)
+    loss = tf_asgan.losses.minimax_discriminator_loss
+
+    def attack(x, f):
+        ex = dat.examples(methods.DAT(), x, f, logits_of(d), loss,
+                          cross_replica_sum=asgan_module._cross_replica_sum())
+        return ex.real, ex.fake
+
+    def split(a):
+        parts = np.split(np.asarray(a, np.float32).reshape(-1, 2, 2, 1), 2)
+        return mirrored.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(parts[ctx.replica_id_in_sync_group]))
+
+    real_parts, fake_parts = mirrored.run(tf.function(attack),
+                                          args=(split(reals), split(fakes)))
+    got_real = np.concatenate([t.numpy() for t in mirrored.experimental_local_results(
+        real_parts)]).reshape(4, 4)
+    got_fake = np.concatenate([t.numpy() for t in mirrored.experimental_local_results(
+        fake_parts)]).reshape(4, 4)
+    real_logit, fake_logit = reals @ W + 0.1, fakes @ W + 0.1
+    assert np.sign(real_logit[:2].mean() - fake_logit.mean()) != np.sign(
+        real_logit.mean() - fake_logit.mean())
+    np.testing.assert_allclose(got_real, dat_step_by_hand(reals, W, 0.1, fake_logit.mean()),
+                               atol=1e-6)
+    np.testing.assert_allclose(got_fake, dat_step_by_hand(fakes, W, 0.1, real_logit.mean()),
+                               atol=1e-6)
+
+
+def _dat_gan(dat_options, w=W, loss="non_saturating", adversarial=False, advas=None,
+             track_input_grad=True):
     g = linear_g(np.ones((3, 4)) * 0.1)
     d = linear_d(w, b=0.1)
-    gan = ASGAN(g, d, latent_dim=3, loss=loss, adversarial=adversarial, dat=dat,
-                advas=advas, perturbation="fgsm", epsilon=0.05)
+    gan = ASGAN(g, d, latent_dim=3, loss=loss, adversarial=adversarial, dat=dat_options,
+                advas=advas, perturbation="fgsm", epsilon=0.05,
+                track_input_grad=track_input_grad)
     gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
     return gan
 
@@ -84,37 +162,72 @@ def _ns_d_loss(real_logits, fake_logits):
     return softplus(-real_logits).mean() + softplus(fake_logits).mean()
 
 
-def test_dat_authors_trains_d_on_both_batches_pushed_to_the_other_mean():
-    gan = _dat_gan(methods.DAT(variant="authors", step_size=0.5))
+def test_dat_authors_trains_d_on_the_attacked_batches_only():
+    gan = _dat_gan(methods.DAT())
     x, fake = as_images(X), as_images(FAKE)
+    g0 = snapshot(gan.generator)
     grad, d_fake = gan.discriminator_update(x, fake)
     real_logit, fake_logit = X @ W + 0.1, FAKE @ W + 0.1
-    step = lambda a, logit, t: np.clip(  # noqa: E731
-        a - np.clip(0.5 * 2 * (logit - t)[:, None] * W, -1, 1), -1, 1)
-    x_dat = step(X, real_logit, fake_logit.mean())
-    fake_dat = step(FAKE, fake_logit, real_logit.mean())
+    x_dat = dat_step_by_hand(X, W, 0.1, fake_logit.mean())
+    fake_dat = dat_step_by_hand(FAKE, W, 0.1, real_logit.mean())
     logs = gan.step_logs()
-    # "replace": the D loss is L_D on the attacked batches only.
+    # "replace": the D loss is L_D on the attacked batches only...
     assert float(logs["d_loss"]) == pytest.approx(
         _ns_d_loss(x_dat @ W + 0.1, fake_dat @ W + 0.1), rel=1e-5)
+    # ... and D's SGD step is that loss's gradient: w -= 0.1 * grad_w L_D(x_dat, fake_dat).
+    sig = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
+    grad_w = ((-sig(-(x_dat @ W + 0.1)))[:, None] * x_dat).mean(0) + (
+        sig(fake_dat @ W + 0.1)[:, None] * fake_dat).mean(0)
+    np.testing.assert_allclose(gan.discriminator.get_weights()[0].ravel(), W - 0.1 * grad_w,
+                               rtol=1e-5)
+    assert not changed(g0, gan.generator)
     np.testing.assert_allclose(d_fake.numpy().reshape(2, 4), fake_dat, rtol=1e-5, atol=1e-6)
-    sigmoid = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
-    assert float(logs["D_dat_real"]) == pytest.approx(sigmoid(x_dat @ W + 0.1).mean(), rel=1e-5)
-    assert float(logs["D_real"]) == pytest.approx(sigmoid(real_logit).mean(), rel=1e-5)
+    assert float(logs["D_dat_real"]) == pytest.approx(sig(x_dat @ W + 0.1).mean(), rel=1e-5)
+    assert float(logs["D_real"]) == pytest.approx(sig(real_logit).mean(), rel=1e-5)
     assert float(logs["dat_linf_fake"]) == pytest.approx(
         np.abs(fake_dat - FAKE).max(axis=1).mean(), rel=1e-5)
-    assert grad is None  # the clean reals are not in the loss
+    # The clean input gradient is measured (not a 0 that looks like one): for the NS real
+    # term, -sigmoid(-d(x_i)) w / N, summed in absolute value over the batch.
+    expected_grad = -sig(-real_logit)[:, None] * W / 2
+    np.testing.assert_allclose(grad.numpy().reshape(2, 4), expected_grad, rtol=1e-5)
+    assert float(logs["grad_l1"]) == pytest.approx(np.abs(expected_grad).sum(), rel=1e-5)
+
+
+def test_dat_without_input_gradient_tracking_logs_no_grad_l1():
+    gan = _dat_gan(methods.DAT(), track_input_grad=False)
+    grad, _ = gan.discriminator_update(as_images(X), as_images(FAKE))
+    assert grad is None and "grad_l1" not in gan.step_logs()
 
 
 def test_dat_add_keeps_the_clean_loss():
-    gan = _dat_gan(methods.DAT(variant="authors", step_size=0.5, loss="add"))
+    gan = _dat_gan(methods.DAT(loss="add"))
     gan.discriminator_update(as_images(X), as_images(FAKE))
     real_logit, fake_logit = X @ W + 0.1, FAKE @ W + 0.1
     clean = _ns_d_loss(real_logit, fake_logit)
-    replace = _dat_gan(methods.DAT(variant="authors", step_size=0.5))
+    replace = _dat_gan(methods.DAT())
     replace.discriminator_update(as_images(X), as_images(FAKE))
     assert float(gan.step_logs()["d_loss"]) == pytest.approx(
         clean + float(replace.step_logs()["d_loss"]), rel=1e-5)
+
+
+def test_dat_leaves_the_generator_update_the_ordinary_one():
+    # One whole train step with SGD(1) on G: G's change is the gradient of the ordinary
+    # G loss on the *clean* fakes through the D left by step 1 (DAT moves D only).
+    g, d = deterministic_pair()
+    gan = ASGAN(g, d, latent_dim=LATENT, adversarial=False, dat=methods.DAT())
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(1.0))
+    g0 = snapshot(g)
+    gan.train_step(tf.constant(images(4, res=8)))
+    probe, d_after = deterministic_pair()
+    d_after.set_weights(d.get_weights())
+    probe.set_weights(g0)
+    with tf.GradientTape() as tape:
+        fake = probe(tf.zeros((4, LATENT)), training=True)  # G ignores z
+        loss = tf_asgan.losses.non_saturating_generator_loss(tf.reshape(d_after(fake), [-1]))
+    expected = [w - grad.numpy() for w, grad in zip(g0, tape.gradient(
+        loss, probe.trainable_variables))]
+    for a, b in zip(g.get_weights(), expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 # -- DAT, the L-infinity variant ---------------------------------------------------------------
@@ -142,17 +255,30 @@ def test_dat_pgd_moves_each_side_by_epsilon_against_d():
 
 # -- AdvAs --------------------------------------------------------------------------------------
 
+def _sig(t):
+    return 1 / (1 + np.exp(-t))
 
-def _objective(phi, z, x, w, b, lam):
-    """L_G + lam * ||grad_(w, b) L_D||^2 for linear G and D, NS losses, in float64."""
-    sig = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
+
+def _d_loss_grad(x, fake, w, b):
+    """grad_(w, b) of L_D = mean softplus(-d(x)) + mean softplus(d(fake)), linear D."""
+    rl, fl = x @ w + b, fake @ w + b
+    gw = (-_sig(-rl)[:, None] * x).mean(0) + (_sig(fl)[:, None] * fake).mean(0)
+    gb = -_sig(-rl).mean() + _sig(fl).mean()
+    return np.append(gw, gb)
+
+
+def _penalty_by_hand(x, fake, w, b, estimate):
+    if estimate == "biased":
+        grad = _d_loss_grad(x, fake, w, b)
+        return grad @ grad
+    h = len(x) // 2
+    return _d_loss_grad(x[:h], fake[:h], w, b) @ _d_loss_grad(x[h:], fake[h:], w, b)
+
+
+def _objective(phi, z, x, w, b, estimate):
+    """(L_G, r) for linear G (weights phi) and linear D, NS losses, in float64."""
     fake = z @ phi.reshape(3, 4)
-    fl, rl = fake @ w + b, x @ w + b
-    l_g = np.log1p(np.exp(-fl)).mean()
-    # L_D = mean softplus(-rl) + mean softplus(fl): its gradient in w and in b.
-    gw = (-sig(-rl)[:, None] * x).mean(0) + (sig(fl)[:, None] * fake).mean(0)
-    gb = -sig(-rl).mean() + sig(fl).mean()
-    return l_g, np.sum(gw ** 2) + gb ** 2
+    return np.log1p(np.exp(-(fake @ w + b))).mean(), _penalty_by_hand(x, fake, w, b, estimate)
 
 
 def _numeric_grad(f, phi, h=1e-6):
@@ -164,41 +290,100 @@ def _numeric_grad(f, phi, h=1e-6):
     return grad
 
 
-@pytest.mark.parametrize("scale", ["fixed", "relative"])
-def test_advas_penalty_and_its_generator_gradient_match_finite_differences(scale):
+@pytest.mark.parametrize("estimate", ["unbiased", "biased"])
+def test_advas_penalty_is_the_hand_computed_estimate(estimate):
+    rng = np.random.default_rng(3)
+    x, fake = rng.uniform(-1, 1, (6, 4)), rng.uniform(-1, 1, (6, 4))
+    w, b = np.array([0.7, -0.4, 0.9, 0.3]), 0.1
+    d = linear_d(w, b)
+    value = advas.penalty(logits_of(d), tf_asgan.losses.minimax_discriminator_loss,
+                          as_images(x), as_images(fake), d.trainable_variables, estimate)
+    assert float(value) == pytest.approx(_penalty_by_hand(x, fake, w, b, estimate), rel=1e-5)
+
+
+def test_the_unbiased_estimate_averages_to_the_squared_norm_and_the_biased_one_does_not():
+    # Populations of reals and fakes; batches of 4 of each drawn with replacement. The
+    # per-sample gradients of L_D for a linear D give the truth ||mu||^2 and the bias
+    # of the one-batch estimate, trace(Cov_real + Cov_fake) / 4, in closed form.
+    rng = np.random.default_rng(0)
+    reals, fakes = rng.normal(0.3, 0.5, (400, 4)), rng.normal(-0.2, 0.5, (400, 4))
+    w, b = np.array([0.7, -0.4, 0.9, 0.3]), 0.1
+    per_real = -_sig(-(reals @ w + b))[:, None] * np.hstack([reals, np.ones((400, 1))])
+    per_fake = _sig(fakes @ w + b)[:, None] * np.hstack([fakes, np.ones((400, 1))])
+    mu = per_real.mean(0) + per_fake.mean(0)
+    truth = mu @ mu
+    bias = (np.trace(np.cov(per_real.T, bias=True)) + np.trace(np.cov(per_fake.T, bias=True))) / 4
+    d = linear_d(w, b)
+    estimate = tf.function(lambda x, f, kind: advas.penalty(
+        logits_of(d), tf_asgan.losses.minimax_discriminator_loss, x, f,
+        d.trainable_variables, kind), reduce_retracing=True)
+    draws = {"unbiased": [], "biased": []}
+    for _ in range(1500):
+        i, j = rng.integers(0, 400, 4), rng.integers(0, 400, 4)
+        x, f = as_images(reals[i]), as_images(fakes[j])
+        for kind in draws:
+            draws[kind].append(float(estimate(x, f, kind)))
+    unbiased, biased = np.array(draws["unbiased"]), np.array(draws["biased"])
+    se_u = unbiased.std() / np.sqrt(len(unbiased))
+    se_b = biased.std() / np.sqrt(len(biased))
+    assert abs(unbiased.mean() - truth) < 4 * se_u
+    assert abs(biased.mean() - (truth + bias)) < 4 * se_b
+    assert bias > 8 * max(se_u, se_b)  # the test tells the two apart
+    assert unbiased.min() < 0 < truth  # an unbiased estimate of a square can be negative
+
+
+@pytest.mark.parametrize("w_scale", [0.1, 2.0])
+@pytest.mark.parametrize("weight,estimate", [("norm_ratio", "unbiased"),
+                                             ("norm_ratio", "biased"),
+                                             ("fixed", "unbiased")])
+def test_advas_generator_update_matches_finite_differences(weight, estimate, w_scale):
     rng = np.random.default_rng(0)
     phi0 = rng.normal(size=(3, 4)) * 0.3
-    z = rng.normal(size=(5, 3))
-    x = rng.uniform(-1, 1, (5, 4))
-    w, b, lam = np.array([0.7, -0.4, 0.9, 0.3]), 0.1, 0.8
+    z = rng.normal(size=(6, 3))
+    x = rng.uniform(-1, 1, (6, 4))
+    w, b, lam = np.array([0.7, -0.4, 0.9, 0.3]) * w_scale, 0.1, 0.8
     g = linear_g(phi0)
     d = linear_d(w, b)
     gan = ASGAN(g, d, latent_dim=3, adversarial=False,
-                advas=methods.AdvAs(lam=lam, scale=scale))
+                advas=methods.AdvAs(lam=lam, weight=weight, estimate=estimate))
     gan.compile(d_optimizer=keras.optimizers.SGD(1.0), g_optimizer=keras.optimizers.SGD(1.0))
     d_before = snapshot(d)
-    tape = tf.GradientTape(watch_accessed_variables=False, persistent=scale == "relative")
+    tape = tf.GradientTape(watch_accessed_variables=False, persistent=True)
     with tape:
         tape.watch([v.value for v in g.trainable_variables])
         fake = g(tf.constant(z, tf.float32), training=True)
     gan.generator_update(tape, fake, as_images(x))
-    # SGD with lr 1: the applied gradient is the change of the weights.
-    applied = phi0 - g.get_weights()[0]
-    l_g, penalty = _objective(phi0.ravel(), z, x, w, b, lam)
+    applied = phi0 - g.get_weights()[0]  # SGD with lr 1: the applied gradient
+    l_g, penalty = _objective(phi0.ravel(), z, x, w, b, estimate)
     logs = gan.step_logs()
     assert float(logs["advas_penalty"]) == pytest.approx(penalty, rel=1e-4)
-    grad_lg = _numeric_grad(lambda p: _objective(p, z, x, w, b, lam)[0], phi0.ravel())
-    grad_p = _numeric_grad(lambda p: _objective(p, z, x, w, b, lam)[1], phi0.ravel())
-    assert np.linalg.norm(grad_p) > 0.05 * np.linalg.norm(grad_lg)  # the penalty matters
-    if scale == "fixed":
-        effective = lam
-    else:
-        effective = lam * np.linalg.norm(grad_lg) / np.linalg.norm(grad_p)
+    grad_lg = _numeric_grad(lambda p: _objective(p, z, x, w, b, estimate)[0], phi0.ravel())
+    grad_p = _numeric_grad(lambda p: _objective(p, z, x, w, b, estimate)[1], phi0.ravel())
+    ratio = np.linalg.norm(grad_lg) / np.linalg.norm(grad_p)
+    # Both regimes of min(1, ratio) occur over the w scales: capped and not.
+    assert (ratio > 1) == (w_scale == 2.0), ratio
+    effective = lam if weight == "fixed" else lam * min(1.0, ratio)
     assert float(logs["advas_lambda"]) == pytest.approx(effective, rel=1e-3)
     np.testing.assert_allclose(applied.ravel(), grad_lg + effective * grad_p, rtol=2e-3,
                                atol=1e-6)
     assert not changed(d_before, d)  # the G update leaves D alone
     assert float(logs["g_loss"]) == pytest.approx(l_g, rel=1e-5)
+
+
+def test_norm_ratio_weight_by_hand():
+    g = [tf.constant([3.0, 0.0]), tf.constant([[4.0]])]  # norm 5
+    assert float(advas.norm_ratio_weight(g, [tf.constant([0.0, 10.0]), tf.zeros((1, 1))])) \
+        == pytest.approx(0.5)
+    assert float(advas.norm_ratio_weight(g, [tf.constant([1.0, 0.0]), tf.zeros((1, 1))])) == 1
+    assert float(advas.norm_ratio_weight(g, [tf.zeros(2), tf.zeros((1, 1))], 0.3)) \
+        == pytest.approx(0.3)
+
+
+def test_the_unbiased_estimate_refuses_a_batch_of_one():
+    d = linear_d(W)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        advas.penalty(logits_of(d), tf_asgan.losses.minimax_discriminator_loss,
+                      as_images(X[:1]), as_images(FAKE[:1]), d.trainable_variables)
 
 
 # -- wiring, combinations ------------------------------------------------------------------
@@ -207,10 +392,10 @@ def test_advas_penalty_and_its_generator_gradient_match_finite_differences(scale
 def test_dat_and_advas_change_only_their_network_in_each_sub_step():
     g, d = deterministic_pair()
     gan = ASGAN(g, d, latent_dim=LATENT, adversarial=True, dat=methods.DAT(side="fake"),
-                advas=methods.AdvAs(lam=0.5))
+                advas=methods.AdvAs())
     gan.compile()
     x = tf.constant(images(4, res=8))
-    tape = tf.GradientTape(watch_accessed_variables=False)
+    tape = tf.GradientTape(watch_accessed_variables=False, persistent=True)
     with tape:
         tape.watch([v.value for v in g.trainable_variables])
         fake = gan.generate(4, training=True)
@@ -234,7 +419,10 @@ def test_dat_and_advas_change_only_their_network_in_each_sub_step():
     (dict(dat={"side": "middle"}), "Unknown DAT side"),
     (dict(dat=methods.DAT(variant="pgd", epsilon=0)), "epsilon"),
     (dict(advas=methods.AdvAs(lam=0)), "lambda must be > 0"),
-    (dict(advas={"scale": "auto"}), "Unknown AdvAs scale"),
+    (dict(advas={"weight": "auto"}), "Unknown AdvAs weight"),
+    (dict(advas={"weight": "relative"}), "was removed"),
+    (dict(advas={"estimate": "exact"}), "Unknown AdvAs estimate"),
+    (dict(advas={"scale": "fixed"}), "Unknown AdvAs option"),
     (dict(dat="authors"), "Expected a tf_asgan.methods.DAT"),
 ])
 def test_rejected_combinations_and_values(kwargs, message):
@@ -260,9 +448,10 @@ def test_advas_with_float16_networks_is_rejected():
 METHODS = {
     "dat_authors": dict(adversarial=False, dat=methods.DAT()),
     "dat_pgd_add": dict(adversarial=False, dat=methods.DAT(variant="pgd", loss="add", steps=2)),
-    "advas_fixed": dict(adversarial=False, advas=methods.AdvAs(lam=0.1)),
-    "advas_relative": dict(adversarial=False, advas=methods.AdvAs(scale="relative")),
-    "as_advas": dict(adversarial=True, advas=methods.AdvAs(lam=0.1)),
+    "advas": dict(adversarial=False, advas=methods.AdvAs()),
+    "advas_fixed_biased": dict(adversarial=False, advas=methods.AdvAs(
+        lam=0.1, weight="fixed", estimate="biased")),
+    "as_advas": dict(adversarial=True, advas=methods.AdvAs()),
     "as_dat_fake": dict(adversarial=True, dat=methods.DAT(side="fake")),
 }
 
@@ -281,7 +470,11 @@ def test_one_fit_step(method, loss):
     if "dat" in method:
         assert "D_dat_fake" in logs and logs["dat_linf_fake"] >= 0
     if "advas" in method:
-        assert logs["advas_penalty"] > 0 and logs["advas_lambda"] > 0
+        assert np.isfinite(logs["advas_penalty"]) and logs["advas_penalty"] != 0
+        if "fixed" in method:
+            assert logs["advas_lambda"] == pytest.approx(0.1)
+        else:
+            assert 0 < logs["advas_lambda"] <= 1
     if method.startswith("as_"):
         assert "D_adv" in logs
 
@@ -289,7 +482,7 @@ def test_one_fit_step(method, loss):
 def test_fit_with_batch_norm_networks():
     g, d = tiny_dcgan()
     gan = ASGAN(g, d, latent_dim=LATENT, adversarial=True, dat=methods.DAT(side="fake"),
-                advas=methods.AdvAs(lam=0.1, scale="relative"))
+                advas=methods.AdvAs())
     gan.compile()
     history = gan.fit(tf.data.Dataset.from_tensors(images(8)).repeat(2), epochs=1, verbose=0)
     assert all(np.isfinite(v[-1]) for v in history.history.values())

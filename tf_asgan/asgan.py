@@ -15,6 +15,7 @@ With ``adversarial=False`` (or ``perturbation=None``) steps 2-3 are skipped: the
 baseline GAN with exactly one D update, from the same code.
 """
 
+import dataclasses
 import logging
 import numbers
 
@@ -24,6 +25,8 @@ import tensorflow as tf
 from tf_asgan import losses as losses_lib
 from tf_asgan import methods, schedules
 from tf_asgan import perturbations as perturbations_lib
+from tf_asgan.methods import advas as advas_lib
+from tf_asgan.methods import dat as dat_lib
 
 SECOND_UPDATES = ("real_and_fake", "real_only")
 # Largest epsilon accepted, in input units: the whole [-1, 1] range.
@@ -79,11 +82,13 @@ class ASGAN(keras.Model):
       track_input_grad: compute ``grad_x L_D`` in step 1 even for the baseline and
         perturbations that do not need it, to log its L1 norm (``grad_l1``).
       dat: a :class:`tf_asgan.methods.DAT` (or a dict of its fields): Direct
-        Adversarial Training in every D update of step 1. With ``adversarial=True``
-        only ``side="fake"`` is accepted (AS-GAN attacks the reals), and step 3 then
-        uses the attacked fakes.
+        Adversarial Training (:mod:`tf_asgan.methods.dat`) in every D update of step 1.
+        With ``adversarial=True`` only ``side="fake"`` is accepted (AS-GAN attacks the
+        reals), and step 3 then uses the attacked fakes. G's update is unchanged.
       advas: a :class:`tf_asgan.methods.AdvAs` (or a dict): the Adversary's Assistant
-        penalty ``lambda * ||grad_theta L_D||^2`` in the G update of step 4.
+        (:mod:`tf_asgan.methods.advas`), ``lambda * r~`` (``r~`` an estimate of
+        ``||grad_phi L_D||^2``) added to G's loss in step 4; logs ``advas_penalty``
+        (``r~``) and ``advas_lambda`` (the weight used in the step).
     """
 
     def __init__(self, generator, discriminator, *, latent_dim=100,
@@ -112,6 +117,9 @@ class ASGAN(keras.Model):
             raise ValueError(f"d_steps must be an integer >= 1, got {d_steps!r}.")
         self.d_steps = int(d_steps)
         self.track_input_grad = bool(track_input_grad)
+        # grad_x L_D at the clean reals: logged (grad_l1) and/or used by the attack.
+        self._needs_input_grad = self.track_input_grad or (
+            self.adversarial and self.perturbation.uses_input_grad)
         self.dat = _option(dat, methods.DAT)
         self.advas = _option(advas, methods.AdvAs)
         methods.check_combination(self.adversarial, self.dat)
@@ -151,11 +159,11 @@ class ASGAN(keras.Model):
                              "the same resolution.")
 
     def _make_trackers(self):
-        names = ["d_loss", "g_loss", "D_real", "D_fake", "grad_l1"]
+        names = ["d_loss", "g_loss", "D_real", "D_fake"]
+        if self._needs_input_grad:
+            names.append("grad_l1")
         if self.adversarial:
             names += ["d_loss_adv", "D_adv", "epsilon"]
-        if not (self.track_input_grad or self.adversarial and self.perturbation.uses_input_grad):
-            names.remove("grad_l1")
         if self.dat is not None:
             names += [f"{key}_{side}" for side in ("real", "fake")
                       if getattr(self.dat, f"attacks_{side}") for key in ("D_dat", "dat_linf")]
@@ -267,9 +275,9 @@ class ASGAN(keras.Model):
         images = _images(data)
         reals = tf.split(images, self.d_steps) if self.d_steps > 1 else [images]
         epsilon = self.current_epsilon() if self.adversarial else None
-        # AdvAs "relative" needs the two parts of G's gradient separately.
-        relative = self.advas is not None and self.advas.scale == "relative"
-        g_tape = tf.GradientTape(watch_accessed_variables=False, persistent=relative)
+        # AdvAs's norm-ratio weight needs the two parts of G's gradient separately.
+        two_parts = self.advas is not None and self.advas.weight == "norm_ratio"
+        g_tape = tf.GradientTape(watch_accessed_variables=False, persistent=two_parts)
         for i, x in enumerate(reals):
             z = self.sample_latent(tf.shape(x)[0])
             if i == len(reals) - 1:
@@ -295,30 +303,34 @@ class ASGAN(keras.Model):
     def discriminator_update(self, x, fake):
         """Step 1: one D update on ``(x, fake)`` (with DAT: on their attacked versions).
 
-        Returns ``(grad_x L_D, fakes)``: the input gradient at the pre-update D, from the
-        same backward pass as the weight gradients (``None`` when nothing needs it; the
-        gradient of ``L_D`` itself, not of the replica- or loss-scaled loss), and the
-        fake batch the step-3 update should use (DAT's attacked fakes, or ``fake``).
+        Returns ``(grad_x L_D, fakes)``: the input gradient at the pre-update D on the
+        clean reals, from the same backward pass as the weight gradients (DAT: as its
+        clean pass), ``None`` when nothing needs it; the gradient of ``L_D`` itself, not
+        of the replica- or loss-scaled loss. ``fakes`` is the fake batch the step-3
+        update should use (DAT's attacked fakes, or ``fake``).
         """
-        want_grad = "grad_l1" in self._trackers
         if self.dat is None:
             loss, (real_logits, fake_logits), grad = self._d_apply(
-                [(x, fake)], x if want_grad else None)
+                [(x, fake)], x if self._needs_input_grad else None)
         else:
-            x_dat, fake_dat, real_logits, fake_logits = self.dat_examples(x, fake)
+            ex = dat_lib.examples(
+                self.dat, x, fake, self._logits, self.gan_loss.discriminator,
+                real_loss=self._real_term if self._needs_input_grad else None,
+                cross_replica_sum=_cross_replica_sum())
             terms = [(x, fake)] if self.dat.loss == "add" else []
-            loss, (dat_real_logits, dat_fake_logits), grad = self._d_apply(
-                terms + [(x_dat, fake_dat)], x if want_grad else None)
-            for side, clean, attacked, logits in (("real", x, x_dat, dat_real_logits),
-                                                   ("fake", fake, fake_dat, dat_fake_logits)):
+            loss, (dat_real_logits, dat_fake_logits), _ = self._d_apply(
+                terms + [(ex.real, ex.fake)])
+            for side, clean, attacked, logits in (("real", x, ex.real, dat_real_logits),
+                                                   ("fake", fake, ex.fake, dat_fake_logits)):
                 if getattr(self.dat, f"attacks_{side}"):
                     self._record(f"D_dat_{side}", _mean_probability(logits))
                     self._record(f"dat_linf_{side}", _linf(attacked - clean))
-            fake = fake_dat
+            real_logits, fake_logits, grad, fake = (ex.real_logits, ex.fake_logits,
+                                                    ex.real_input_grad, ex.fake)
         self._record("d_loss", loss)
         self._record("D_real", _mean_probability(real_logits))
         self._record("D_fake", _mean_probability(fake_logits))
-        if grad is not None:
+        if grad is not None and "grad_l1" in self._trackers:
             # Batch mean of the per-sample L1 norm ||d l(x_i) / d x_i||_1, l the
             # per-sample real loss: L_D averages l over the m samples, so the mean of
             # m * ||grad_i||_1 over the batch is the sum of |grad|.
@@ -326,46 +338,12 @@ class ASGAN(keras.Model):
         return grad, fake
 
     def dat_examples(self, x, fake):
-        """DAT's attacked ``(reals, fakes)`` at the current D (unattacked sides unchanged),
-        and D's clean ``(real_logits, fake_logits)``.
-
-        One D pass on the clean batches gives the logits (logged, and the authors'
-        targets: each batch is pushed towards the other's mean logit) and the gradients
-        of the first attack step.
-        """
-        dat = self.dat
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch([x, fake])
-            real_logits, fake_logits = self._logits(x), self._logits(fake)
-            if dat.variant == "authors":
-                real_obj = tf.reduce_sum(tf.square(
-                    real_logits - tf.stop_gradient(tf.reduce_mean(fake_logits))))
-                fake_obj = tf.reduce_sum(tf.square(
-                    fake_logits - tf.stop_gradient(tf.reduce_mean(real_logits))))
-            else:  # pgd: ascend D's real term on the reals, its fake term on the fakes
-                real_obj = self.gan_loss.discriminator(real_logits, None)
-                fake_obj = self.gan_loss.discriminator(tf.stop_gradient(real_logits),
-                                                       fake_logits)
-        x_dat, fake_dat = x, fake
-        if dat.attacks_real:
-            grad = tape.gradient(real_obj, x)
-            x_dat = (methods.clipped_step(x, grad, dat.step_size) if dat.variant == "authors"
-                     else methods.dat_pgd(x, self._real_loss_fn(True), dat.epsilon,
-                                          dat.steps, dat.step_size, input_grad=grad))
-        if dat.attacks_fake:
-            grad = tape.gradient(fake_obj, fake)
-            if dat.variant == "authors":
-                fake_dat = methods.clipped_step(fake, grad, dat.step_size)
-            else:
-                fixed_real = tf.stop_gradient(real_logits)
-
-                def fake_term(f):  # D's loss as a function of the fakes (real term fixed)
-                    return self.gan_loss.discriminator(fixed_real, self._logits(f))
-
-                fake_dat = methods.dat_pgd(tf.stop_gradient(fake), fake_term, dat.epsilon,
-                                           dat.steps, dat.step_size, input_grad=grad)
-        del tape
-        return x_dat, fake_dat, real_logits, fake_logits
+        """DAT's attacked ``(reals, fakes)`` at the current D (unattacked sides unchanged)
+        and D's clean ``(real_logits, fake_logits)``: :func:`tf_asgan.methods.dat.examples`
+        with this model's D and loss."""
+        ex = dat_lib.examples(self.dat, x, fake, self._logits, self.gan_loss.discriminator,
+                              cross_replica_sum=_cross_replica_sum())
+        return ex.real, ex.fake, ex.real_logits, ex.fake_logits
 
     def perturb(self, x, input_grad, epsilon):
         """Step 2: ``x_hat`` from the registered perturbation."""
@@ -384,9 +362,11 @@ class ASGAN(keras.Model):
     def generator_update(self, g_tape, fake, x=None):
         """Step 4: G update through the current D on the fake batch recorded on ``g_tape``.
 
-        With AdvAs, G's loss gains ``lambda * ||grad_theta L_D(x, fake)||^2`` (``x``: the
-        step's last real batch), differentiated through the D gradient (double
-        back-propagation, both tapes recording).
+        With AdvAs, G's gradient gains ``lambda * grad_theta r~``, ``r~`` the penalty of
+        :func:`tf_asgan.methods.advas.penalty` on ``(x, fake)`` (``x``: the step's last
+        real batch) differentiated through D's weight gradient (double back-propagation),
+        and ``lambda`` the weight of :func:`~tf_asgan.methods.advas.norm_ratio_weight`
+        (recomputed here from the whole batch's gradients) or the fixed one.
         """
         variables = self.generator.trainable_variables
         replicas = self._replicas()
@@ -396,31 +376,35 @@ class ASGAN(keras.Model):
                 scaled = self.g_optimizer.scale_loss(loss / replicas)
             grads = g_tape.gradient(scaled, variables)
         else:
-            d_vars = self.discriminator.trainable_variables
-            relative = self.advas.scale == "relative"
-            with g_tape:  # everything G's gradient passes through is recorded on it
-                with tf.GradientTape() as d_tape:  # watches D's variables as D runs
-                    fake_logits = self._logits(fake)
-                    loss = self.gan_loss.generator(fake_logits)
-                    d_loss = self.gan_loss.discriminator(self._logits(x), fake_logits)
-                penalty = methods.squared_grad_norm(d_tape.gradient(d_loss, d_vars))
-                if relative:
-                    g_part, p_part = loss / replicas, penalty / replicas
-                else:
-                    lam = tf.constant(self.advas.lam, tf.float32)
-                    total = (loss + lam * penalty) / replicas
-            if relative:
-                g_grads = g_tape.gradient(g_part, variables)
-                p_grads = g_tape.gradient(p_part, variables)
-                lam = self.advas.lam * methods.global_norm(g_grads) / (
-                    methods.global_norm(p_grads) + 1e-12)
-                grads = [g if p is None else g + lam * p for g, p in zip(g_grads, p_grads)]
-            else:
-                grads = g_tape.gradient(total, variables)
+            loss, penalty, lam, grads = self._advas_gradients(g_tape, fake, x)
             self._record("advas_penalty", penalty)
             self._record("advas_lambda", lam)
         self.g_optimizer.apply_gradients(zip(grads, variables))
         self._record("g_loss", loss)
+
+    def _advas_gradients(self, g_tape, fake, x):
+        """``(L_G, r~, lambda, grads)`` of the AdvAs G update (``g_tape`` persistent)."""
+        variables = self.generator.trainable_variables
+        replicas = self._replicas()
+        fixed = self.advas.weight == "fixed"
+        with g_tape:  # everything G's gradient passes through is recorded on it
+            loss = self.gan_loss.generator(self._logits(fake))
+            penalty = advas_lib.penalty(self._logits, self.gan_loss.discriminator, x, fake,
+                                        self.discriminator.trainable_variables,
+                                        self.advas.estimate)
+            lam = tf.constant(self.advas.lam, tf.float32)
+            if fixed:
+                total_loss = (loss + lam * penalty) / replicas
+            else:
+                g_part, p_part = loss / replicas, penalty / replicas
+        if fixed:
+            return loss, penalty, lam, g_tape.gradient(total_loss, variables)
+        g_grads = g_tape.gradient(g_part, variables)
+        p_grads = g_tape.gradient(p_part, variables)
+        p_grads = [tf.zeros_like(g) if p is None else p for g, p in zip(g_grads, p_grads)]
+        total = _cross_replica_sum() or (lambda v: v)  # the whole batch's gradients
+        lam = advas_lib.norm_ratio_weight(total(g_grads), total(p_grads), self.advas.lam)
+        return loss, penalty, lam, [g + lam * p for g, p in zip(g_grads, p_grads)]
 
     # -- internals --------------------------------------------------------------------
 
@@ -438,7 +422,11 @@ class ASGAN(keras.Model):
         return tf.cast(tf.reshape(logits, [-1]), tf.float32)
 
     def _real_loss_fn(self, training):
-        return lambda x: self.gan_loss.discriminator(self._logits(x, training), None)
+        return lambda x: self._real_term(self._logits(x, training))
+
+    def _real_term(self, real_logits):
+        """The real term of ``L_D`` (its only term that depends on the reals)."""
+        return self.gan_loss.discriminator(real_logits, None)
 
     def _d_apply(self, terms, watch=None):
         """One D update on the sum of ``L_D(real, fake)`` over ``terms`` (``fake=None``:
@@ -474,11 +462,23 @@ def _option(value, cls):
     if value is None:
         return None
     if isinstance(value, dict):
+        unknown = sorted(set(value) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} option(s) {unknown}; the options are "
+                             f"{[f.name for f in dataclasses.fields(cls)]}.")
         value = cls(**value)
     if not isinstance(value, cls):
         raise ValueError(f"Expected a tf_asgan.methods.{cls.__name__} or a dict, got "
                          f"{type(value).__name__}.")
     return value.validate()
+
+
+def _cross_replica_sum():
+    """``v -> sum of v over the replicas`` in a replica context of several, else ``None``."""
+    if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+        return None
+    context = tf.distribute.get_replica_context()
+    return lambda v: context.all_reduce(tf.distribute.ReduceOp.SUM, v)
 
 
 def _linf(delta):

@@ -28,9 +28,14 @@ METHODS = {
     "baseline": dict(adversarial=False),
     "asgan": dict(adversarial=True, second_update="real_and_fake"),
     "asgan_real_only": dict(adversarial=True, second_update="real_only"),
+    # DAT and AdvAs as their sources define them (docs/methods.md) ...
     "dat": dict(adversarial=False, dat=methods.DAT(variant="authors")),
+    "advas": dict(adversarial=False, advas=methods.AdvAs()),
+    # ... and options of ours: iterative DAT, AdvAs with a fixed weight and one
+    # full-batch estimate (one G backward pass instead of two, no half-batch D passes).
     "dat_pgd": dict(adversarial=False, dat=methods.DAT(variant="pgd", steps=3)),
-    "advas": dict(adversarial=False, advas=methods.AdvAs(lam=1.0)),
+    "advas_fixed_biased": dict(adversarial=False, advas=methods.AdvAs(
+        weight="fixed", estimate="biased")),
 }
 
 

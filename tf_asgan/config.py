@@ -76,12 +76,13 @@ class TrainConfig:
     dat: str = "none"  # none, authors, pgd
     dat_side: str = "both"
     dat_loss: str = "replace"
-    dat_step_size: float = 1.0  # authors: gradient-step multiplier
+    dat_step_size: float = 1.0  # authors: a multiplier of the step (the authors have none)
     dat_epsilon: float = 2 / 255  # pgd, model-input units
     dat_pgd_steps: int = 3
     dat_pgd_step_size: float = 0.0  # 0: 2.5 * dat_epsilon / dat_pgd_steps
-    advas_lambda: float = 0.0  # 0: AdvAs off
-    advas_scale: str = "fixed"
+    advas_lambda: float = 0.0  # 0: AdvAs off; norm_ratio: multiplier (1: published)
+    advas_weight: str = "norm_ratio"  # norm_ratio (published), fixed
+    advas_estimate: str = "unbiased"  # unbiased (published, two halves), biased
     # optimisation (Adam, the paper's defaults)
     lr_d: float = 2e-4
     lr_g: float = 2e-4
@@ -173,6 +174,9 @@ class TrainConfig:
         dat, advas = self.dat_object(), self.advas_object()
         if advas is not None:
             advas.validate()
+            if advas.estimate == "unbiased" and self.batch_size // self.d_steps < 2:
+                raise ValueError("The unbiased AdvAs estimate splits each D batch into two "
+                                 "halves: batch_size / d_steps must be >= 2 (per replica).")
         if dat is not None:
             dat.validate()
             methods.check_combination(self.adversarial, dat)
@@ -237,13 +241,15 @@ class TrainConfig:
         """The :class:`~tf_asgan.methods.AdvAs` of the run, or ``None``."""
         if not self.advas_lambda:
             return None
-        return methods.AdvAs(lam=self.advas_lambda, scale=self.advas_scale)
+        return methods.AdvAs(lam=self.advas_lambda, weight=self.advas_weight,
+                             estimate=self.advas_estimate)
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values):
+        values = _upgrade(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -254,6 +260,19 @@ class TrainConfig:
         """Fields (other than :data:`MUTABLE_FIELDS`) whose values differ from ``other``'s."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (b[k], a[k]) for k in a if k not in MUTABLE_FIELDS and a[k] != b[k]}
+
+
+def _upgrade(values):
+    """A stored configuration of an older version, in today's fields (same experiment).
+
+    Before the sibling methods followed their sources, AdvAs had ``advas_scale`` (fixed
+    or relative) and always the one-batch (biased) estimate.
+    """
+    values = dict(values)
+    if "advas_scale" in values:
+        values["advas_weight"] = values.pop("advas_scale")
+        values.setdefault("advas_estimate", "biased")
+    return values
 
 
 def to_flagfile(config):

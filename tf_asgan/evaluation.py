@@ -178,12 +178,12 @@ class Evaluator:
       verbose: progress bars.
     """
 
-    def __init__(self, network, dataset, resolution, protocol=Protocol(), *, cache_dir=None,
+    def __init__(self, network, dataset, resolution, protocol=None, *, cache_dir=None,
                  data_dir=None, image_dir=None, download=False, source=None, verbose=True):
         self.network = network
         self.dataset = dataset
         self.resolution = int(resolution)
-        self.protocol = protocol.validate()
+        self.protocol = (protocol or Protocol()).validate()
         self.cache_dir = cache_dir or os.path.join(classifiers.cache_root(), "stats")
         self._source_args = dict(data_dir=data_dir, image_dir=image_dir, download=download)
         self._source = source

@@ -24,15 +24,23 @@ from tf_asgan.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-# method name -> TrainConfig changes from the baseline
+# method name -> TrainConfig changes from the baseline. DAT and AdvAs as their sources
+# define them (docs/methods.md); "dat_pgd" (our iterative DAT) is not in the default set.
 METHODS = {
     "baseline": {"adversarial": False},
     "asgan": {"adversarial": True},
     "dat": {"adversarial": False, "dat": "authors"},
     "advas": {"adversarial": False, "advas_lambda": 1.0},
+    "dat_pgd": {"adversarial": False, "dat": "pgd"},
 }
+DEFAULT_METHODS = ("baseline", "asgan", "dat", "advas")
 DATASETS = ("stacked_digits", "digits")
-MEASURE_VERSION = 2  # bumped when a measurement's definition changes
+MEASURE_VERSION = 3  # bumped when a measurement's definition changes
+# Bumped when a method's training code changes while its configuration does not (v2: DAT
+# and AdvAs follow their sources): a stored run of an older version is retrained.
+TRAIN_VERSION = 2
+# Logged per-step quantities summarised (median and max over training) into result.json.
+TRACES = ("dat_linf_real", "dat_linf_fake", "advas_lambda", "advas_penalty")
 # (key in result.json, column title, format)
 COLUMNS = (
     ("fid", "FID", "{:.2f}"),
@@ -53,8 +61,9 @@ class StudyConfig:
     """The study's size. The defaults take about 30 minutes on 2 CPU cores."""
 
     datasets: tuple = DATASETS
-    methods: tuple = tuple(METHODS)
-    seeds: tuple = (0, 1, 2)
+    methods: tuple = DEFAULT_METHODS
+    seeds: tuple = (0, 1, 2, 3, 4)  # stacked_digits (1,000 modes: the noisier measure)
+    digits_seeds: tuple = (0, 1, 2)
     steps: int = 800  # training steps per run (the same budget for every method)
     steps_per_epoch: int = 100
     batch_size: int = 64
@@ -71,7 +80,7 @@ class StudyConfig:
         bad = [d for d in self.datasets if d not in DATASETS]
         if bad:
             raise ValueError(f"Unknown study datasets {bad}; choose from {list(DATASETS)}.")
-        if (not self.seeds or self.steps < 1 or self.steps_per_epoch < 1
+        if (not self.seeds or not self.digits_seeds or self.steps < 1 or self.steps_per_epoch < 1
                 or self.analysis_num < 1 or self.eval_num_samples < 1):
             raise ValueError("The study needs seeds, and steps, steps_per_epoch, "
                              "analysis_num and eval_num_samples >= 1.")
@@ -82,6 +91,10 @@ class StudyConfig:
             raise ValueError(f"steps={self.steps} must be a multiple of "
                              f"steps_per_epoch={self.steps_per_epoch}.")
         return self
+
+    def seeds_for(self, dataset):
+        """The seeds run on ``dataset``."""
+        return self.digits_seeds if dataset == "digits" else self.seeds
 
     def train_config(self, dataset, method, seed):
         steps_per_epoch = self.steps_per_epoch
@@ -107,6 +120,20 @@ def _loss_spread(workdir, name):
     return float(np.std(values))
 
 
+def _traces(workdir, steps_per_epoch):
+    """``{name: {"median", "max", "first_epoch_max"}}`` over training of the logged
+    :data:`TRACES` (per-step values)."""
+    scalars = analysis.read_scalars(os.path.join(workdir, "tensorboard"))
+    out = {}
+    for name in TRACES:
+        if name in scalars and len(scalars[name][1]):
+            steps, values = scalars[name][0], np.asarray(scalars[name][1], float)
+            first = values[steps <= steps[0] + steps_per_epoch - 1]
+            out[name] = {"median": float(np.median(values)), "max": float(values.max()),
+                         "first_epoch_max": float(first.max())}
+    return out
+
+
 def run_one(study, dataset, method, seed, workdir):
     """Trains (or resumes) one run and measures it; returns (and stores) its result."""
     path = os.path.join(workdir, "result.json")
@@ -118,7 +145,8 @@ def run_one(study, dataset, method, seed, workdir):
     if os.path.exists(path):
         with open(path) as f:
             stored = json.load(f)
-        if stored.get("config") == config.to_dict() and stored.get("measure") == measure:
+        if (stored.get("config") == config.to_dict() and stored.get("measure") == measure
+                and stored.get("train_version") == TRAIN_VERSION):
             return stored
     start = time.time()
     source = data.source(dataset, config.resolution, seed=seed)
@@ -146,7 +174,8 @@ def run_one(study, dataset, method, seed, workdir):
         "grad_l1": analysis.gradient_statistics(grad)["l1_mean"],
         "d_loss_std": _loss_spread(workdir, "d_loss"),
         "g_loss_std": _loss_spread(workdir, "g_loss"),
-        "config": config.to_dict(), "measure": measure,
+        "traces": _traces(workdir, config.steps_per_epoch),
+        "config": config.to_dict(), "measure": measure, "train_version": TRAIN_VERSION,
     }
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -158,7 +187,8 @@ def run_one(study, dataset, method, seed, workdir):
 def run(study, output, progress=print):
     """Runs every (dataset, method, seed) of ``study`` into ``output``; returns results."""
     study.validate()
-    jobs = [(d, m, s) for d in study.datasets for m in study.methods for s in study.seeds]
+    jobs = [(d, m, s) for d in study.datasets for m in study.methods
+            for s in study.seeds_for(d)]
     results, start = [], time.time()
     for i, (dataset, method, seed) in enumerate(jobs, 1):
         workdir = os.path.join(output, dataset, method, f"seed{seed}")
@@ -195,8 +225,9 @@ def markdown(study, table, command=None):
     lines = [f"# Study: {', '.join(study.methods)} on {', '.join(study.datasets)}", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
+    seeds = ", ".join(f"{d} {list(study.seeds_for(d))}" for d in study.datasets)
     lines += [f"DCGAN at 32 px, width x{study.width:g}, batch {study.batch_size}, "
-              f"{study.steps} steps per run, seeds {list(study.seeds)}; FID and modes from "
+              f"{study.steps} steps per run, seeds: {seeds}; FID and modes from "
               f"{study.eval_num_samples} samples with the digit classifier; FGSM at {eps} "
               f"on {study.analysis_num} real and fake images (\"flipped\": of the images "
               f"D classifies right, the fraction the attack makes it classify wrong). "
@@ -236,7 +267,7 @@ def plot(study, results, table, output):
         ax.set_title(f"{dataset}: FID (lower is better)", fontsize=10)
     paths.append(analysis._save(fig, os.path.join(output, "fid.png")))
     for dataset in table:
-        runs = {m: os.path.join(output, dataset, m, f"seed{study.seeds[0]}")
+        runs = {m: os.path.join(output, dataset, m, f"seed{study.seeds_for(dataset)[0]}")
                 for m in study.methods}
         paths.append(analysis.plot_training_curves(
             runs, os.path.join(output, f"curves_{dataset}.png"), smooth=25))

@@ -1,0 +1,149 @@
+"""AdvAs, the Adversary's Assistant (seed 003): a penalty in the *generator's* loss that
+pushes G towards points where the current D is at its optimum.
+
+Source: the first author's presentation of the IJCNN 2021 paper (GitHub
+``ammunk/my-website``, ``presentations/advas/advas.html``, with its Algorithm 1 figure);
+no code was published. With ``theta`` the generator's parameters and ``phi`` the
+discriminator's:
+
+- ``L_gen^AdvAs = L_gen + lambda * r`` with ``r = ||grad_phi L_adv||_2^2``, ``L_adv``
+  D's loss on the current real and fake batches. ``r`` reaches ``theta`` by double
+  back-propagation (through D's weight gradient, which depends on the fakes).
+- ``r`` is estimated without bias as ``r~ = X . X'``, the dot product of two independent
+  estimates of ``grad_phi L_adv``; here ``X`` from the first half of the real and fake
+  batches and ``X'`` from the second half (:func:`penalty`, ``estimate="unbiased"``).
+  The squared norm of one minibatch estimate (``estimate="biased"``) is too large by the
+  minibatch variance of the gradient. ``r~`` can be negative.
+- ``lambda`` is recomputed at every G step as
+  ``min(1, ||grad_theta L_gen||_2 / ||grad_theta r~||_2)`` ("Removing the hyperparameter
+  lambda" in the presentation; :func:`norm_ratio_weight`): the penalty's gradient is
+  never larger than the generator's own.
+
+The derivation takes ``L_gen = -L_adv`` (minimax or Wasserstein losses); the experiments
+shown were WGAN-GP on MNIST and StyleGAN on CelebA. With the non-saturating generator
+loss (this package's default) we apply the method by analogy: ``L_adv`` is the run's D
+loss, ``L_gen`` the run's G loss (ours).
+
+Ours: ``scale`` multiplies the published weight (1: as published); ``weight="fixed"``
+(a constant ``lambda = scale``) and ``estimate="biased"`` are kept as named options.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+WEIGHTS = ("norm_ratio", "fixed")
+ESTIMATES = ("unbiased", "biased")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdvAs:
+    """AdvAs options (see the module docstring).
+
+    Attributes:
+      lam: ``weight="norm_ratio"``: a multiplier of the published weight
+        ``min(1, ||grad L_gen|| / ||grad r~||)`` (1: as published; ours otherwise).
+        ``weight="fixed"``: the constant weight ``lambda``.
+      weight: "norm_ratio" (published) or "fixed" (ours).
+      estimate: "unbiased" (published: two half-batch gradient estimates) or "biased"
+        (ours: the squared norm of one full-batch estimate).
+    """
+
+    lam: float = 1.0
+    weight: str = "norm_ratio"
+    estimate: str = "unbiased"
+
+    def validate(self):
+        """Returns ``self``; raises ``ValueError`` naming a bad field and its choices."""
+        if not self.lam > 0:
+            raise ValueError(f"AdvAs lambda must be > 0, got {self.lam} (leave AdvAs off "
+                             "instead of setting it to 0).")
+        if self.weight not in WEIGHTS:
+            extra = (" ('relative' was removed: it had no cap; norm_ratio is the published "
+                     "rule)" if self.weight == "relative" else "")
+            raise ValueError(f"Unknown AdvAs weight {self.weight!r}; choose one of "
+                             f"{list(WEIGHTS)}{extra}.")
+        if self.estimate not in ESTIMATES:
+            raise ValueError(f"Unknown AdvAs estimate {self.estimate!r}; choose one of "
+                             f"{list(ESTIMATES)}.")
+        return self
+
+
+def loss_gradient(logits_fn, discriminator_loss, real, fake, d_variables):
+    """``grad_phi L_D(real, fake)``: a list like ``d_variables`` (``None`` -> zeros).
+
+    Computed on an inner tape, so an enclosing tape that records (the G tape) can
+    differentiate the result again (double back-propagation).
+    """
+    with tf.GradientTape() as tape:
+        loss = discriminator_loss(logits_fn(real), logits_fn(fake))
+    grads = tape.gradient(loss, d_variables)
+    return [tf.zeros_like(v) if g is None else tf.cast(g, tf.float32)
+            for g, v in zip(grads, d_variables)]
+
+
+def penalty(logits_fn, discriminator_loss, real, fake, d_variables, estimate="unbiased"):
+    """The AdvAs penalty ``r ~ ||grad_phi L_D||_2^2`` at the current D.
+
+    Args:
+      logits_fn: ``images -> [n]`` float32 logits of the current D.
+      discriminator_loss: ``(real_logits, fake_logits) -> L_D``, the run's D loss.
+      real: ``[N, H, W, C]`` real images; ``fake``: ``[N, H, W, C]`` fakes (attached to
+        G when the result is to be differentiated with respect to G).
+      d_variables: D's trainable variables (``phi``).
+      estimate: "unbiased": ``X . X'`` with ``X`` from the first ``N // 2`` reals and
+        fakes and ``X'`` from the rest (needs ``N >= 2``); "biased": ``||X||^2`` with
+        ``X`` from the whole batch.
+
+    Returns:
+      A float32 scalar (the unbiased estimate can be negative).
+
+    Raises:
+      ValueError: for an unknown ``estimate``, or a batch of fewer than 2 samples when
+        the size is known while tracing.
+    """
+    if estimate == "biased":
+        grads = loss_gradient(logits_fn, discriminator_loss, real, fake, d_variables)
+        return tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
+    if estimate != "unbiased":
+        raise ValueError(f"Unknown AdvAs estimate {estimate!r}; choose one of "
+                         f"{list(ESTIMATES)}.")
+    n = real.shape[0]
+    if n is not None and n < 2:
+        raise ValueError(f"The unbiased AdvAs estimate needs at least 2 samples per replica "
+                         f"(two halves), got a batch of {n}.")
+    halves = []
+    for images in (real, fake):
+        size = tf.shape(images)[0]
+        halves.append(tf.split(images, [size // 2, size - size // 2]))
+    first = loss_gradient(logits_fn, discriminator_loss, halves[0][0], halves[1][0],
+                          d_variables)
+    second = loss_gradient(logits_fn, discriminator_loss, halves[0][1], halves[1][1],
+                           d_variables)
+    return tf.add_n([tf.reduce_sum(a * b) for a, b in zip(first, second)])
+
+
+def global_norm(grads):
+    """``sqrt(sum ||g||^2)`` over a list of gradients (``None`` entries count as zero)."""
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(g, tf.float32)))
+                             for g in grads if g is not None]))
+
+
+def norm_ratio_weight(generator_grads, penalty_grads, scale=1.0):
+    """The published weight ``scale * min(1, ||grad_theta L_gen|| / ||grad_theta r~||)``.
+
+    Args:
+      generator_grads: ``grad_theta L_gen``, a list of tensors (the whole batch's: under
+        several replicas, already summed over them).
+      penalty_grads: ``grad_theta r~``, a list of the same structure.
+      scale: a multiplier (1: as published).
+
+    Returns:
+      A float32 scalar in ``[0, scale]``, without gradient; ``scale`` when the penalty's
+      gradient is zero.
+    """
+    g_norm = global_norm(generator_grads)
+    p_norm = global_norm(penalty_grads)
+    ratio = tf.math.divide_no_nan(g_norm, p_norm)
+    weight = tf.where(p_norm > 0, tf.minimum(1.0, ratio), 1.0)
+    return tf.stop_gradient(scale * weight)
