@@ -129,7 +129,43 @@ def test_kid_of_identical_distributions_is_near_zero(rng):
 def test_kid_block_size():
     assert metrics.kid_block_size(50_000, 50_000) == 1000
     assert metrics.kid_block_size(1437, 500) == 719
-    assert metrics.kid_block_size(3, 3) == 2
+    assert metrics.kid_block_size(3, 3) == 3  # one block: 2 + 1 would leave a block of 1
+    assert metrics.kid_block_size(15, 10_000) == 1429  # 7 blocks, each >= 2 of the 15
+    with pytest.raises(ValueError, match="at least 2 feature vectors"):
+        metrics.kid_block_size(1, 10_000)
+
+
+def _tfgan_blocks(n, blocks):
+    """TF-GAN's consecutive block sizes for ``n`` samples in ``blocks`` blocks."""
+    base, extra = divmod(n, blocks)
+    sizes = [base] * (blocks - extra) + [base + 1] * extra
+    return np.split(np.arange(n), np.cumsum(sizes)[:-1])
+
+
+@pytest.mark.parametrize("n_real", [4, 15, 19, 40])
+def test_kid_is_finite_with_a_small_real_set(n_real):
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.5, 1.0, (n_real, 16))
+    b = rng.normal(0.0, 1.0, (10_000, 16))
+    kid, std = metrics.kernel_distance(a, b)
+    size = metrics.kid_block_size(n_real, 10_000)
+    blocks = -(-10_000 // size)
+    assert blocks >= 2 and all(len(i) >= 2 for i in _tfgan_blocks(n_real, blocks))
+    # By NumPy: the mean of the unbiased MMD^2 over the same block pairs ...
+    by_block = [numpy_kid(a[i], b[j]) for i, j in zip(_tfgan_blocks(n_real, blocks),
+                                                      _tfgan_blocks(10_000, blocks))]
+    assert kid == pytest.approx(np.mean(by_block), rel=1e-6)
+    assert std == pytest.approx(np.std(by_block, ddof=1) / np.sqrt(blocks), rel=1e-3)
+    # ... which estimates the whole-set MMD^2 (about 0.85 here).
+    assert kid == pytest.approx(numpy_kid(a, b), abs=4 * std + 0.05)
+
+
+def test_kid_with_two_or_three_samples_is_finite_and_warns_about_its_error():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 8)), rng.normal(size=(500, 8))
+    with pytest.warns(UserWarning, match="standard error is NaN"):
+        kid, std = metrics.kernel_distance(a, b)
+    assert kid == pytest.approx(numpy_kid(a, b), rel=1e-6) and np.isnan(std)
 
 
 def test_mode_statistics_on_constructed_inputs():

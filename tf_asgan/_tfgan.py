@@ -7,6 +7,12 @@ first. We therefore register the two parent packages (``tensorflow_gan`` and
 ``tensorflow_gan.python``) as empty module objects whose ``__path__`` points at
 the installed folders, and import only the submodules we use. Nothing else in
 tf_asgan imports TF-GAN; use ``losses_impl()`` and ``eval_module()`` from here.
+
+A user who imports ``tensorflow_gan`` in the same process gets these stand-in packages.
+They resolve the public names of the real package lazily (``tfgan.eval``,
+``tfgan.losses``, ``tfgan.features``, the ``train`` and ``namedtuples`` symbols, ...),
+so ``tfgan.eval`` and ``tfgan.losses`` work; ``tfgan.estimator`` raises the error the
+real package raises under TensorFlow >= 2.16.
 """
 
 import importlib
@@ -15,6 +21,26 @@ import sys
 import types
 
 _PARENTS = ("tensorflow_gan", "tensorflow_gan.python")
+
+
+# The real package's public submodules and the modules whose symbols it re-exports.
+_SUBMODULES = ("estimator", "eval", "features", "losses", "tpu")
+_REEXPORTED = ("namedtuples", "train")
+
+
+def _public_attribute(name):
+    """The real ``tensorflow_gan``'s attribute ``name``, imported on first use."""
+    if name in _SUBMODULES:
+        return importlib.import_module("tensorflow_gan.python." + name)
+    if name == "__version__":
+        return importlib.import_module("tensorflow_gan.python.version").__version__
+    if not name.startswith("_"):
+        for module in _REEXPORTED:
+            found = getattr(importlib.import_module("tensorflow_gan.python." + module),
+                            name, None)
+            if found is not None:
+                return found
+    raise AttributeError(f"module 'tensorflow_gan' has no attribute {name!r}")
 
 
 def _register_parents():
@@ -32,6 +58,7 @@ def _register_parents():
         module = types.ModuleType(name)
         module.__path__ = path
         module.__package__ = name
+        module.__getattr__ = _public_attribute  # PEP 562: looked up on a missing name
         sys.modules[name] = module
 
 

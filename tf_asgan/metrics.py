@@ -18,6 +18,8 @@ The formulas are TF-GAN's (through :mod:`tf_asgan._tfgan`):
   block estimator, with its standard error).
 """
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
@@ -135,20 +137,52 @@ class SplitScore:
 
 
 def kid_block_size(n1, n2, block=DEFAULT_KID_BLOCK):
-    """The KID block size: ``block``, lowered so that there are at least two blocks.
+    """The ``max_block_size`` to give TF-GAN's block KID estimator for sets of ``n1`` and
+    ``n2`` features.
 
-    (With one block TF-GAN's standard error is NaN.)
+    TF-GAN splits both sets into ``ceil(max(n1, n2) / size)`` consecutive blocks and
+    averages the unbiased MMD^2 of each block pair; a block with fewer than 2 samples of
+    either set makes the result NaN, and a single block makes its standard error NaN.
+    So (ours): at most ``block`` samples of the larger set per block, at least 2 blocks
+    where possible, and never more blocks than ``min(n1, n2) // 2``, so that every block
+    holds at least 2 samples of each set.
+
+    Raises:
+      ValueError: when either set has fewer than 2 samples (no unbiased MMD^2 exists).
     """
-    return int(max(2, min(block, -(-max(n1, n2) // 2))))
+    small, large = sorted((int(n1), int(n2)))
+    if small < 2:
+        raise ValueError(f"KID needs at least 2 feature vectors in each set, got {n1} and "
+                         f"{n2}; use more real images (eval_num_real) or samples.")
+    blocks = min(max(2, -(-large // block)), small // 2)
+    return -(-large // max(blocks, 1))
 
 
 def kernel_distance(activations1, activations2, block=DEFAULT_KID_BLOCK):
-    """KID and its standard error (TF-GAN's block estimator), in float64."""
+    """KID and its standard error (TF-GAN's block estimator), in float64.
+
+    Args:
+      activations1, activations2: ``[n1, F]`` and ``[n2, F]`` features, each ``n >= 2``,
+        in random order (blocks are consecutive).
+      block: the largest number of samples of the larger set in one block.
+
+    Returns:
+      ``(kid, std)``: the mean over blocks of the unbiased MMD^2 with the cubic polynomial
+      kernel ``(x . y / F + 1)^3``, and the standard error of that mean; ``std`` is NaN
+      (with a warning) when the smaller set has fewer than 4 samples (one block only).
+
+    Raises:
+      ValueError: when either set has fewer than 2 samples.
+    """
     a1 = tf.constant(np.asarray(activations1, np.float64))
     a2 = tf.constant(np.asarray(activations2, np.float64))
     size = kid_block_size(len(activations1), len(activations2), block)
     kid, std = _classifier_metrics().kernel_classifier_distance_and_std_from_activations(
         a1, a2, max_block_size=size)
+    if not np.isfinite(float(std)):
+        warnings.warn(f"KID's standard error is NaN: with {min(len(a1), len(a2))} samples in "
+                      "the smaller set there is only one block of at least 2 samples.",
+                      stacklevel=2)
     return float(kid), float(std)
 
 
