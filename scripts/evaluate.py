@@ -76,7 +76,7 @@ def load_generator(kind, path, checkpoint=None):
     """``(generator, run metadata)``."""
     import tensorflow as tf
 
-    from tf_asgan import export, training
+    from tf_asgan import checkpoints, export, training
 
     if kind == "export":
         try:
@@ -85,8 +85,7 @@ def load_generator(kind, path, checkpoint=None):
             run = {}
         return tf.saved_model.load(path), run
     generator, config, ckpt = training.restore_generator(path, checkpoint)
-    step = int(ckpt.rsplit("-", 1)[-1]) if "-" in os.path.basename(ckpt) else None
-    run = dict(training.export_metadata(config, step), checkpoint=ckpt,
+    run = dict(training.export_metadata(config, checkpoints.step_of(ckpt)), checkpoint=ckpt,
                data_dir=config.data_dir, image_dir=config.image_dir)
     return generator, run
 

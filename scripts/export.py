@@ -7,7 +7,6 @@ The SavedModel loads without tf_asgan (``tf.saved_model.load``); see
 """
 
 import os
-import re
 import sys
 
 from absl import app, flags
@@ -31,9 +30,8 @@ def main(argv):
         generator, config, path = training.restore_generator(FLAGS.workdir, FLAGS.checkpoint)
     except (FileNotFoundError, checkpoints.CorruptCheckpointError) as err:
         sys.exit(f"export.py: {err}")
-    match = re.search(r"ckpt-(\d+)$", path)
     output = FLAGS.output or os.path.join(FLAGS.workdir, "generator")
-    meta = training.export_metadata(config, int(match.group(1)) if match else None)
+    meta = training.export_metadata(config, checkpoints.step_of(path))
     meta["checkpoint"] = os.path.abspath(path)
     try:
         export.export_generator(generator, output, latent_dim=config.latent_dim, metadata=meta,

@@ -11,7 +11,6 @@ repeats the run), TensorBoard logs, a sample grid per epoch, checkpoints and, at
 end, the exported generator. Running the same command again resumes the run.
 """
 
-import dataclasses
 import logging
 import os
 import sys
@@ -157,6 +156,7 @@ def _choices():
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines ``--workdir`` and one flag per ``TrainConfig`` field on ``flag_values``."""
+    from tf_asgan import config as config_lib
     from tf_asgan.config import TrainConfig
 
     choices = _choices()
@@ -169,7 +169,7 @@ def define_flags(flag_values=flags.FLAGS):
                       "experiment). The same experiment is always resumed, so re-running a "
                       "command continues its run.", flag_values=flag_values)
     hints = typing.get_type_hints(TrainConfig)
-    for field in dataclasses.fields(TrainConfig):
+    for field in config_lib.flag_fields():
         name, default, kind = field.name, field.default, hints[field.name]
         help_text = HELP[name]
         if name in choices:
@@ -189,9 +189,10 @@ def define_flags(flag_values=flags.FLAGS):
 
 def config_from_flags(flag_values=flags.FLAGS):
     """The validated ``TrainConfig`` of the parsed flags."""
+    from tf_asgan import config as config_lib
     from tf_asgan.config import TrainConfig
 
-    values = {f.name: flag_values[f.name].value for f in dataclasses.fields(TrainConfig)}
+    values = {f.name: flag_values[f.name].value for f in config_lib.flag_fields()}
     return TrainConfig(**values).validate()
 
 
@@ -219,7 +220,8 @@ def main(argv):
         result = training.train(config, flags.FLAGS.workdir,
                                 existing_run=flags.FLAGS.existing_run)
     except (training.ConfigMismatchError, FileNotFoundError, FileExistsError, ValueError,
-            checkpoints.NonFiniteError, checkpoints.CorruptCheckpointError) as err:
+            training.ExportUnreadableError, checkpoints.NonFiniteError,
+            checkpoints.CorruptCheckpointError) as err:
         sys.exit(f"train.py: {err}")
     print(f"Done: {result['step']} steps in {result['workdir']}; samples in "
           f"{os.path.join(result['workdir'], 'samples')}"

@@ -122,7 +122,9 @@ def test_no_flags_means_the_demo_which_is_the_library_default():
 
 
 def test_every_config_field_has_a_flag_with_help():
-    assert set(train_script.HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(train_script.HELP) == {f.name for f in config_lib.flag_fields()}
+    recorded = {f.name for f in dataclasses.fields(TrainConfig)} - set(train_script.HELP)
+    assert recorded == {"methods_version"}  # recorded with a run, not chosen by a flag
 
 
 @pytest.mark.parametrize("flag", ["--architecture=vgg", "--dataset=mnist", "--loss=lsgan",
@@ -259,12 +261,30 @@ def test_sibling_settings():
     assert mixed.adversarial and mixed.dat_object().side == "fake"
 
 
-def test_a_stored_configuration_of_the_old_advas_loads_as_what_it_trained():
-    old = TrainConfig(advas_lambda=0.5).to_dict()
-    del old["advas_weight"], old["advas_estimate"]
+def _version_1(**changes):
+    """A config.json as tf_asgan wrote it before DAT and AdvAs followed their sources."""
+    old = TrainConfig(**changes).to_dict()
+    del old["advas_weight"], old["advas_estimate"], old["methods_version"]
     old["advas_scale"] = "fixed"
-    loaded = TrainConfig.from_dict(old)
-    assert loaded.advas_object() == methods.AdvAs(lam=0.5, weight="fixed", estimate="biased")
+    return old
+
+
+def test_a_stored_run_without_dat_or_advas_is_still_the_same_experiment():
+    loaded = TrainConfig.from_dict(_version_1())
+    assert loaded.differences(TrainConfig()) == {}
+    assert loaded.methods_version == config_lib.METHODS_VERSION
+
+
+@pytest.mark.parametrize("changes", [dict(advas_lambda=0.5), dict(dat="authors",
+                                                                   adversarial=False)])
+def test_a_stored_run_of_the_old_dat_or_advas_is_a_different_experiment(changes):
+    loaded = TrainConfig.from_dict(_version_1(**changes))
+    assert loaded.methods_version == 1
+    assert "methods_version" in loaded.differences(TrainConfig(**changes))
+    if "advas_lambda" in changes:  # what it trained with
+        assert (loaded.advas_weight, loaded.advas_estimate) == ("fixed", "biased")
+    with pytest.raises(ValueError, match="earlier DAT / AdvAs definitions"):
+        loaded.validate()
 
 
 def test_dat_on_the_reals_with_as_gan_is_refused_at_parse_time():
@@ -303,3 +323,12 @@ def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
     assert result["step"] == 1 and result["total_steps"] == 1
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-1.index")
     assert os.path.exists(tmp_path / "samples" / "epoch_0001.png")
+
+
+def test_a_boolean_jit_compile_is_written_as_a_flag_the_parser_takes(tmp_path):
+    config = TrainConfig(jit_compile=True)
+    assert config.jit_compile == "on" and TrainConfig(jit_compile=False).jit_compile == "off"
+    path = tmp_path / "flags.txt"
+    path.write_text(config_lib.to_flagfile(config))
+    parsed, _ = parse(f"--flagfile={path}")
+    assert parsed == config.validate()

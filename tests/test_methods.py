@@ -66,12 +66,14 @@ def test_batch_mean_step_is_the_closed_form_on_a_linear_d(step_size):
         out = dat.batch_mean_step(x, logits, target, tape, step_size=step_size).numpy()
         expected = dat_step_by_hand(X, W, 0.1, target, step_size)
         np.testing.assert_allclose(out.reshape(2, 4), expected, rtol=1e-5, atol=1e-6)
-    # One sign and a 1/N factor: every sample moves by the same |w| / N per element.
-    moved = np.abs(dat_step_by_hand(X, W, 0.1, 2.0) - X)
-    np.testing.assert_allclose(moved[0], np.abs(W) / 2, rtol=1e-6)
-    # With a step of 30, 30 * 2 / 2 > 1: that element's step is clipped to 1.
-    if step_size == 30.0:
-        assert np.abs(out.reshape(2, 4) - X).max() <= 1 + 1e-6
+    if step_size == 1.0:
+        # One sign and a 1/N factor: the first sample (away from the image range's
+        # ends) moves by exactly |w| / N per element.
+        np.testing.assert_allclose(np.abs(out.reshape(2, 4) - X)[0], np.abs(W) / 2,
+                                   rtol=1e-5)
+    else:  # 30 * 2 / 2 > 1: that element's step is clipped to 1
+        assert np.abs(out.reshape(2, 4) - X)[:, 2].max() == pytest.approx(1.0, abs=1e-6) \
+            or out.reshape(2, 4)[:, 2].max() == pytest.approx(1.0)
 
 
 def test_batch_mean_step_is_the_gradient_of_the_absolute_batch_mean_on_a_nonlinear_d():
@@ -251,6 +253,26 @@ def test_dat_pgd_moves_each_side_by_epsilon_against_d():
     x_same, fake_w, _, _ = hinge.dat_examples(x, fake)
     assert x_same is x
     np.testing.assert_allclose(fake_w.numpy().reshape(2, 4), FAKE + eps * np.sign(W), atol=1e-6)
+
+
+def test_dat_pgd_takes_steps_of_two_and_a_half_epsilon_over_steps_by_default():
+    # A D whose logit is sum (x - c)^2: ascending the NS real term softplus(-d) pulls
+    # each pixel towards c, which lies inside the epsilon ball. Sign steps of size alpha
+    # then overshoot and come back; where they end depends on alpha (NumPy replays them).
+    eps, steps, c = 0.1, 4, 0.03
+    x_in = keras.Input((2, 2, 1))
+    d = keras.Model(x_in, layers.Lambda(
+        lambda t: tf.reduce_sum(tf.square(t - c), axis=[1, 2, 3]))(x_in))
+    options = methods.DAT(variant="pgd", side="real", epsilon=eps, steps=steps)
+    assert options.resolved_step_size == pytest.approx(2.5 * eps / steps)
+    x = np.zeros((1, 4))
+    ex = dat.examples(options, as_images(x), as_images(x), logits_of(d),
+                      tf_asgan.losses.minimax_discriminator_loss)
+    alpha, x_t = 2.5 * eps / steps, x.copy()
+    for _ in range(steps):
+        x_t = np.clip(x_t + alpha * np.sign(c - x_t), x - eps, x + eps)
+    np.testing.assert_allclose(ex.real.numpy().reshape(1, 4), x_t, atol=1e-6)
+    assert abs(x_t[0, 0]) < eps - 1e-3  # not at the ball's edge: a step of 1 would be
 
 
 # -- AdvAs --------------------------------------------------------------------------------------
@@ -468,7 +490,7 @@ def test_one_fit_step(method, loss):
     assert changed(g0, g) and changed(d0, d)
     assert all(np.isfinite(v) for v in logs.values()), logs
     if "dat" in method:
-        assert "D_dat_fake" in logs and logs["dat_linf_fake"] >= 0
+        assert "D_dat_fake" in logs and logs["dat_linf_fake"] > 0
     if "advas" in method:
         assert np.isfinite(logs["advas_penalty"]) and logs["advas_penalty"] != 0
         if "fixed" in method:

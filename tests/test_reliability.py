@@ -362,6 +362,19 @@ def test_a_foreign_folder_at_the_export_path_is_refused_before_training(tmp_path
     assert (tmp_path / "generator" / "weights.h5").read_text() == "someone's"
 
 
+def test_an_unreadable_export_is_not_called_foreign(tmp_path, monkeypatch):
+    # (Root reads any file whatever its mode, so the failing read is simulated.)
+    (tmp_path / "generator" / "assets.extra").mkdir(parents=True)
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(export, "read_metadata", denied)
+    with pytest.raises(training.ExportUnreadableError, match="Permission denied.*--noexport"):
+        training.train(small_config(), str(tmp_path), verbose=0, source=generated_source())
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_an_extended_run_keeps_its_earlier_export(tmp_path):
     config = small_config(epochs=1)
     first = training.train(config, str(tmp_path), verbose=0, source=generated_source())
@@ -426,3 +439,10 @@ def test_evaluation_refuses_non_finite_weights_before_evaluating(tmp_path):
     with pytest.raises(checkpoints.NonFiniteError, match="weights at training step 9"):
         cb.on_epoch_end(0)
     assert not (tmp_path / "metrics.jsonl").exists() and cb.results == []
+
+
+@pytest.mark.parametrize("prefix,step", [("runs/x/checkpoints/ckpt-120", 120),
+                                         ("runs/x/best/best-7", 7), ("runs/x/best/best-7/", 7),
+                                         ("runs/x/checkpoints/final", None)])
+def test_one_parser_reads_the_step_of_every_checkpoint_name(prefix, step):
+    assert checkpoints.step_of(prefix) == step

@@ -225,6 +225,11 @@ def test_scripts_train_export_sample_evaluate(tmp_path):
     assert export.read_metadata(str(tmp_path / "exported"))["step"] == 2
     proc = run_script("export.py", f"--workdir={workdir}", f"--output={tmp_path}/exported")
     assert proc.returncode != 0 and "exists" in proc.stderr
+    # A best-FID checkpoint records its step too (one name parser for every script).
+    proc = run_script("export.py", f"--workdir={workdir}", f"--checkpoint={workdir}/best/best-2",
+                      f"--output={tmp_path}/exported_best")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert export.read_metadata(str(tmp_path / "exported_best"))["step"] == 2
 
     proc = run_script("sample.py", f"--generator={tmp_path}/exported", "--seed=3", "--rows=2",
                       "--steps=5", f"--out_dir={tmp_path}/png")

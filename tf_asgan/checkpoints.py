@@ -19,6 +19,7 @@ import glob
 import logging
 import math
 import os
+import re
 import shutil
 
 import keras
@@ -30,6 +31,13 @@ from tf_asgan import errors
 
 log = logging.getLogger(__name__)
 CORRUPT_DIR = "corrupt"
+
+
+def step_of(prefix):
+    """The training step in a checkpoint prefix's name (``.../ckpt-120``,
+    ``.../best/best-120`` -> 120), or ``None`` when the name carries none."""
+    match = re.search(r"-(\d+)$", os.path.basename(os.path.normpath(str(prefix))))
+    return int(match.group(1)) if match else None
 
 
 class CorruptCheckpointError(RuntimeError):

@@ -19,6 +19,11 @@ from tf_asgan.asgan import MAX_EPSILON, SECOND_UPDATES
 # tf_asgan.asgan.MAX_EPSILON.
 MAX_CONFIG_EPSILON = 0.25
 NONFINITE_ACTIONS = ("stop", "rollback")
+# The version of the DAT / AdvAs definitions a run trains with. 1: before they followed
+# their sources (a squared, summed DAT objective; AdvAs with a fixed or uncapped weight and
+# a one-batch estimate); 2: as in docs/methods.md. A run of another version is a
+# different experiment: it is not resumed under today's code.
+METHODS_VERSION = 2
 
 # Fields that may change between the runs of one workdir (where data lives, how
 # long to train, what to write); any other difference is a different experiment.
@@ -118,10 +123,14 @@ class TrainConfig:
     eval_real_split: str = "train"
     eval_num_real: int = 50_000
     eval_cache_dir: Optional[str] = None
+    # recorded, not chosen: no flag (see METHODS_VERSION)
+    methods_version: int = dataclasses.field(default=METHODS_VERSION, metadata={"flag": False})
 
     def __post_init__(self):
         self.epsilon = parse_epsilon(self.epsilon)
         self.dat_epsilon = parse_epsilon(self.dat_epsilon)
+        if isinstance(self.jit_compile, bool):  # the flag's values are auto / on / off
+            self.jit_compile = "on" if self.jit_compile else "off"
 
     def validate(self):
         """Raises ``ValueError`` naming the first bad field and how to fix it."""
@@ -161,8 +170,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of "
                                  f"{list(allowed)}.")
-        if not isinstance(self.jit_compile, bool) and \
-                self.jit_compile not in distribute.SWITCHES:
+        if self.jit_compile not in distribute.SWITCHES:
             raise ValueError(f"jit_compile must be one of {list(distribute.SWITCHES)}, got "
                              f"{self.jit_compile!r}.")
         if self.dat not in ("none",) + methods.DAT_VARIANTS:
@@ -171,12 +179,19 @@ class TrainConfig:
         if self.advas_lambda < 0:
             raise ValueError(f"advas_lambda must be >= 0 (0: AdvAs off), got "
                              f"{self.advas_lambda}.")
+        if self.methods_version != METHODS_VERSION:
+            raise ValueError(
+                f"methods_version={self.methods_version}: this configuration was trained "
+                f"with tf_asgan's earlier DAT / AdvAs definitions (today's: "
+                f"{METHODS_VERSION}, docs/methods.md); it can be evaluated or exported, "
+                "not trained further. Start a new run.")
         dat, advas = self.dat_object(), self.advas_object()
         if advas is not None:
             advas.validate()
             if advas.estimate == "unbiased" and self.batch_size // self.d_steps < 2:
                 raise ValueError("The unbiased AdvAs estimate splits each D batch into two "
-                                 "halves: batch_size / d_steps must be >= 2 (per replica).")
+                                 "halves: batch_size / d_steps must be >= 2 (and >= 2 per "
+                                 "replica, which the train step checks).")
         if dat is not None:
             dat.validate()
             methods.check_combination(self.adversarial, dat)
@@ -234,7 +249,7 @@ class TrainConfig:
             return None
         return methods.DAT(variant=self.dat, side=self.dat_side, loss=self.dat_loss,
                            step_size=self.dat_step_size if self.dat == "authors"
-                           else self.dat_pgd_step_size,
+                           else self.dat_pgd_step_size or None,
                            epsilon=self.dat_epsilon, steps=self.dat_pgd_steps)
 
     def advas_object(self):
@@ -265,21 +280,34 @@ class TrainConfig:
 def _upgrade(values):
     """A stored configuration of an older version, in today's fields (same experiment).
 
-    Before the sibling methods followed their sources, AdvAs had ``advas_scale`` (fixed
-    or relative) and always the one-batch (biased) estimate.
+    Before the sibling methods followed their sources (``methods_version`` 1), AdvAs had
+    ``advas_scale`` (fixed or relative) and always the one-batch (biased) estimate, and
+    DAT another objective. A run that used either keeps ``methods_version=1``, so it is
+    read (evaluation, export) but not resumed as today's method; a run that used
+    neither is the same experiment as today's.
     """
     values = dict(values)
-    if "advas_scale" in values:
-        values["advas_weight"] = values.pop("advas_scale")
-        values.setdefault("advas_estimate", "biased")
+    if "advas_scale" in values:  # stored by every run of version 1
+        scale = values.pop("advas_scale")
+        used = values.get("dat", "none") != "none" or values.get("advas_lambda", 0.0) > 0
+        if values.get("advas_lambda", 0.0) > 0:
+            values["advas_weight"], values["advas_estimate"] = scale, "biased"
+        if used:  # trained with the version-1 definitions: a different experiment now
+            values["methods_version"] = 1
     return values
 
 
+def flag_fields():
+    """The :class:`TrainConfig` fields that are command-line flags (all but recorded ones)."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True)]
+
+
 def to_flagfile(config):
-    """The configuration as absl flag lines (``--name=value``), one per field."""
+    """The configuration as absl flag lines (``--name=value``), one per flag field."""
     lines = []
+    names = {f.name for f in flag_fields()}
     for key, value in config.to_dict().items():
-        if value is None:
+        if value is None or key not in names:
             continue
         if isinstance(value, bool):
             lines.append(f"--{key}" if value else f"--no{key}")

@@ -372,16 +372,31 @@ def export_metadata(config, step):
             "adversarial": config.adversarial, "perturbation": config.perturbation,
             "epsilon": config.epsilon, "epsilon_unit": config.epsilon_unit,
             "loss": config.loss, "seed": config.seed, "dat": config.dat,
-            "advas_lambda": config.advas_lambda}
+            "advas_lambda": config.advas_lambda, "advas_weight": config.advas_weight,
+            "advas_estimate": config.advas_estimate}
+
+
+class ExportUnreadableError(OSError):
+    """An export's metadata exists but cannot be read (permissions, I/O): neither a
+    conflict nor this run's export."""
 
 
 def _export_step(path):
     """The step recorded with an export (``None`` if it records none), or ``False``
-    when ``path`` is not a readable tf_asgan export."""
+    when ``path`` is not a tf_asgan export (no metadata file, or not JSON).
+
+    Raises:
+      ExportUnreadableError: the metadata file exists but reading it failed otherwise.
+    """
     try:
         return export.read_metadata(path).get("step")
-    except (OSError, ValueError, AttributeError):
+    except (FileNotFoundError, NotADirectoryError, ValueError, AttributeError):
         return False
+    except OSError as err:
+        raise ExportUnreadableError(
+            f"Cannot read {os.path.join(path, 'assets.extra', export.METADATA_FILE)} "
+            f"({err.strerror or err}); fix its permissions or move {path} away, or pass "
+            "--noexport.") from err
 
 
 def _workdir_config(workdir):

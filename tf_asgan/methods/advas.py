@@ -100,7 +100,8 @@ def penalty(logits_fn, discriminator_loss, real, fake, d_variables, estimate="un
 
     Raises:
       ValueError: for an unknown ``estimate``, or a batch of fewer than 2 samples when
-        the size is known while tracing.
+        the size is known while tracing (``InvalidArgumentError`` with the same message
+        when it is known only when the step runs).
     """
     if estimate == "biased":
         grads = loss_gradient(logits_fn, discriminator_loss, real, fake, d_variables)
@@ -109,9 +110,14 @@ def penalty(logits_fn, discriminator_loss, real, fake, d_variables, estimate="un
         raise ValueError(f"Unknown AdvAs estimate {estimate!r}; choose one of "
                          f"{list(ESTIMATES)}.")
     n = real.shape[0]
+    message = ("The unbiased AdvAs estimate needs at least 2 samples per replica (two "
+               "halves); raise the batch size or use estimate='biased'.")
     if n is not None and n < 2:
-        raise ValueError(f"The unbiased AdvAs estimate needs at least 2 samples per replica "
-                         f"(two halves), got a batch of {n}.")
+        raise ValueError(f"{message} Got a batch of {n}.")
+    checks = [] if n is not None else [
+        tf.debugging.assert_greater_equal(tf.shape(real)[0], 2, message=message)]
+    with tf.control_dependencies(checks):
+        real = tf.identity(real)
     halves = []
     for images in (real, fake):
         size = tf.shape(images)[0]

@@ -15,20 +15,26 @@ run in place of the ordinary D step). For a batch of ``N`` reals ``x`` and ``N``
 
 The objective is the absolute value of a *batch mean*, so the gradient of sample ``i``
 is ``sign(mean_j d(x_j) - t) * grad d(x_i) / N``: one sign for the whole batch and a
-``1/N`` factor. The step is therefore small (at initialisation, well under one grey
-level), and the outer clip to +-1 rarely binds. The authors' code has no epsilon and no
+``1/N`` factor. The step is therefore small (about one grey level), and the clip of the
+step to +-1 per element rarely binds (the clip of the image to [-1, 1] does, where pixels
+sit at the range's ends). The authors' code has no epsilon and no
 step size (one step, coefficient 1); ``step_size`` here multiplies the step and is 1 by
 default.
 
 What is ours:
 
 - ``step_size`` (a multiplier; the authors have none) and ``side`` (attack one side only).
+- The clip of the attacked *reals* to [-1, 1] for the plain GAN: the authors' SSGAN and
+  InfoMax-GAN files clip them before D's pass, but in their plain GAN's file the clamp
+  comes after it and has no effect. We clip them always, as every perturbation here does.
 - ``loss="add"``: D's loss on the clean and the attacked batches (the authors': only the
   attacked ones, ``loss="replace"``).
-- Under several replicas the batch means and ``N`` are over the *global* batch (the
-  step equals the single-device step on the same batch): the gradient of ``|m - t|`` is
-  formed as ``sign(m - t) * sum_i d(x_i) / N`` with the sign from the cross-replica mean
-  held fixed (equal to the gradient of ``|m - t|`` wherever ``m != t``).
+- Under several replicas the batch means and ``N`` are over the *global* batch: the
+  gradient of ``|m - t|`` is formed as ``sign(m - t) * grad sum_i d(x_i) / N`` with the
+  sign from the cross-replica mean held fixed (equal to the gradient of ``|m - t|``
+  wherever ``m != t``). For a D without batch norm the step then equals the
+  single-device step on the same batch; with per-replica batch norm the logits
+  themselves are per replica, as in any data-parallel step without ``--sync_bn``.
 - ``variant="pgd"``: an iterative L-infinity attack (``epsilon``, ``steps``,
   ``step_size`` in model-input units) ascending D's real loss term on the reals and its
   fake term on the fakes. This is our extension, not the authors' method.
@@ -56,8 +62,9 @@ class DAT:
       side: "both" (the method as published), "real" or "fake": which samples are attacked.
       loss: "replace" (the authors': D trains on the attacked batches only) or "add"
         (ours: on the clean and the attacked batches).
-      step_size: authors: a multiplier of the gradient step (default 1; the authors have
-        none). pgd: the step size in model-input units (0: ``2.5 * epsilon / steps``).
+      step_size: authors: a multiplier of the gradient step (``None``: 1, the published
+        step; the authors have none). pgd: the step size in model-input units (``None``:
+        ``2.5 * epsilon / steps``, Madry et al.'s rule).
       epsilon: pgd: the L-infinity radius in model-input units (images in [-1, 1]).
       steps: pgd: the number of iterations.
     """
@@ -65,7 +72,7 @@ class DAT:
     variant: str = "authors"
     side: str = "both"
     loss: str = "replace"
-    step_size: float = 1.0
+    step_size: Optional[float] = None
     epsilon: float = 2 / 255
     steps: int = 3
 
@@ -82,10 +89,18 @@ class DAT:
                                  f"got {self.epsilon}.")
             if self.steps < 1:
                 raise ValueError(f"DAT pgd steps must be >= 1, got {self.steps}.")
-        if self.step_size < 0 or (self.variant == "authors" and self.step_size == 0):
-            raise ValueError(f"DAT step_size must be > 0 (authors: a multiplier, 1 is the "
-                             f"published step), got {self.step_size}.")
+        if self.step_size is not None and not self.step_size > 0:
+            raise ValueError(f"DAT step_size must be > 0 or None (authors: a multiplier, 1 "
+                             f"is the published step; pgd: 2.5 * epsilon / steps), got "
+                             f"{self.step_size}.")
         return self
+
+    @property
+    def resolved_step_size(self):
+        """The step size used: ``step_size``, or the variant's default when ``None``."""
+        if self.step_size is not None:
+            return float(self.step_size)
+        return 1.0 if self.variant == "authors" else 2.5 * self.epsilon / self.steps
 
     @property
     def attacks_real(self):
@@ -191,7 +206,7 @@ def examples(options, real, fake, logits_fn, discriminator_loss, *, real_loss=No
     real_grad = tape.gradient(tracked, real) if tracked is not None else None
     real_out, fake_out = real, fake
     if options.variant == "authors":
-        step = dict(step_size=options.step_size, clip_range=clip_range,
+        step = dict(step_size=options.resolved_step_size, clip_range=clip_range,
                     cross_replica_sum=cross_replica_sum)
         t_real, _ = batch_mean(real_logits, cross_replica_sum)
         t_fake, _ = batch_mean(fake_logits, cross_replica_sum)
@@ -215,4 +230,4 @@ def _pgd(options, images, first_grad, loss_fn: Callable, clip_range):
     """DAT (pgd, ours): the L-infinity attack ascending ``loss_fn`` from ``images``."""
     return perturbations.pgd_perturbation(
         images, epsilon=options.epsilon, loss_fn=loss_fn, steps=options.steps,
-        step_size=options.step_size or None, input_grad=first_grad, clip_range=clip_range)
+        step_size=options.resolved_step_size, input_grad=first_grad, clip_range=clip_range)
