@@ -1,5 +1,7 @@
 """Data sources: geometry and range, the embedded digits, folders, TFDS, the stream."""
 
+import glob
+import os
 import time
 
 import numpy as np
@@ -191,7 +193,8 @@ def test_folder_skips_unreadable_files_and_counts_them(tmp_path, caplog, monkeyp
     np.testing.assert_allclose(gif[0, 0], [1, -1, -1], atol=0.02)  # palette rounding
 
     # The scan is cached (a resumed run does not decode everything again) ...
-    cached = list((tmp_path / "cache" / "folders").glob("*.json"))
+    cached = [p for p in (tmp_path / "cache" / "folders").glob("*.json")
+              if not p.name.endswith(".exif.json")]  # the scan's (EXIF orientations apart)
     assert len(cached) == 1
     scans = []
     original = data._scan
@@ -246,6 +249,41 @@ def test_missing_dataset_fails_fast_and_names_the_remedies(tmp_path):
     assert str(tmp_path) in message
     assert "--data_dir" in message and "download_and_prepare" in message
     assert "--dataset=folder --image_dir" in message
+
+
+class TfasganTiny(tfds.core.GeneratorBasedBuilder):
+    """A 40-image dataset TFDS prepares offline (registered as ``tfasgan_tiny``)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+            {"image": tfds.features.Image(shape=(8, 8, 3))}))
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {"train": self._generate_examples(40)}
+
+    def _generate_examples(self, n):
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            yield i, {"image": rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)}
+
+
+def test_a_half_copied_tfds_folder_is_refused_naming_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setitem(data.TFDS_DATASETS, "tfasgan_tiny", "train")
+    TfasganTiny(data_dir=str(tmp_path)).download_and_prepare()
+    src = data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
+    assert src.num_examples == 40 and len(_take(src.images)) == 40
+    (shard,) = glob.glob(str(tmp_path / "tfasgan_tiny" / "1.0.0" / "*.tfrecord*"))
+    os.remove(shard)  # a copy interrupted: the metadata is there, the data is not
+    with pytest.raises(data.DatasetNotAvailableError, match="incomplete") as err:
+        data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
+    assert os.path.basename(shard) in str(err.value)
+    assert "download_and_prepare" in str(err.value)
+    os.remove(tmp_path / "tfasgan_tiny" / "1.0.0" / "features.json")
+    with pytest.raises(data.DatasetNotAvailableError, match="cannot be read from"):
+        data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
 
 
 # -- the training stream ------------------------------------------------------------------
@@ -307,3 +345,132 @@ def test_stream_errors():
         data.training_stream(_numbered(8), 4, epochs=1, steps_per_epoch=3)
     with pytest.raises(ValueError, match="past the end"):
         data.training_stream(_numbered(8), 4, epochs=1, start_step=2)
+
+
+# -- folders: order, orientation, caches ------------------------------------------------------
+
+
+def _two_class_folder(root, n=300, value_a=0, value_b=255):
+    """``a/`` holds ``n`` images of ``value_a``, ``b/`` ``n`` of ``value_b`` (sorted: all
+    of a, then all of b)."""
+    for name, value in (("a", value_a), ("b", value_b)):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(np.full((2, 2, 3), value, np.uint8)).save(
+                root / name / f"{i:05d}.png")
+
+
+def _white(batch):
+    return (np.asarray(batch).reshape(len(batch), -1).mean(axis=1) > 0).astype(float)
+
+
+def test_a_class_sorted_folder_is_read_in_a_full_permutation_every_epoch(tmp_path):
+    _two_class_folder(tmp_path)
+    src = data.folder_source(str(tmp_path), 2)
+    # A shuffle buffer of 50 over the sorted list would give a first third all black.
+    stream, steps = data.training_stream(src, 8, epochs=2, seed=3, shuffle_buffer=50)
+    batches = [_white(b) for b in tfds.as_numpy(stream)]
+    assert steps == 75 and len(batches) == 150
+    first, second = batches[:75], batches[75:]
+    assert sum(b.sum() for b in first) == 300  # each image once per epoch
+    assert 0.35 < np.mean(np.concatenate(first[:25])) < 0.65
+    one_class = sum(b.min() == b.max() for b in first)
+    assert one_class <= 5  # about 2 * 0.5^8 * 75 = 0.6 expected
+    assert any(not np.array_equal(a, b) for a, b in zip(first, second))  # a new order
+    # The real-data subset is drawn the same way (what evaluation.py takes first).
+    subset = _white(list(tfds.as_numpy(src.in_random_order(0, buffer=50).take(200))))
+    assert 0.4 < subset.mean() < 0.6
+
+
+def _mean_network():
+    from tf_asgan import classifiers
+
+    def fn(images):
+        m = tf.reduce_mean(images, axis=[1, 2, 3])
+        return tf.stack([m, -m], 1), tf.stack([m, m * m], 1)
+
+    return classifiers.FeatureNetwork("mean", "mean-v1", 2, 2, fn, "none")
+
+
+def test_real_statistics_of_a_sorted_folder_are_a_uniform_draw(tmp_path, monkeypatch):
+    from tf_asgan import evaluation
+
+    _two_class_folder(tmp_path / "images")
+    monkeypatch.setattr(evaluation, "REAL_SHUFFLE_BUFFER", 50)
+    ev = evaluation.Evaluator(_mean_network(), "folder", 2,
+                              evaluation.Protocol(num_samples=10, num_real=200, kid_samples=100),
+                              cache_dir=str(tmp_path / "stats"),
+                              image_dir=str(tmp_path / "images"), verbose=False)
+    stats = ev.real_statistics()
+    white = (stats["mean"][0] + 1) / 2  # mean pixel -1 (black) or +1 (white)
+    assert 0.4 < white < 0.6
+    kid_white = (np.asarray(stats["kid_features"])[:, 0] > 0).mean()
+    assert 0.35 < kid_white < 0.65
+
+
+def test_cached_real_statistics_follow_the_folders_content(tmp_path):
+    from tf_asgan import evaluation
+
+    root = tmp_path / "images"
+    root.mkdir()
+    for i in range(20):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / f"{i:02d}.png")
+
+    def real_mean():
+        ev = evaluation.Evaluator(_mean_network(), "folder", 4,
+                                  evaluation.Protocol(num_samples=10, kid_samples=10),
+                                  cache_dir=str(tmp_path / "stats"), image_dir=str(root),
+                                  verbose=False)
+        return float(ev.real_statistics()["mean"][0])
+
+    assert real_mean() == pytest.approx(-1.0)
+    time.sleep(0.05)  # a later modification time
+    for i in range(20):  # the same names, new content
+        Image.fromarray(np.full((4, 4, 3), 255, np.uint8)).save(root / f"{i:02d}.png")
+    assert real_mean() == pytest.approx(1.0)
+
+
+def _asymmetric(res=16):
+    """An RGB image no flip or rotation maps onto itself: a gradient and a marker."""
+    yy, xx = np.mgrid[:res, :res]
+    image = np.stack([xx * 255 // (res - 1), yy * 255 // (res - 1),
+                      np.zeros_like(xx)], -1).astype(np.uint8)
+    image[1:4, 1:3] = (255, 255, 255)
+    return image
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_a_viewer_shows_the_image(tmp_path, orientation):
+    # PNG carries EXIF too and is lossless: the comparison with PIL's exif_transpose
+    # (an independent route) is exact.
+    from PIL import ImageOps
+
+    path = tmp_path / f"photo{orientation}.png"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(_asymmetric()).save(path, exif=exif)
+    (image,) = _take(data.folder_source(str(tmp_path), 16).images)
+    with Image.open(path) as stored:
+        shown = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.float32)
+    np.testing.assert_allclose(image, shown / 127.5 - 1, atol=1e-6)
+    if orientation != 1:
+        assert np.abs(image - (_asymmetric() / 127.5 - 1)).mean() > 0.2  # it was turned
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_a_phone_jpeg_is_turned_too(tmp_path, orientation):
+    from PIL import ImageOps
+
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(_asymmetric()).save(path, quality=95, exif=exif)
+    (image,) = _take(data.folder_source(str(tmp_path), 16).images)
+    with Image.open(path) as stored:
+        shown = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.float32)
+        pil_raw = np.asarray(stored.convert("RGB"), np.float32)
+    tf_raw = tf.io.decode_jpeg(tf.io.read_file(str(path))).numpy().astype(np.float32)
+    decoders = np.abs(tf_raw - pil_raw).mean() / 127.5  # TF's and PIL's JPEG decoders
+    error = np.abs(image - (shown / 127.5 - 1)).mean()
+    as_stored = np.abs(image - (pil_raw / 127.5 - 1)).mean()
+    assert error <= decoders + 1e-3 and as_stored > 0.3

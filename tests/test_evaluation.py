@@ -143,6 +143,45 @@ def test_a_bad_inception_path_is_reported(tmp_path):
         classifiers.inception(path=str(tmp_path))
 
 
+@pytest.mark.parametrize("damage,message", [
+    ("variables/variables.data-00000-of-00001", "missing variables/variables.data-00000"),
+    ("variables/variables.index", "missing variables/variables.index"),
+    ("truncate", "cannot be loaded|calling it failed"),
+])
+def test_a_half_copied_network_folder_gets_our_error(standin, tmp_path, damage, message):
+    copy = tmp_path / "inception"
+    shutil.copytree(standin[0], copy)
+    if damage == "truncate":
+        data_file = copy / "variables" / "variables.data-00000-of-00001"
+        data_file.write_bytes(data_file.read_bytes()[:16])
+    else:
+        os.remove(copy / damage)
+    with pytest.raises(classifiers.NetworkNotAvailableError, match=message) as err:
+        classifiers.inception(path=str(copy))
+    assert str(copy) in str(err.value) and "copy the whole folder again" in str(err.value)
+
+
+def test_a_cached_digit_classifier_whose_weights_changed_is_retrained(tmp_path, monkeypatch):
+    _, info = classifiers.digit_classifier()  # the session's cache
+    stem = info["weights"][:-len(".weights.h5")]
+    for suffix in (".weights.h5", ".json"):
+        shutil.copy(stem + suffix, str(tmp_path / os.path.basename(stem + suffix)))
+    copy = tmp_path / os.path.basename(info["weights"])
+    trained = []
+
+    def train(seed=0):
+        trained.append(seed)
+        return classifiers.build_digit_classifier(), 0.5
+
+    monkeypatch.setattr(classifiers, "train_digit_classifier", train)
+    classifiers.digit_classifier(cache_dir=str(tmp_path))
+    assert trained == []  # an intact cache is used
+    fresh = classifiers.build_digit_classifier()
+    fresh.save_weights(str(copy))  # other weights, the old SHA-1 on record
+    _, info2 = classifiers.digit_classifier(cache_dir=str(tmp_path))
+    assert trained == [0] and info2["sha1"] != info["sha1"]
+
+
 def test_unknown_network_name():
     with pytest.raises(ValueError, match="inception"):
         classifiers.network_for("vgg", "cifar10")

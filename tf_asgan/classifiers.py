@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import tempfile
 import urllib.parse
@@ -35,6 +36,8 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tf_asgan import errors
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +167,29 @@ def _outputs(model, images):
     return sig(**{name: images})
 
 
+def _missing_variables(path):
+    """The variable files a SavedModel folder should hold but does not (``[]`` when
+    complete, or when the model has no variables folder at all)."""
+    folder = os.path.join(path, "variables")
+    if not os.path.isdir(folder):
+        return []
+    names = os.listdir(folder)
+    missing = [] if "variables.index" in names else ["variables/variables.index"]
+    shards = [re.match(r"variables\.data-(\d+)-of-(\d+)$", n) for n in names]
+    shards = [m for m in shards if m]
+    total = int(shards[0].group(2)) if shards else 1
+    present = {int(m.group(1)) for m in shards}
+    missing += [f"variables/variables.data-{i:05d}-of-{total:05d}" for i in range(total)
+                if i not in present]
+    return missing
+
+
+def _incomplete_message(path, problem):
+    return (f"The SavedModel at {path} is incomplete or damaged: {problem}. It was probably "
+            "copied only in part; copy the whole folder again (saved_model.pb and every "
+            "file under variables/), or point to another copy.")
+
+
 def saved_model_network(path, name=None, size=INCEPTION_SIZE):
     """A :class:`FeatureNetwork` from a SavedModel with ``logits`` and ``pool_3`` outputs.
 
@@ -173,7 +199,16 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
     if not _is_saved_model(path):
         raise NetworkNotAvailableError(f"{path} holds no saved_model.pb: not a SavedModel "
                                        "directory.")
-    model = _load_saved_model(path)
+    missing = _missing_variables(path)
+    if missing:
+        raise NetworkNotAvailableError(_incomplete_message(
+            path, f"missing {', '.join(missing)}"))
+    try:
+        model = _load_saved_model(path)
+    except (tf.errors.OpError, ValueError, OSError, IndexError, KeyError, TypeError) as err:
+        # (a truncated variables file surfaces as an IndexError from the checkpoint reader)
+        raise NetworkNotAvailableError(_incomplete_message(
+            path, f"it cannot be loaded ({errors.short_message(err)})")) from err
     files = [os.path.join(path, "saved_model.pb")]
     index = os.path.join(path, "variables", "variables.index")
     if os.path.exists(index):
@@ -190,7 +225,11 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
         return (tf.reshape(tf.cast(out[LOGITS], tf.float32), (n, -1)),
                 tf.reshape(tf.cast(out[FEATURES], tf.float32), (n, -1)))
 
-    probe_logits, probe_features = fn(tf.zeros((1, size, size, 3)))
+    try:
+        probe_logits, probe_features = fn(tf.zeros((1, size, size, 3)))
+    except (tf.errors.OpError, TypeError) as err:  # e.g. damaged variable values
+        raise NetworkNotAvailableError(_incomplete_message(
+            path, f"calling it failed ({errors.short_message(err)})")) from err
     return FeatureNetwork(
         name=name or f"saved_model:{os.path.abspath(path)}",
         fingerprint=_sha1_of_files(files), num_classes=int(probe_logits.shape[1]),
@@ -294,9 +333,11 @@ def digit_classifier(cache_dir=None, seed=0):
     model = build_digit_classifier()
     if os.path.exists(weights) and os.path.exists(meta):
         try:
-            model.load_weights(weights)
             with open(meta) as f:
                 info = json.load(f)
+            if info.get("sha1") != _sha1_of_files([weights]):  # statistics key on the sha1
+                raise ValueError("its weights file does not match the recorded SHA-1")
+            model.load_weights(weights)
             return model, dict(info, weights=weights)
         except (OSError, ValueError, KeyError) as err:
             log.warning("Cached digit classifier %s is unreadable (%s); retraining it.",

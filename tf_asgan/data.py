@@ -15,10 +15,11 @@ import hashlib
 import json
 import logging
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from tf_asgan import errors
 
@@ -43,11 +44,33 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class Source:
-    """Unbatched images in ``[-1, 1]`` and how many there are in one epoch."""
+    """Unbatched images in ``[-1, 1]`` and how many there are in one epoch.
+
+    Attributes:
+      images: the images in the source's own order (sorted file names for a folder).
+      num_examples: how many.
+      description: for logs.
+      fingerprint: what the images are computed from (a folder's file names, sizes and
+        modification times; a TFDS dataset's name, version and split); caches of
+        anything computed from the images are keyed on it.
+      permuted: ``seed -> Dataset`` of the same images in the order of a full seeded
+        permutation, where the examples are listed (folders); ``None`` otherwise (the
+        caller shuffles with a buffer).
+    """
 
     images: tf.data.Dataset
     num_examples: int
     description: str
+    fingerprint: str = ""
+    permuted: Optional[Callable[[int], tf.data.Dataset]] = None
+
+    def in_random_order(self, seed, buffer=10_000):
+        """The images in a seeded random order: a full permutation when the source can
+        list them, else a shuffle buffer of ``min(buffer, num_examples)``."""
+        if self.permuted is not None:
+            return self.permuted(seed)
+        size = max(1, min(buffer, self.num_examples or buffer))
+        return self.images.shuffle(size, seed=seed, reshuffle_each_iteration=False)
 
 
 def to_model_range(image, resolution):
@@ -75,12 +98,32 @@ class DatasetNotAvailableError(FileNotFoundError):
     """A named dataset is not prepared locally and cannot be downloaded here."""
 
 
+def _not_prepared_message(name, data_dir, problem):
+    where = data_dir or "the TFDS default data dir (~/tensorflow_datasets)"
+    return (f"Dataset {name!r} cannot be read from {where}: {problem}. Either prepare it "
+            f"on a machine with internet access (`python -c \"import tensorflow_datasets as "
+            f"tfds; tfds.builder('{name}', data_dir='DIR').download_and_prepare()\"`) and "
+            f"copy DIR here (whole), then pass --data_dir=DIR; or pass --download to let "
+            f"TFDS fetch it; or train on a folder of images with --dataset=folder "
+            f"--image_dir=PATH.")
+
+
+def _missing_shards(info, split):
+    """The data files the split's metadata lists that are not on disk."""
+    try:
+        paths = [str(p) for p in info.splits[split].filepaths]
+    except (KeyError, ValueError, TypeError, AttributeError):  # no split metadata (mocks)
+        return []
+    return [p for p in paths if not tf.io.gfile.exists(p)]
+
+
 def tfds_source(name, resolution, data_dir=None, split=None, download=False):
     """A named TFDS dataset, read from ``data_dir`` (the TFDS default when ``None``).
 
     With ``download=False`` (the default, so that an offline machine fails at once
-    instead of retrying for minutes) a dataset that is not prepared raises
-    :class:`DatasetNotAvailableError` saying how to prepare it.
+    instead of retrying for minutes) a dataset that is not prepared, or whose folder is
+    incomplete (data files listed in its metadata are missing), raises
+    :class:`DatasetNotAvailableError` saying what is missing and how to prepare it.
     """
     import tensorflow_datasets as tfds  # heavy; only needed for named datasets
 
@@ -88,22 +131,24 @@ def tfds_source(name, resolution, data_dir=None, split=None, download=False):
     try:
         ds, info = tfds.load(name, split=split, data_dir=data_dir, download=download,
                              with_info=True, shuffle_files=False)
-    except (AssertionError, tfds.core.registered.DatasetNotFoundError,
-            FileNotFoundError) as err:
-        where = data_dir or "the TFDS default data dir (~/tensorflow_datasets)"
-        raise DatasetNotAvailableError(
-            f"Dataset {name!r} is not prepared in {where}. Either prepare it on a machine "
-            f"with internet access (`python -c \"import tensorflow_datasets as tfds; "
-            f"tfds.builder('{name}', data_dir='DIR').download_and_prepare()\"`) and copy "
-            f"DIR here, then pass --data_dir=DIR; or pass --download to let TFDS fetch it; "
-            f"or train on a folder of images with --dataset=folder --image_dir=PATH. "
-            f"(TFDS said: {str(err).splitlines()[0]})") from err
+    except (AssertionError, tfds.core.registered.DatasetNotFoundError, OSError, ValueError,
+            tf.errors.OpError) as err:
+        raise DatasetNotAvailableError(_not_prepared_message(
+            name, data_dir, f"it is not prepared (or its metadata cannot be read) there "
+                            f"(TFDS said: {errors.short_message(err)})")) from err
+    missing = _missing_shards(info, split)
+    if missing:  # e.g. an interrupted copy: TFDS would fail only when reading them
+        raise DatasetNotAvailableError(_not_prepared_message(
+            name, data_dir, f"its folder {os.path.dirname(missing[0])} is incomplete: "
+                            f"{len(missing)} data file(s) missing, e.g. "
+                            f"{os.path.basename(missing[0])}"))
     images = ds.map(lambda ex: to_model_range(ex["image"], resolution),
                     num_parallel_calls=tf.data.AUTOTUNE)
     count = info.splits[split].num_examples if split in info.splits else 0
     if not count:  # no split metadata (e.g. tfds.testing.mock_data): ask the dataset
         count = max(0, int(ds.cardinality()))
-    return Source(images, int(count), f"tfds:{name}[{split}] at {resolution}px")
+    return Source(images, int(count), f"tfds:{name}[{split}] at {resolution}px",
+                  fingerprint=f"tfds:{name}:{info.version}:{split}")
 
 
 def image_files(directory):
@@ -127,14 +172,25 @@ def _decode_file(path):
     return tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
 
 
-def _scan_cache_path(paths):
-    from tf_asgan.classifiers import cache_root  # the project's cache folder
-
+def content_digest(paths):
+    """SHA-1 of the files' absolute paths, sizes and modification times (nanoseconds):
+    it changes when a file is added, removed, renamed or rewritten."""
     digest = hashlib.sha1()
     for path in paths:
         st = os.stat(path)
         digest.update(f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return os.path.join(cache_root(), "folders", digest.hexdigest() + ".json")
+    return digest.hexdigest()
+
+
+def _folder_cache_path(paths, kind):
+    from tf_asgan.classifiers import cache_root  # the project's cache folder
+
+    suffix = "" if kind == "scan" else f".{kind}"
+    return os.path.join(cache_root(), "folders", content_digest(paths) + suffix + ".json")
+
+
+def _scan_cache_path(paths):
+    return _folder_cache_path(paths, "scan")
 
 
 def _scan(paths):
@@ -154,6 +210,70 @@ def _scan(paths):
     return bad
 
 
+# EXIF Orientation (tag 0x0112) -> what turns the stored pixels into the displayed image,
+# as PIL.ImageOps.exif_transpose does (2, 4: mirror; 3: 180; 5, 7: transpose, transverse;
+# 6: 90 clockwise; 8: 90 counter-clockwise).
+_EXIF_ORIENTATION = 0x0112
+
+
+def exif_orientations(paths, use_cache=True):
+    """The EXIF Orientation of each file (1 when it has none or it cannot be read), from
+    the file headers only; cached like :func:`scan_images`.
+
+    Returns:
+      A list of ints in [1, 8], one per path.
+    """
+    cache = _folder_cache_path(paths, "exif") if use_cache else None
+    if cache and os.path.exists(cache):
+        try:
+            with open(cache) as f:
+                stored = json.load(f)
+            if len(stored) == len(paths):
+                return [int(o) for o in stored]
+        except (OSError, ValueError, TypeError):
+            log.warning("Ignoring the unreadable EXIF cache %s.", cache)
+    orientations = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                value = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+        except Exception:  # noqa: BLE001 - unreadable files are the scan's business
+            value = 1
+        orientations.append(value if 1 <= value <= 8 else 1)
+    if cache:
+        _write_json_quietly(cache, orientations)
+    return orientations
+
+
+def apply_orientation(image, orientation):
+    """``image`` ``[H, W, C]`` as displayed under EXIF ``orientation`` (int tensor, 1-8)."""
+    transpose = lambda t: tf.transpose(t, [1, 0, 2])  # noqa: E731
+    branches = [
+        lambda: image,  # 1
+        lambda: tf.image.flip_left_right(image),  # 2
+        lambda: tf.image.rot90(image, 2),  # 3
+        lambda: tf.image.flip_up_down(image),  # 4
+        lambda: transpose(image),  # 5
+        lambda: tf.image.rot90(image, 3),  # 6: 90 degrees clockwise
+        lambda: tf.image.rot90(transpose(image), 2),  # 7
+        lambda: tf.image.rot90(image, 1),  # 8: 90 degrees counter-clockwise
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
+    return tf.switch_case(index, branches)
+
+
+def _write_json_quietly(path, value):
+    """Writes a cache file atomically; a cache that cannot be written is only logged."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(value, f)
+        os.replace(tmp, path)
+    except OSError as err:  # e.g. a read-only cache folder: go on without it
+        log.warning("Could not write the cache file %s (%s).", path, err)
+
+
 def scan_images(paths, use_cache=True):
     """Decodes every file once and returns the unreadable ones as ``[(path, reason)]``.
 
@@ -170,14 +290,7 @@ def scan_images(paths, use_cache=True):
             log.warning("Ignoring the unreadable scan cache %s.", cache)
     bad = _scan(paths)
     if cache:
-        try:
-            os.makedirs(os.path.dirname(cache), exist_ok=True)
-            tmp = f"{cache}.tmp{os.getpid()}"
-            with open(tmp, "w") as f:
-                json.dump({"files": len(paths), "bad": bad}, f)
-            os.replace(tmp, cache)
-        except OSError as err:  # e.g. a read-only cache folder: go on without it
-            log.warning("Could not cache the scan of the image folder (%s).", err)
+        _write_json_quietly(cache, {"files": len(paths), "bad": bad})
     return bad
 
 
@@ -208,13 +321,34 @@ def folder_source(directory, resolution, bad_images="skip", scan=True):
         unreadable = {p for p, _ in bad}
         paths = [p for p in paths if p not in unreadable]
 
-    def read(path):
-        return to_model_range(_decode_file(path), resolution)
+    orientations = np.asarray(exif_orientations(paths), np.int32)
+    rotated = int(np.sum(orientations != 1))
+    if rotated:
+        log.info("%d of the %d images in %s carry an EXIF orientation; they are turned as "
+                 "a viewer shows them.", rotated, len(paths), directory)
 
-    images = tf.data.Dataset.from_tensor_slices(paths).map(
-        read, num_parallel_calls=tf.data.AUTOTUNE)
+    def read(path, orientation):
+        return to_model_range(apply_orientation(_decode_file(path), orientation), resolution)
+
+    def dataset(order):
+        return tf.data.Dataset.from_tensor_slices(
+            ([paths[i] for i in order], orientations[order])).map(
+            read, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def permuted(seed):
+        return dataset(np.random.default_rng(seed).permutation(len(paths)))
+
     skipped = f", {len(bad)} unreadable skipped" if bad else ""
-    return Source(images, len(paths), f"folder:{directory} ({len(paths)} files{skipped})")
+    return Source(dataset(np.arange(len(paths))), len(paths),
+                  f"folder:{directory} ({len(paths)} files{skipped})",
+                  fingerprint=f"folder:{content_digest(paths)}", permuted=permuted)
+
+
+def _digits_version():
+    """The scikit-learn release whose bundled digits the embedded datasets are made from."""
+    import sklearn
+
+    return f"sklearn-{sklearn.__version__}"
 
 
 def digits_arrays(split="train"):
@@ -251,7 +385,8 @@ def digits_source(resolution=32, split="train"):
     gray = upscale_digits(images, resolution)
     rgb = np.repeat(gray[..., None], 3, axis=-1)
     return Source(tf.data.Dataset.from_tensor_slices(rgb), len(rgb),
-                  f"digits[{split}] at {resolution}px")
+                  f"digits[{split}] at {resolution}px",
+                  fingerprint=f"embedded:digits:{split}:{_digits_version()}")
 
 
 def stacked_digits(resolution=32, split="train", size=STACKED_DIGITS_SIZE, seed=0,
@@ -276,7 +411,9 @@ def stacked_digits(resolution=32, split="train", size=STACKED_DIGITS_SIZE, seed=
 
     ds = tf.data.Dataset.from_tensor_slices((picks, modes)).map(
         stack, num_parallel_calls=tf.data.AUTOTUNE)
-    return Source(ds, size, f"stacked_digits[{split}] ({size} samples) at {resolution}px")
+    return Source(ds, size, f"stacked_digits[{split}] ({size} samples) at {resolution}px",
+                  fingerprint=f"embedded:stacked_digits:{split}:{size}:{seed}:"
+                              f"{_digits_version()}")
 
 
 def source(name, resolution, *, data_dir=None, image_dir=None, download=False, split=None,
@@ -326,15 +463,19 @@ def training_stream(src: Source, batch_size, *, epochs, seed=0, start_step=0,
       seed: shuffle seed.
       start_step: training steps already done.
       steps_per_epoch: batches per epoch (default ``num_examples // batch_size``).
-      cache: keep decoded images in memory (the embedded and 32 px datasets fit).
-      shuffle_buffer: shuffle buffer size (``num_examples`` when smaller).
+      cache: keep decoded images in memory (the embedded and 32 px datasets fit); not for
+        a folder, which is read in a full permutation each epoch.
+      shuffle_buffer: shuffle buffer size (``num_examples`` when smaller) of sources
+        that cannot list their examples (TFDS, the embedded data).
 
     Returns:
       ``(dataset, steps_per_epoch)``.
     """
     steps_per_epoch = epoch_steps(src, batch_size, steps_per_epoch)
     natural = src.num_examples // batch_size
-    images = src.images.cache() if cache else src.images
+    # A source that lists its examples (a folder) is read in a fresh full permutation
+    # every epoch, decoded as it is read; others are cached and shuffled with a buffer.
+    images = src.images.cache() if cache and src.permuted is None else src.images
     buffer = max(1, min(shuffle_buffer, src.num_examples or shuffle_buffer))
     first_epoch, skip = divmod(int(start_step), steps_per_epoch)
     if first_epoch >= epochs:
@@ -343,8 +484,11 @@ def training_stream(src: Source, batch_size, *, epochs, seed=0, start_step=0,
 
     def epoch(e):
         # ``e`` is a Python int: Dataset.shuffle cannot take a symbolic seed.
-        shuffled = images.shuffle(buffer, seed=seed * 1_000_003 + e,
-                                  reshuffle_each_iteration=False)
+        if src.permuted is not None:
+            shuffled = src.permuted(seed * 1_000_003 + e)
+        else:
+            shuffled = images.shuffle(buffer, seed=seed * 1_000_003 + e,
+                                      reshuffle_each_iteration=False)
         batches = shuffled.batch(batch_size, drop_remainder=True)
         # A shortened epoch stops reading early; a full one reads to the end, which
         # is what completes the in-memory cache after the first epoch.

@@ -31,6 +31,9 @@ from tf_asgan import classifiers, data, metrics
 log = logging.getLogger(__name__)
 STATS_FORMAT = 1
 REAL_SHUFFLE_SEED = 0
+# Shuffle buffer for real sets that cannot list their examples (TFDS); a folder is drawn
+# from a full permutation whatever this is.
+REAL_SHUFFLE_BUFFER = 10_000
 REAL_IS_SPLITS = 10  # the real data's IS (a reference value) always uses 10 splits
 
 
@@ -114,18 +117,26 @@ def _accumulate(batches, network, total, *, is_splits, kid_samples, label, verbo
             "classes": np.concatenate(classes) if count_modes else None}
 
 
-def _stats_metadata(network, dataset, resolution, protocol, num_real, description):
+def _stats_metadata(network, dataset, resolution, protocol, num_real, src):
     return {"format": STATS_FORMAT, "dataset": dataset, "split": protocol.real_split,
             "resolution": int(resolution), "num_real": int(num_real),
-            "source": description, "shuffle_seed": REAL_SHUFFLE_SEED,
+            "source": src.description, "source_fingerprint": src.fingerprint,
+            "source_order": "permutation" if src.permuted else "buffer",
+            "shuffle_seed": REAL_SHUFFLE_SEED,
             "network": network.name, "network_fingerprint": network.fingerprint,
             "real_is_splits": min(REAL_IS_SPLITS, num_real), "kid_samples": protocol.kid_samples}
 
 
-def stats_path(cache_dir, network, dataset, split, resolution):
-    """The cache file of one dataset / split / resolution / network."""
+def stats_path(cache_dir, network, dataset, split, resolution, image_dir=None):
+    """The cache file of one dataset (one image folder) / split / resolution / network.
+
+    The file's metadata records what the statistics were computed from (the source's
+    fingerprint among it); a file whose metadata differs is recomputed, never used.
+    """
     key = hashlib.sha1(network.name.encode()).hexdigest()[:10]
     safe = dataset.replace("/", "_")
+    if image_dir:
+        safe += "_" + hashlib.sha1(os.path.abspath(image_dir).encode()).hexdigest()[:10]
     return os.path.join(cache_dir, f"{safe}_{split}_{resolution}px_{key}.npz")
 
 
@@ -206,9 +217,9 @@ class Evaluator:
             raise ValueError(f"{src.description} holds {available} images; FID needs >= 2.")
         num_real = min(self.protocol.num_real or available, available)
         expected = _stats_metadata(self.network, self.dataset, self.resolution, self.protocol,
-                                   num_real, src.description)
+                                   num_real, src)
         path = stats_path(self.cache_dir, self.network, self.dataset, self.protocol.real_split,
-                          self.resolution)
+                          self.resolution, self._source_args.get("image_dir"))
         stats = _read_stats(path, expected)
         if stats is None:
             stats = self._compute_real(src, num_real, expected)
@@ -222,8 +233,8 @@ class Evaluator:
 
     def _compute_real(self, src, num_real, metadata):
         start = time.time()
-        images = src.images.shuffle(min(max(src.num_examples, 1), 10_000),
-                                    seed=REAL_SHUFFLE_SEED, reshuffle_each_iteration=False)
+        # the subset and the KID subset: a uniform draw where the source lists its files
+        images = src.in_random_order(REAL_SHUFFLE_SEED, REAL_SHUFFLE_BUFFER)
         batches = (b.numpy() for b in images.take(num_real).batch(self.protocol.batch_size))
         acc = _accumulate(batches, self.network, num_real,
                           is_splits=metadata["real_is_splits"],
