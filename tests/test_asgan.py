@@ -83,7 +83,8 @@ def test_real_only_second_update_skips_the_fake_term():
     assert np.abs(rec.inputs[2] - rec.inputs[0]).max() == pytest.approx(EPS, rel=1e-5)
 
 
-def test_adversarial_real_matches_fgsm_on_a_linear_discriminator(rng):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_adversarial_real_matches_fgsm_on_a_linear_discriminator(rng, compiled):
     w = rng.normal(size=(8, 8, 3)).astype("float32")
     g, _ = deterministic_pair(8)
     x_in = keras.Input((8, 8, 3))
@@ -91,9 +92,22 @@ def test_adversarial_real_matches_fgsm_on_a_linear_discriminator(rng):
     d = keras.Model(x_in, dense(keras.layers.Flatten()(x_in)))
     dense.kernel.assign(w.reshape(-1, 1))
     gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT, epsilon=EPS)
-    gan.compile()
+    if compiled:
+        gan.compile()
+    # before compile: step 0 (no optimizer yet), the same values
+    assert gan.completed_steps() == 0 and float(gan.current_epsilon()) == pytest.approx(EPS)
     x = images(5, res=8) * 0.5
     np.testing.assert_allclose(gan.adversarial_real(x), x - EPS * np.sign(w), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [255.0, 1.02])
+def test_images_outside_minus_one_one_are_refused(scale):
+    gan = make_gan(batch_norm=False)
+    x = (images(8) + 1) / 2 * scale  # [0, 255] (uint8 not rescaled), or a bit beyond 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images in \[-1, 1\]"):
+        gan.fit(tf.data.Dataset.from_tensors(x), epochs=1, verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="x / 127.5 - 1"):
+        gan.adversarial_real(x)
 
 
 def test_adversarial_real_leaves_batch_norm_statistics_alone():

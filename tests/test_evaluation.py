@@ -312,6 +312,23 @@ def test_protocol_validation():
         evaluation.Protocol(num_samples=5, is_splits=10).validate()
 
 
+@pytest.mark.parametrize("scale,shift", [(127.5, 127.5), (1.1, 0.0)])
+def test_a_generator_outside_minus_one_one_is_refused(standin, tmp_path, scale, shift):
+    net = classifiers.inception(path=standin[0])
+    real = blobs(100)
+    ev = make_evaluator(net, real, tmp_path, num_samples=100)
+    with pytest.raises(ValueError, match=r"images span .* takes images in \[-1, 1\]"):
+        ev.evaluate(Replay(real * scale + shift), latent_dim=4)  # [0, 255]; up to 1.1
+
+
+def test_a_generator_of_zero_one_images_is_warned_about(standin, tmp_path):
+    net = classifiers.inception(path=standin[0])
+    real = blobs(100)
+    ev = make_evaluator(net, real, tmp_path, num_samples=100)
+    with pytest.warns(UserWarning, match=r"images in \[0, 1\]"):
+        ev.evaluate(Replay(real * 0.5 + 0.5), latent_dim=4)
+
+
 def test_wrong_generator_resolution_is_reported(standin, tmp_path):
     net = classifiers.inception(path=standin[0])
     ev = make_evaluator(net, blobs(100), tmp_path)

@@ -76,6 +76,8 @@ def test_parse_epsilon(text, value):
     (dict(checkpoint_every_minutes=-1.0), "checkpoint_every_minutes must be >= 0"),
     (dict(batch_size=10, d_steps=3), "divisible by d_steps=3"),
     (dict(advas_lambda=1.0, batch_size=2, d_steps=2), "two halves"),
+    (dict(perturbation="pgd", pgd_step_size=-0.01), "pgd_step_size must be >= 0"),
+    (dict(dat="pgd", adversarial=False, dat_pgd_step_size=-1.0), "dat_pgd_step_size must"),
     (dict(advas_lambda=1.0, advas_weight="relative"), "was removed"),
     (dict(advas_lambda=1.0, advas_estimate="exact"), "Unknown AdvAs estimate"),
     (dict(dataset="mnist"), "Unknown dataset 'mnist'"),

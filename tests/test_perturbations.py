@@ -111,3 +111,10 @@ def test_registry():
     assert not perturbations.get("gaussian").uses_input_grad
     with pytest.raises(ValueError, match="fgsm"):
         perturbations.get("cw")
+
+
+def test_a_negative_pgd_step_is_refused():
+    x = tf.zeros((1, 2, 2, 1))
+    with pytest.raises(ValueError, match="step_size must be > 0"):
+        perturbations.pgd_perturbation(x, epsilon=0.1, loss_fn=tf.reduce_sum, steps=2,
+                                       step_size=-0.01)

@@ -31,6 +31,8 @@ from tf_asgan.methods import dat as dat_lib
 SECOND_UPDATES = ("real_and_fake", "real_only")
 # Largest epsilon accepted, in input units: the whole [-1, 1] range.
 MAX_EPSILON = 2.0
+# How far outside [-1, 1] a training batch may reach (rounding) before it is refused.
+RANGE_SLACK = 1e-3
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,18 @@ def _images(data):
         raise ValueError("ASGAN.fit expects image batches or (image, label) tuples, "
                          "not dicts.")
     return tf.cast(data, tf.float32)
+
+
+def _check_range(images):
+    """``images``, after a check (in the graph) that they lie in [-1, 1]: data in
+    [0, 255] or [0, 1] would train a different model without any error."""
+    lowest, highest = tf.reduce_min(images), tf.reduce_max(images)
+    ok = tf.logical_and(lowest >= -1.0 - RANGE_SLACK, highest <= 1.0 + RANGE_SLACK)
+    check = tf.debugging.Assert(ok, [
+        "ASGAN trains on images in [-1, 1]; this batch spans [min, max] =", lowest, highest,
+        "- scale uint8 images with x / 127.5 - 1 (tf_asgan.data sources already do)."])
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
 
 
 def _loss_scaled(optimizer):
@@ -231,8 +245,9 @@ class ASGAN(keras.Model):
         return self.generator(z, training=training)
 
     def completed_steps(self):
-        """Training steps done so far (G updates), as a Python int (any strategy)."""
-        return int(tf.convert_to_tensor(self.g_optimizer.iterations.value).numpy())
+        """Training steps done so far (G updates), as a Python int (any strategy); 0
+        before :meth:`compile`."""
+        return int(tf.convert_to_tensor(self._step()).numpy())
 
     def current_epsilon(self):
         """Epsilon at the current step, in model-input units (images in ``[-1, 1]``)."""
@@ -251,7 +266,7 @@ class ASGAN(keras.Model):
           ``x_hat``, the same shape as ``x``.
         """
         perturbation = self.perturbation or perturbations_lib.get("fgsm")
-        x = _images(x)
+        x = _check_range(_images(x))
         eps = self.current_epsilon() if epsilon is None else tf.cast(epsilon, tf.float32)
         saved = [tf.identity(v) for v in self.discriminator.non_trainable_variables]
         loss_fn = self._real_loss_fn(training)
@@ -272,7 +287,7 @@ class ASGAN(keras.Model):
     def train_step(self, data):
         for tracker in self._step_trackers.values():
             tracker.reset_state()
-        images = _images(data)
+        images = _check_range(_images(data))
         reals = tf.split(images, self.d_steps) if self.d_steps > 1 else [images]
         epsilon = self.current_epsilon() if self.adversarial else None
         # AdvAs's norm-ratio weight needs the two parts of G's gradient separately.
@@ -409,8 +424,12 @@ class ASGAN(keras.Model):
     # -- internals --------------------------------------------------------------------
 
     def _step(self):
-        """Completed training steps (= G updates); drives the epsilon schedule."""
-        return self.g_optimizer.iterations
+        """Completed training steps (= G updates); drives the epsilon schedule. 0 before
+        :meth:`compile` (no optimizer, no step yet)."""
+        optimizer = getattr(self, "g_optimizer", None)
+        if optimizer is None:
+            return tf.constant(0, tf.int64)
+        return optimizer.iterations
 
     @staticmethod
     def _replicas():

@@ -158,6 +158,11 @@ class TrainConfig:
         if not 0.0 < self.dat_epsilon <= limit:
             raise ValueError(f"dat_epsilon={self.dat_epsilon:g} must lie in (0, {limit}] "
                              "(input units); DAT's usual value is 2/255.")
+        for name in ("pgd_step_size", "dat_pgd_step_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: the default 2.5 * epsilon / "
+                                 f"steps), got {getattr(self, name)}; a negative step would "
+                                 "run the attack the wrong way.")
         if self.bad_images not in ("skip", "fail"):
             raise ValueError(f"bad_images must be skip or fail, got {self.bad_images!r}.")
         if self.on_nonfinite not in NONFINITE_ACTIONS:

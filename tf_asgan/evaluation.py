@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -34,6 +35,8 @@ REAL_SHUFFLE_SEED = 0
 # Shuffle buffer for real sets that cannot list their examples (TFDS); a folder is drawn
 # from a full permutation whatever this is.
 REAL_SHUFFLE_BUFFER = 10_000
+# How far outside [-1, 1] generated images may reach (rounding) before they are refused.
+RANGE_SLACK = 1e-3
 REAL_IS_SPLITS = 10  # the real data's IS (a reference value) always uses 10 splits
 
 
@@ -266,6 +269,8 @@ class Evaluator:
         p = self.protocol
         rng = np.random.default_rng(p.seed)
 
+        lowest = []  # of every batch: a generator of [0, 1] images stays in range
+
         def batches():
             done = 0
             while done < p.num_samples:
@@ -275,6 +280,17 @@ class Evaluator:
                 if images.shape[1:3] != (self.resolution, self.resolution):
                     raise ValueError(f"The generator makes {images.shape[1:3]} images; the "
                                      f"evaluator expects {self.resolution} px.")
+                if not np.all(np.isfinite(images)):
+                    raise ValueError("The generator made non-finite values (NaN or "
+                                     "infinity); no metric of them would mean anything.")
+                low, high = float(images.min()), float(images.max())
+                if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+                    raise ValueError(
+                        f"The generator's images span [{low:g}, {high:g}], but the evaluator "
+                        "takes images in [-1, 1] (a tanh output); clipping would report the "
+                        "metrics of other images. Rescale them (for [0, 255]: x / 127.5 - 1;"
+                        " for [0, 1]: 2 x - 1).")
+                lowest.append(low)
                 done += n
                 yield images
 
@@ -282,6 +298,11 @@ class Evaluator:
                            kid_samples=p.kid_samples, label=f"Generated: {p.num_samples} "
                            f"images, {self.network.name}", verbose=self.verbose,
                            count_modes=self.network.count_modes)
+        if min(lowest) >= 0:
+            warnings.warn(f"Every generated value of the {p.num_samples} samples is >= 0: "
+                          "does the generator make images in [0, 1]? The evaluator takes "
+                          "[-1, 1] (rescale with 2 x - 1); these metrics are of [0, 1] "
+                          "images.", stacklevel=2)
         kid, kid_std = metrics.kernel_distance(real["kid_features"], fake["kid_features"],
                                                p.kid_block)
         values = {
