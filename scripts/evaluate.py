@@ -74,7 +74,6 @@ def default_output(kind, path):
 
 def load_generator(kind, path, checkpoint=None):
     """``(generator, run metadata)``."""
-    import tensorflow as tf
 
     from tf_asgan import checkpoints, export, training
 
@@ -83,7 +82,7 @@ def load_generator(kind, path, checkpoint=None):
             run = export.read_metadata(path)
         except (OSError, ValueError):
             run = {}
-        return tf.saved_model.load(path), run
+        return export.load(path), run
     generator, config, ckpt = training.restore_generator(path, checkpoint)
     run = dict(training.export_metadata(config, checkpoints.step_of(ckpt)), checkpoint=ckpt,
                data_dir=config.data_dir, image_dir=config.image_dir)

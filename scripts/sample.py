@@ -30,14 +30,14 @@ def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10
     """Writes the grid and interpolation PNGs; returns their paths."""
     import tensorflow as tf
 
-    from tf_asgan import analysis, images
+    from tf_asgan import analysis, export, images
 
     grid_path = os.path.join(out_dir, f"grid_seed{seed}.png")
     interp_path = os.path.join(out_dir, f"interpolation_seed{seed}.png")
     for path in (grid_path, interp_path):
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists; pass --overwrite or another --seed.")
-    g = tf.saved_model.load(generator_dir)
+    g = export.load(generator_dir)  # kept in a variable before use
     samples = g.sample(tf.constant(num, tf.int32), tf.constant(seed, tf.int32))["images"]
     images.save_grid(samples.numpy(), grid_path, columns)
 
@@ -50,14 +50,14 @@ def main(argv):
     del argv
     out_dir = FLAGS.out_dir or os.path.join(
         os.path.dirname(os.path.abspath(FLAGS.generator)), "exported_samples")
-    if not os.path.isfile(os.path.join(FLAGS.generator, "saved_model.pb")):
-        sys.exit(f"sample.py: {FLAGS.generator} is not a SavedModel directory (no "
-                 "saved_model.pb); export a run with scripts/export.py --workdir=...")
+    for name, least in (("num", 1), ("columns", 1), ("rows", 1), ("steps", 2)):
+        if FLAGS[name].value < least:
+            sys.exit(f"sample.py: --{name} must be >= {least}, got {FLAGS[name].value}.")
     try:
         paths = write(FLAGS.generator, out_dir, seed=FLAGS.seed, num=FLAGS.num,
                       columns=FLAGS.columns, rows=FLAGS.rows, steps=FLAGS.steps,
                       spherical=FLAGS.spherical, overwrite=FLAGS.overwrite)
-    except FileExistsError as err:
+    except (FileExistsError, FileNotFoundError) as err:  # incl. a half-copied export
         sys.exit(f"sample.py: {err}")
     print("Wrote " + " and ".join(paths))
 

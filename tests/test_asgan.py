@@ -100,12 +100,19 @@ def test_adversarial_real_matches_fgsm_on_a_linear_discriminator(rng, compiled):
     np.testing.assert_allclose(gan.adversarial_real(x), x - EPS * np.sign(w), atol=1e-6)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("scale", [255.0, 1.02])
-def test_images_outside_minus_one_one_are_refused(scale):
-    gan = make_gan(batch_norm=False)
+def test_images_outside_minus_one_one_are_refused(scale, jit_compile):
+    g, d = tiny_dcgan(False)
+    gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT)
+    gan.compile(jit_compile=jit_compile)  # XLA compiles in-graph asserts away
     x = (images(8) + 1) / 2 * scale  # [0, 255] (uint8 not rescaled), or a bit beyond 1
+    g0 = snapshot(g)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"images in \[-1, 1\]"):
-        gan.fit(tf.data.Dataset.from_tensors(x), epochs=1, verbose=0)
+        gan.fit(tf.data.Dataset.from_tensors((x, np.zeros(8))), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=rf"these span \[{x.min():g}, {x.max():g}\]"):
+        gan.fit(x, epochs=1, verbose=0, batch_size=8)
+    assert not changed(g0, g)  # refused before any step
     with pytest.raises(tf.errors.InvalidArgumentError, match="x / 127.5 - 1"):
         gan.adversarial_real(x)
 

@@ -276,7 +276,12 @@ def test_a_half_copied_tfds_folder_is_refused_naming_what_is_missing(tmp_path, m
     src = data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
     assert src.num_examples == 40 and len(_take(src.images)) == 40
     (shard,) = glob.glob(str(tmp_path / "tfasgan_tiny" / "1.0.0" / "*.tfrecord*"))
-    os.remove(shard)  # a copy interrupted: the metadata is there, the data is not
+    whole = open(shard, "rb").read()
+    with open(shard, "wb") as f:  # a copy interrupted half-way through the file
+        f.write(whole[:len(whole) // 2])
+    with pytest.raises(data.DatasetNotAvailableError, match="truncated copy"):
+        data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
+    os.remove(shard)  # the metadata is there, the data is not
     with pytest.raises(data.DatasetNotAvailableError, match="incomplete") as err:
         data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
     assert os.path.basename(shard) in str(err.value)

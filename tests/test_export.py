@@ -98,3 +98,36 @@ def test_overwrite_replaces_atomically(tmp_path):
     export.export_generator(g, path, metadata={"step": 2}, overwrite=True)
     assert export.read_metadata(path)["step"] == 2
     assert sorted(os.listdir(tmp_path)) == ["gen"]  # no temporary folders left behind
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("variables/variables.index", "missing variables/variables.index"),
+    ("truncate", "cannot be loaded"),
+    ("saved_model.pb", "not a SavedModel directory"),
+])
+def test_a_half_copied_export_gets_our_error(exported, tmp_path, damage, message):
+    import shutil
+
+    copy = tmp_path / "generator"
+    shutil.copytree(exported[1], copy)
+    if damage == "truncate":
+        (shard,) = (copy / "variables").glob("variables.data-*")
+        shard.write_bytes(shard.read_bytes()[:16])
+    else:
+        os.remove(copy / damage)
+    with pytest.raises(export.ExportNotReadableError, match=message):
+        export.load(str(copy))
+    # the scripts that read exports say it in one line (no traceback)
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "sample.py")
+    proc = subprocess.run([sys.executable, script, f"--generator={copy}",
+                           f"--out_dir={tmp_path / 'png'}"], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "sample.py: " in proc.stderr and message.split()[0] in proc.stderr
+
+
+def test_sample_script_refuses_sizes_below_one(tmp_path):
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "sample.py")
+    proc = subprocess.run([sys.executable, script, f"--generator={tmp_path}", "--columns=0"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "--columns must be >= 1, got 0" in proc.stderr

@@ -20,6 +20,7 @@ import logging
 import numbers
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_asgan import losses as losses_lib
@@ -48,8 +49,10 @@ def _images(data):
 
 
 def _check_range(images):
-    """``images``, after a check (in the graph) that they lie in [-1, 1]: data in
-    [0, 255] or [0, 1] would train a different model without any error."""
+    """``images``, after a check (in the graph) that they lie in [-1, 1]: uint8 data not
+    rescaled would train a different model without any error. (Data in [0, 1] lies in
+    the range and cannot be told apart.) XLA compiles the check away: :meth:`ASGAN.fit`
+    therefore also checks in the input pipeline."""
     lowest, highest = tf.reduce_min(images), tf.reduce_max(images)
     ok = tf.logical_and(lowest >= -1.0 - RANGE_SLACK, highest <= 1.0 + RANGE_SLACK)
     check = tf.debugging.Assert(ok, [
@@ -57,6 +60,27 @@ def _check_range(images):
         "- scale uint8 images with x / 127.5 - 1 (tf_asgan.data sources already do)."])
     with tf.control_dependencies([check]):
         return tf.identity(images)
+
+
+def _range_checked_element(*element):
+    """A ``fit`` element (images, or a tuple starting with them) with the images checked."""
+    if isinstance(element[0], dict):
+        return element if len(element) > 1 else element[0]
+    checked = (_check_range(tf.cast(element[0], tf.float32)),) + element[1:]
+    return checked if len(checked) > 1 else checked[0]
+
+
+def _range_checked(x):
+    """``fit``'s ``x`` with its images checked to lie in [-1, 1] before any step: arrays
+    at once (``ValueError``), a ``tf.data.Dataset`` as it is read (outside XLA)."""
+    if isinstance(x, tf.data.Dataset):
+        return x.map(_range_checked_element)
+    if isinstance(x, (np.ndarray, tf.Tensor)) and np.size(x):
+        low, high = float(np.min(x)), float(np.max(x))
+        if low < -1.0 - RANGE_SLACK or high > 1.0 + RANGE_SLACK:
+            raise ValueError(f"ASGAN trains on images in [-1, 1]; these span [{low:g}, "
+                             f"{high:g}]. Scale uint8 images with x / 127.5 - 1.")
+    return x
 
 
 def _loss_scaled(optimizer):
@@ -228,6 +252,11 @@ class ASGAN(keras.Model):
     def _uses_float16(self):
         return any(layer.compute_dtype == "float16"
                    for net in (self.generator, self.discriminator) for layer in net.layers)
+
+    def fit(self, x=None, *args, **kwargs):
+        """``keras.Model.fit``, with the training images checked to lie in [-1, 1]
+        (``tf.data`` datasets as they are read, arrays at once)."""
+        return super().fit(_range_checked(x), *args, **kwargs)
 
     # -- public helpers ---------------------------------------------------------------
 

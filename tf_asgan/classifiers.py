@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import socket
 import tempfile
 import urllib.parse
@@ -37,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_asgan import errors
+from tf_asgan import errors, export
 
 log = logging.getLogger(__name__)
 
@@ -167,29 +166,6 @@ def _outputs(model, images):
     return sig(**{name: images})
 
 
-def _missing_variables(path):
-    """The variable files a SavedModel folder should hold but does not (``[]`` when
-    complete, or when the model has no variables folder at all)."""
-    folder = os.path.join(path, "variables")
-    if not os.path.isdir(folder):
-        return []
-    names = os.listdir(folder)
-    missing = [] if "variables.index" in names else ["variables/variables.index"]
-    shards = [re.match(r"variables\.data-(\d+)-of-(\d+)$", n) for n in names]
-    shards = [m for m in shards if m]
-    total = int(shards[0].group(2)) if shards else 1
-    present = {int(m.group(1)) for m in shards}
-    missing += [f"variables/variables.data-{i:05d}-of-{total:05d}" for i in range(total)
-                if i not in present]
-    return missing
-
-
-def _incomplete_message(path, problem):
-    return (f"The SavedModel at {path} is incomplete or damaged: {problem}. It was probably "
-            "copied only in part; copy the whole folder again (saved_model.pb and every "
-            "file under variables/), or point to another copy.")
-
-
 def saved_model_network(path, name=None, size=INCEPTION_SIZE):
     """A :class:`FeatureNetwork` from a SavedModel with ``logits`` and ``pool_3`` outputs.
 
@@ -199,15 +175,15 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
     if not _is_saved_model(path):
         raise NetworkNotAvailableError(f"{path} holds no saved_model.pb: not a SavedModel "
                                        "directory.")
-    missing = _missing_variables(path)
+    missing = export.missing_variable_files(path)
     if missing:
-        raise NetworkNotAvailableError(_incomplete_message(
+        raise NetworkNotAvailableError(export.incomplete_message(
             path, f"missing {', '.join(missing)}"))
     try:
         model = _load_saved_model(path)
     except (tf.errors.OpError, ValueError, OSError, IndexError, KeyError, TypeError) as err:
         # (a truncated variables file surfaces as an IndexError from the checkpoint reader)
-        raise NetworkNotAvailableError(_incomplete_message(
+        raise NetworkNotAvailableError(export.incomplete_message(
             path, f"it cannot be loaded ({errors.short_message(err)})")) from err
     files = [os.path.join(path, "saved_model.pb")]
     index = os.path.join(path, "variables", "variables.index")
@@ -228,7 +204,7 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
     try:
         probe_logits, probe_features = fn(tf.zeros((1, size, size, 3)))
     except (tf.errors.OpError, TypeError) as err:  # e.g. damaged variable values
-        raise NetworkNotAvailableError(_incomplete_message(
+        raise NetworkNotAvailableError(export.incomplete_message(
             path, f"calling it failed ({errors.short_message(err)})")) from err
     return FeatureNetwork(
         name=name or f"saved_model:{os.path.abspath(path)}",

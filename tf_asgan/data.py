@@ -53,22 +53,30 @@ class Source:
       fingerprint: what the images are computed from (a folder's file names, sizes and
         modification times; a TFDS dataset's name, version and split); caches of
         anything computed from the images are keyed on it.
-      permuted: ``seed -> Dataset`` of the same images in the order of a full seeded
-        permutation, where the examples are listed (folders); ``None`` otherwise (the
-        caller shuffles with a buffer).
+      read_index: ``index (int64 scalar tensor) -> image``, where the examples are
+        listed (folders), so that any order of them can be read; ``None`` otherwise
+        (the caller shuffles with a buffer).
     """
 
     images: tf.data.Dataset
     num_examples: int
     description: str
     fingerprint: str = ""
-    permuted: Optional[Callable[[int], tf.data.Dataset]] = None
+    read_index: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
+
+    def permutation(self, seed):
+        """A seeded uniform permutation of ``range(num_examples)`` as a dataset of int64
+        (a shuffle buffer as large as the dataset, of indices only)."""
+        n = self.num_examples
+        return tf.data.Dataset.range(n).shuffle(max(n, 1), seed=seed,
+                                                reshuffle_each_iteration=False)
 
     def in_random_order(self, seed, buffer=10_000):
         """The images in a seeded random order: a full permutation when the source can
         list them, else a shuffle buffer of ``min(buffer, num_examples)``."""
-        if self.permuted is not None:
-            return self.permuted(seed)
+        if self.read_index is not None:
+            return self.permutation(seed).map(self.read_index,
+                                              num_parallel_calls=tf.data.AUTOTUNE)
         size = max(1, min(buffer, self.num_examples or buffer))
         return self.images.shuffle(size, seed=seed, reshuffle_each_iteration=False)
 
@@ -108,13 +116,32 @@ def _not_prepared_message(name, data_dir, problem):
             f"--image_dir=PATH.")
 
 
-def _missing_shards(info, split):
-    """The data files the split's metadata lists that are not on disk."""
+# A TFRecord record is framed by an 8-byte length and two 4-byte checksums.
+TFRECORD_FRAMING_BYTES = 16
+
+
+def _shard_problems(info, split):
+    """What is wrong with the split's data files on disk, in words (``[]``: nothing
+    found): files its metadata lists that are missing, or TFRecord files whose sizes
+    add up to less than the metadata's bytes (a truncated copy)."""
     try:
-        paths = [str(p) for p in info.splits[split].filepaths]
+        split_info = info.splits[split]
+        paths = [str(p) for p in split_info.filepaths]
     except (KeyError, ValueError, TypeError, AttributeError):  # no split metadata (mocks)
         return []
-    return [p for p in paths if not tf.io.gfile.exists(p)]
+    missing = [p for p in paths if not tf.io.gfile.exists(p)]
+    if missing:
+        return [f"its folder {os.path.dirname(missing[0])} is incomplete: {len(missing)} "
+                f"data file(s) missing, e.g. {os.path.basename(missing[0])}"]
+    expected = int(getattr(split_info, "num_bytes", 0) or 0)
+    if expected and paths and all(".tfrecord" in os.path.basename(p) for p in paths):
+        expected += TFRECORD_FRAMING_BYTES * int(split_info.num_examples)
+        found = sum(tf.io.gfile.stat(p).length for p in paths)
+        if found < expected:
+            return [f"its data files in {os.path.dirname(paths[0])} are incomplete: "
+                    f"{found} bytes where its metadata implies {expected} (a truncated "
+                    "copy?)"]
+    return []
 
 
 def tfds_source(name, resolution, data_dir=None, split=None, download=False):
@@ -136,12 +163,9 @@ def tfds_source(name, resolution, data_dir=None, split=None, download=False):
         raise DatasetNotAvailableError(_not_prepared_message(
             name, data_dir, f"it is not prepared (or its metadata cannot be read) there "
                             f"(TFDS said: {errors.short_message(err)})")) from err
-    missing = _missing_shards(info, split)
-    if missing:  # e.g. an interrupted copy: TFDS would fail only when reading them
-        raise DatasetNotAvailableError(_not_prepared_message(
-            name, data_dir, f"its folder {os.path.dirname(missing[0])} is incomplete: "
-                            f"{len(missing)} data file(s) missing, e.g. "
-                            f"{os.path.basename(missing[0])}"))
+    problems = _shard_problems(info, split)
+    if problems:  # e.g. an interrupted copy: TFDS would fail only when reading them
+        raise DatasetNotAvailableError(_not_prepared_message(name, data_dir, problems[0]))
     images = ds.map(lambda ex: to_model_range(ex["image"], resolution),
                     num_parallel_calls=tf.data.AUTOTUNE)
     count = info.splits[split].num_examples if split in info.splits else 0
@@ -173,12 +197,14 @@ def _decode_file(path):
 
 
 def content_digest(paths):
-    """SHA-1 of the files' absolute paths, sizes and modification times (nanoseconds):
-    it changes when a file is added, removed, renamed or rewritten."""
+    """SHA-1 of the files' absolute paths, sizes, modification and status-change times
+    (nanoseconds) and inodes: it changes when a file is added, removed, renamed or
+    rewritten."""
     digest = hashlib.sha1()
     for path in paths:
         st = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        digest.update(f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0"
+                      f"{st.st_ctime_ns}\0{st.st_ino}\n".encode())
     return digest.hexdigest()
 
 
@@ -327,21 +353,18 @@ def folder_source(directory, resolution, bad_images="skip", scan=True):
         log.info("%d of the %d images in %s carry an EXIF orientation; they are turned as "
                  "a viewer shows them.", rotated, len(paths), directory)
 
-    def read(path, orientation):
-        return to_model_range(apply_orientation(_decode_file(path), orientation), resolution)
+    path_table, orientation_table = tf.constant(paths), tf.constant(orientations)
 
-    def dataset(order):
-        return tf.data.Dataset.from_tensor_slices(
-            ([paths[i] for i in order], orientations[order])).map(
-            read, num_parallel_calls=tf.data.AUTOTUNE)
+    def read_index(index):
+        image = _decode_file(tf.gather(path_table, index))
+        image = apply_orientation(image, tf.gather(orientation_table, index))
+        return to_model_range(image, resolution)
 
-    def permuted(seed):
-        return dataset(np.random.default_rng(seed).permutation(len(paths)))
-
+    images = tf.data.Dataset.range(len(paths)).map(read_index,
+                                                   num_parallel_calls=tf.data.AUTOTUNE)
     skipped = f", {len(bad)} unreadable skipped" if bad else ""
-    return Source(dataset(np.arange(len(paths))), len(paths),
-                  f"folder:{directory} ({len(paths)} files{skipped})",
-                  fingerprint=f"folder:{content_digest(paths)}", permuted=permuted)
+    return Source(images, len(paths), f"folder:{directory} ({len(paths)} files{skipped})",
+                  fingerprint=f"folder:{content_digest(paths)}", read_index=read_index)
 
 
 def _digits_version():
@@ -445,6 +468,48 @@ def epoch_steps(src: Source, batch_size, steps_per_epoch: Optional[int] = None):
     return steps
 
 
+def _concatenate(parts):
+    """``parts[0].concatenate(parts[1])...`` as a balanced tree (logarithmic nesting)."""
+    if len(parts) == 1:
+        return parts[0]
+    half = len(parts) // 2
+    return _concatenate(parts[:half]).concatenate(_concatenate(parts[half:]))
+
+
+def _epoch_seed(seed, epoch):
+    return seed * 1_000_003 + epoch
+
+
+def _buffered_stream(src, batch_size, epochs, seed, steps_per_epoch, skip, cache, buffer):
+    """Batches of sources that cannot be listed: each epoch a seeded buffer shuffle of
+    the (cached) images."""
+    natural = src.num_examples // batch_size
+    images = src.images.cache() if cache else src.images
+    buffer = max(1, min(buffer, src.num_examples or buffer))
+
+    def epoch(e):
+        # ``e`` is a Python int: Dataset.shuffle cannot take a symbolic seed.
+        shuffled = images.shuffle(buffer, seed=_epoch_seed(seed, e),
+                                  reshuffle_each_iteration=False)
+        batches = shuffled.batch(batch_size, drop_remainder=True)
+        # A shortened epoch stops reading early; a full one reads to the end, which
+        # is what completes the in-memory cache after the first epoch.
+        return batches if steps_per_epoch == natural else batches.take(steps_per_epoch)
+
+    return _concatenate([epoch(e) for e in epochs]).skip(skip)
+
+
+def _listed_stream(src, batch_size, epochs, seed, steps_per_epoch, skip):
+    """Batches of a listed source (a folder): each epoch the first
+    ``steps_per_epoch * batch_size`` indices of a fresh full permutation; the images
+    are read (one map over the whole stream) as they are needed."""
+    per_epoch = steps_per_epoch * batch_size
+    indices = _concatenate([src.permutation(_epoch_seed(seed, e)).take(per_epoch)
+                            for e in epochs]).skip(skip * batch_size)
+    images = indices.map(src.read_index, num_parallel_calls=tf.data.AUTOTUNE)
+    return images.batch(batch_size, drop_remainder=True)
+
+
 def training_stream(src: Source, batch_size, *, epochs, seed=0, start_step=0,
                     steps_per_epoch: Optional[int] = None, cache=True,
                     shuffle_buffer=10_000):
@@ -472,33 +537,14 @@ def training_stream(src: Source, batch_size, *, epochs, seed=0, start_step=0,
       ``(dataset, steps_per_epoch)``.
     """
     steps_per_epoch = epoch_steps(src, batch_size, steps_per_epoch)
-    natural = src.num_examples // batch_size
-    # A source that lists its examples (a folder) is read in a fresh full permutation
-    # every epoch, decoded as it is read; others are cached and shuffled with a buffer.
-    images = src.images.cache() if cache and src.permuted is None else src.images
-    buffer = max(1, min(shuffle_buffer, src.num_examples or shuffle_buffer))
     first_epoch, skip = divmod(int(start_step), steps_per_epoch)
     if first_epoch >= epochs:
         raise ValueError(f"start_step={start_step} is past the end of {epochs} epochs of "
                          f"{steps_per_epoch} steps.")
-
-    def epoch(e):
-        # ``e`` is a Python int: Dataset.shuffle cannot take a symbolic seed.
-        if src.permuted is not None:
-            shuffled = src.permuted(seed * 1_000_003 + e)
-        else:
-            shuffled = images.shuffle(buffer, seed=seed * 1_000_003 + e,
-                                      reshuffle_each_iteration=False)
-        batches = shuffled.batch(batch_size, drop_remainder=True)
-        # A shortened epoch stops reading early; a full one reads to the end, which
-        # is what completes the in-memory cache after the first epoch.
-        return batches if steps_per_epoch == natural else batches.take(steps_per_epoch)
-
-    def concatenate(parts):  # a balanced tree keeps the nesting depth logarithmic
-        if len(parts) == 1:
-            return parts[0]
-        half = len(parts) // 2
-        return concatenate(parts[:half]).concatenate(concatenate(parts[half:]))
-
-    stream = concatenate([epoch(e) for e in range(first_epoch, epochs)]).skip(skip)
+    if src.read_index is not None:
+        stream = _listed_stream(src, batch_size, range(first_epoch, epochs), seed,
+                                steps_per_epoch, skip)
+    else:
+        stream = _buffered_stream(src, batch_size, range(first_epoch, epochs), seed,
+                                  steps_per_epoch, skip, cache, shuffle_buffer)
     return stream.prefetch(tf.data.AUTOTUNE), steps_per_epoch

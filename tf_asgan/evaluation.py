@@ -124,7 +124,7 @@ def _stats_metadata(network, dataset, resolution, protocol, num_real, src):
     return {"format": STATS_FORMAT, "dataset": dataset, "split": protocol.real_split,
             "resolution": int(resolution), "num_real": int(num_real),
             "source": src.description, "source_fingerprint": src.fingerprint,
-            "source_order": "permutation" if src.permuted else "buffer",
+            "source_order": "permutation" if src.read_index else "buffer",
             "shuffle_seed": REAL_SHUFFLE_SEED,
             "network": network.name, "network_fingerprint": network.fingerprint,
             "real_is_splits": min(REAL_IS_SPLITS, num_real), "kid_samples": protocol.kid_samples}

@@ -17,12 +17,13 @@ The same functions are attributes of the loaded object (``generate(z)``,
 
 import json
 import os
+import re
 import shutil
 import tempfile
 
 import tensorflow as tf
 
-from tf_asgan import checkpoints
+from tf_asgan import checkpoints, errors
 
 METADATA_FILE = "tf_asgan.json"
 
@@ -104,3 +105,51 @@ def read_metadata(path):
     """The metadata dict stored with an export."""
     with open(os.path.join(path, "assets.extra", METADATA_FILE)) as f:
         return json.load(f)
+
+
+class ExportNotReadableError(FileNotFoundError):
+    """A SavedModel folder that is missing, incomplete or damaged."""
+
+
+def missing_variable_files(path):
+    """The variable files a SavedModel folder should hold but does not (``[]`` when
+    complete, or when the model has no ``variables/`` folder at all)."""
+    folder = os.path.join(path, "variables")
+    if not os.path.isdir(folder):
+        return []
+    names = os.listdir(folder)
+    missing = [] if "variables.index" in names else ["variables/variables.index"]
+    shards = [m for m in (re.match(r"variables\.data-(\d+)-of-(\d+)$", n) for n in names)
+              if m]
+    total = int(shards[0].group(2)) if shards else 1
+    present = {int(m.group(1)) for m in shards}
+    return missing + [f"variables/variables.data-{i:05d}-of-{total:05d}"
+                      for i in range(total) if i not in present]
+
+
+def incomplete_message(path, problem):
+    """Our message for a SavedModel folder that cannot be used."""
+    return (f"The SavedModel at {path} is incomplete or damaged: {problem}. It was probably "
+            "copied only in part; copy the whole folder again (saved_model.pb and every "
+            "file under variables/), or point to another copy.")
+
+
+def load(path):
+    """``tf.saved_model.load(path)`` of an export, or :class:`ExportNotReadableError`
+    naming what is missing (instead of TensorFlow's error).
+
+    Keep the returned object in a variable before calling its functions.
+    """
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ExportNotReadableError(f"{path} is not a SavedModel directory (no "
+                                     "saved_model.pb); export a run with scripts/export.py "
+                                     "--workdir=...")
+    missing = missing_variable_files(path)
+    if missing:
+        raise ExportNotReadableError(incomplete_message(path, f"missing {', '.join(missing)}"))
+    try:
+        return tf.saved_model.load(path)
+    except (tf.errors.OpError, ValueError, OSError, IndexError, KeyError, TypeError) as err:
+        # (a truncated variables file surfaces as an IndexError from the checkpoint reader)
+        raise ExportNotReadableError(incomplete_message(
+            path, f"it cannot be loaded ({errors.short_message(err)})")) from err
