@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26,<3",
     "pillow==13.0.0",
     "scikit-learn==1.9.1",
+    "scipy==1.17.1",  # the study's significance tests (also scikit-learn's dependency)
     "matplotlib==3.11.2",  # the analysis and study plots
     "setuptools<81",  # tensorflow-hub imports pkg_resources
 ]

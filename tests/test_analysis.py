@@ -217,6 +217,24 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert [r["fid"] for r in remeasured] == [r["fid"] for r in results]
 
 
+def test_study_comparisons_are_welchs_t_test_by_hand():
+    rows = [("baseline", 10.0), ("baseline", 14.0), ("baseline", 12.0),
+            ("asgan", 5.0), ("asgan", 6.0), ("asgan", 8.0), ("asgan", 5.0)]
+    results = [{"dataset": "digits", "method": m, "fid": v, "modes": 10, "d_loss_std": 0.5}
+               for m, v in rows]
+    p = study.comparisons(results)["digits"]["asgan"]
+    a, b = np.array([5.0, 6.0, 8.0, 5.0]), np.array([10.0, 14.0, 12.0])
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    import scipy.special
+
+    # two-sided p of Student's t with Welch's degrees of freedom, via the incomplete beta
+    by_hand = scipy.special.betainc(dof / 2, 0.5, dof / (dof + t * t))
+    assert p["fid"] == pytest.approx(by_hand, rel=1e-9) and p["fid"] < 0.05
+    assert np.isnan(p["modes"]) and np.isnan(p["d_loss_std"])  # no spread: undefined
+
+
 def test_study_rejects_bad_sizes_and_names():
     with pytest.raises(ValueError, match="Unknown methods \\['gan'\\]"):
         study.StudyConfig(methods=("gan",)).validate()

@@ -49,10 +49,11 @@ def _images(data):
 
 
 def _check_range(images):
-    """``images``, after a check (in the graph) that they lie in [-1, 1]: uint8 data not
-    rescaled would train a different model without any error. (Data in [0, 1] lies in
-    the range and cannot be told apart.) XLA compiles the check away: :meth:`ASGAN.fit`
-    therefore also checks in the input pipeline."""
+    """``images``, after a check that they lie in [-1, 1]: uint8 data not rescaled would
+    train a different model without any error. (Data in [0, 1] lies in the range and
+    cannot be told apart.) Used in ``fit``'s input pipeline, not in the train step: XLA
+    would compile it away there, and extra ops before the step's unseeded random draws
+    would change their seeds."""
     lowest, highest = tf.reduce_min(images), tf.reduce_max(images)
     ok = tf.logical_and(lowest >= -1.0 - RANGE_SLACK, highest <= 1.0 + RANGE_SLACK)
     check = tf.debugging.Assert(ok, [
@@ -316,7 +317,7 @@ class ASGAN(keras.Model):
     def train_step(self, data):
         for tracker in self._step_trackers.values():
             tracker.reset_state()
-        images = _check_range(_images(data))
+        images = _images(data)  # (its range is checked in fit's input pipeline)
         reals = tf.split(images, self.d_steps) if self.d_steps > 1 else [images]
         epsilon = self.current_epsilon() if self.adversarial else None
         # AdvAs's norm-ratio weight needs the two parts of G's gradient separately.

@@ -218,7 +218,53 @@ def aggregate(results):
     return out
 
 
-def markdown(study, table, command=None):
+# Keys compared with the baseline by Welch's t-test in the summary.
+COMPARED = (("fid", "FID"), ("modes", "modes"), ("d_loss_std", "std d_loss"))
+
+
+def comparisons(results, reference="baseline"):
+    """``{dataset: {method: {key: p}}}``: the two-sided p-value of Welch's t-test
+    (``scipy.stats.ttest_ind(equal_var=False)``) of each method's per-seed values against
+    ``reference``'s, for the keys of :data:`COMPARED`; NaN where it is undefined (fewer
+    than 2 seeds, or no spread on either side). A small p says the difference is unlikely
+    under equal means; with 3-5 seeds a large p mostly says the study is too small."""
+    from scipy import stats
+
+    by = {}
+    for r in results:
+        by.setdefault(r["dataset"], {}).setdefault(r["method"], []).append(r)
+    out = {}
+    for dataset, methods in by.items():
+        if reference not in methods:
+            continue
+        for method, runs in methods.items():
+            if method == reference:
+                continue
+            row = {}
+            for key, _ in COMPARED:
+                a = np.array([r[key] for r in runs if r.get(key) is not None], float)
+                b = np.array([r[key] for r in methods[reference] if r.get(key) is not None],
+                             float)
+                defined = len(a) > 1 and len(b) > 1 and (a.std() > 0 or b.std() > 0)
+                row[key] = (float(stats.ttest_ind(a, b, equal_var=False).pvalue) if defined
+                            else float("nan"))
+            out.setdefault(dataset, {})[method] = row
+    return out
+
+
+def _comparison_lines(tests, dataset):
+    if dataset not in tests:
+        return []
+    lines = ["Welch's t-test against the baseline over seeds (two-sided p):", "",
+             "| method | " + " | ".join(f"p ({t})" for _, t in COMPARED) + " |",
+             "|---|" + "---:|" * len(COMPARED)]
+    for method, row in tests[dataset].items():
+        cells = ["-" if np.isnan(row[k]) else f"{row[k]:.3f}" for k, _ in COMPARED]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def markdown(study, table, command=None, tests=None):
     eps = f"{study.attack_epsilon * 255:g}/255"
     lines = [f"# Study: {', '.join(study.methods)} on {', '.join(study.datasets)}", ""]
     if command:
@@ -245,6 +291,7 @@ def markdown(study, table, command=None):
                     cells.append("-")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _comparison_lines(tests or {}, dataset)
     return "\n".join(lines)
 
 
@@ -275,11 +322,12 @@ def plot(study, results, table, output):
 def summarize(study, results, output, command=None):
     """Writes ``study.json``, ``summary.md`` and the plots; returns the markdown."""
     table = aggregate(results)
-    text = markdown(study, table, command)
+    tests = comparisons(results)
+    text = markdown(study, table, command, tests)
     with open(os.path.join(output, "summary.md"), "w") as f:
         f.write(text)
     with open(os.path.join(output, "study.json"), "w") as f:
-        json.dump({"study": dataclasses.asdict(study), "table": table,
+        json.dump({"study": dataclasses.asdict(study), "table": table, "welch_p": tests,
                    "runs": [{k: v for k, v in r.items() if k != "config"} for r in results]},
                   f, indent=2, sort_keys=True)
     plot(study, results, table, output)
