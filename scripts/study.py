@@ -1,6 +1,6 @@
 """Baseline DCGAN vs AS-DCGAN (and DAT, AdvAs) on the embedded digits, on a CPU.
 
-    python scripts/study.py                       # about 50 minutes on 2 CPU cores
+    python scripts/study.py                       # about 70 minutes on 2 CPU cores
     python scripts/study.py --digits_seeds=0,1,2,3,4 --steps=3000 --width=0.5   # larger
 
 Writes ``<output>/summary.md`` (mean +- std over seeds of FID, modes and their KL, D's
