@@ -293,6 +293,21 @@ def test_real_statistics_are_cached_reused_and_recomputed_on_mismatch(standin, t
     assert corrupt.images == 150 and "unreadable" in caplog.text
 
 
+def test_real_statistics_are_keyed_on_the_global_seed_the_shuffle_used(standin, tmp_path):
+    base = classifiers.inception(path=standin[0])
+    real = blobs(150)
+    kid_orders = []
+    for seed, computes in ((1, True), (1, False), (2, True)):
+        tf.random.set_seed(seed)  # tf.data folds it into the subset's shuffle
+        counting = CountingNetwork(base)
+        stats = make_evaluator(counting.net, real, tmp_path).real_statistics()
+        assert (counting.images == 150) == computes, seed
+        assert stats["metadata"]["shuffle_seeds"][0] == seed
+        kid_orders.append(stats["kid_features"])
+    np.testing.assert_array_equal(kid_orders[0], kid_orders[1])
+    assert not np.array_equal(kid_orders[0], kid_orders[2])  # another order: recomputed
+
+
 def test_progress_bar_and_batches(standin, tmp_path, capsys):
     net = CountingNetwork(classifiers.inception(path=standin[0]))
     real = blobs(130)

@@ -125,7 +125,9 @@ def _stats_metadata(network, dataset, resolution, protocol, num_real, src):
             "resolution": int(resolution), "num_real": int(num_real),
             "source": src.description, "source_fingerprint": src.fingerprint,
             "source_order": "permutation" if src.read_index else "buffer",
-            "shuffle_seed": REAL_SHUFFLE_SEED,
+            # tf.data folds TensorFlow's global seed into the shuffle's: the real subset
+            # and the KID subset's order depend on both, so the cache is keyed on both.
+            "shuffle_seeds": [int(v) for v in tf.compat.v1.get_seed(REAL_SHUFFLE_SEED)],
             "network": network.name, "network_fingerprint": network.fingerprint,
             "real_is_splits": min(REAL_IS_SPLITS, num_real), "kid_samples": protocol.kid_samples}
 
