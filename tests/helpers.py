@@ -61,3 +61,21 @@ def numpy_kid(a, b):
     m, n = len(a), len(b)
     return ((kaa.sum() - np.trace(kaa)) / (m * (m - 1))
             + (kbb.sum() - np.trace(kbb)) / (n * (n - 1)) - 2 * kab.mean())
+
+
+def damaged_copy(saved_model_dir, copy, damage):
+    """Copies a SavedModel folder to ``copy`` and damages it as an interrupted copy would:
+    ``damage`` is a file to delete (relative path) or "truncate" (the variables data cut
+    to 16 bytes). Returns ``copy`` as a string."""
+    import os
+    import pathlib
+    import shutil
+
+    copy = pathlib.Path(copy)
+    shutil.copytree(saved_model_dir, copy)
+    if damage == "truncate":
+        (shard,) = (copy / "variables").glob("variables.data-*")
+        shard.write_bytes(shard.read_bytes()[:16])
+    else:
+        os.remove(copy / damage)
+    return str(copy)

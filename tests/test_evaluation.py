@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import numpy_kid, scipy_fid
+from helpers import damaged_copy, numpy_kid, scipy_fid
 from tf_asgan import classifiers, data, evaluation, metrics, training
 from tf_asgan.config import TrainConfig
 
@@ -149,15 +149,9 @@ def test_a_bad_inception_path_is_reported(tmp_path):
     ("truncate", "cannot be loaded|calling it failed"),
 ])
 def test_a_half_copied_network_folder_gets_our_error(standin, tmp_path, damage, message):
-    copy = tmp_path / "inception"
-    shutil.copytree(standin[0], copy)
-    if damage == "truncate":
-        data_file = copy / "variables" / "variables.data-00000-of-00001"
-        data_file.write_bytes(data_file.read_bytes()[:16])
-    else:
-        os.remove(copy / damage)
+    copy = damaged_copy(standin[0], tmp_path / "inception", damage)
     with pytest.raises(classifiers.NetworkNotAvailableError, match=message) as err:
-        classifiers.inception(path=str(copy))
+        classifiers.inception(path=copy)
     assert str(copy) in str(err.value) and "copy the whole folder again" in str(err.value)
 
 

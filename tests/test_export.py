@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import LATENT, tiny_dcgan
+from helpers import LATENT, damaged_copy, tiny_dcgan
 from tf_asgan import export
 
 # Runs in a fresh interpreter in which `import tf_asgan` fails.
@@ -106,17 +106,9 @@ def test_overwrite_replaces_atomically(tmp_path):
     ("saved_model.pb", "not a SavedModel directory"),
 ])
 def test_a_half_copied_export_gets_our_error(exported, tmp_path, damage, message):
-    import shutil
-
-    copy = tmp_path / "generator"
-    shutil.copytree(exported[1], copy)
-    if damage == "truncate":
-        (shard,) = (copy / "variables").glob("variables.data-*")
-        shard.write_bytes(shard.read_bytes()[:16])
-    else:
-        os.remove(copy / damage)
+    copy = damaged_copy(exported[1], tmp_path / "generator", damage)
     with pytest.raises(export.ExportNotReadableError, match=message):
-        export.load(str(copy))
+        export.load(copy)
     # the scripts that read exports say it in one line (no traceback)
     script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "sample.py")
     proc = subprocess.run([sys.executable, script, f"--generator={copy}",
