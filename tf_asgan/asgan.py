@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_asgan import images as images_lib
 from tf_asgan import losses as losses_lib
 from tf_asgan import methods, schedules
 from tf_asgan import perturbations as perturbations_lib
@@ -32,8 +33,6 @@ from tf_asgan.methods import dat as dat_lib
 SECOND_UPDATES = ("real_and_fake", "real_only")
 # Largest epsilon accepted, in input units: the whole [-1, 1] range.
 MAX_EPSILON = 2.0
-# How far outside [-1, 1] a training batch may reach (rounding) before it is refused.
-RANGE_SLACK = 1e-3
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,8 @@ def _check_range(images):
     would compile it away there, and extra ops before the step's unseeded random draws
     would change their seeds."""
     lowest, highest = tf.reduce_min(images), tf.reduce_max(images)
-    ok = tf.logical_and(lowest >= -1.0 - RANGE_SLACK, highest <= 1.0 + RANGE_SLACK)
+    ok = tf.logical_and(lowest >= -1.0 - images_lib.RANGE_SLACK,
+                        highest <= 1.0 + images_lib.RANGE_SLACK)
     check = tf.debugging.Assert(ok, [
         "ASGAN trains on images in [-1, 1]; this batch spans [min, max] =", lowest, highest,
         "- scale uint8 images with x / 127.5 - 1 (tf_asgan.data sources already do)."])
@@ -78,7 +78,7 @@ def _range_checked(x):
         return x.map(_range_checked_element)
     if isinstance(x, (np.ndarray, tf.Tensor)) and np.size(x):
         low, high = float(np.min(x)), float(np.max(x))
-        if low < -1.0 - RANGE_SLACK or high > 1.0 + RANGE_SLACK:
+        if not images_lib.in_model_range(low, high):
             raise ValueError(f"ASGAN trains on images in [-1, 1]; these span [{low:g}, "
                              f"{high:g}]. Scale uint8 images with x / 127.5 - 1.")
     return x
@@ -375,7 +375,7 @@ class ASGAN(keras.Model):
         self._record("d_loss", loss)
         self._record("D_real", _mean_probability(real_logits))
         self._record("D_fake", _mean_probability(fake_logits))
-        if grad is not None and "grad_l1" in self._trackers:
+        if grad is not None:  # computed exactly when grad_l1 is tracked
             # Batch mean of the per-sample L1 norm ||d l(x_i) / d x_i||_1, l the
             # per-sample real loss: L_D averages l over the m samples, so the mean of
             # m * ||grad_i||_1 over the batch is the sum of |grad|.

@@ -175,16 +175,7 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
     if not _is_saved_model(path):
         raise NetworkNotAvailableError(f"{path} holds no saved_model.pb: not a SavedModel "
                                        "directory.")
-    missing = export.missing_variable_files(path)
-    if missing:
-        raise NetworkNotAvailableError(export.incomplete_message(
-            path, f"missing {', '.join(missing)}"))
-    try:
-        model = _load_saved_model(path)
-    except (tf.errors.OpError, ValueError, OSError, IndexError, KeyError, TypeError) as err:
-        # (a truncated variables file surfaces as an IndexError from the checkpoint reader)
-        raise NetworkNotAvailableError(export.incomplete_message(
-            path, f"it cannot be loaded ({errors.short_message(err)})")) from err
+    model = export.read_saved_model(path, _load_saved_model, NetworkNotAvailableError)
     files = [os.path.join(path, "saved_model.pb")]
     index = os.path.join(path, "variables", "variables.index")
     if os.path.exists(index):

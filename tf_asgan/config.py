@@ -294,11 +294,11 @@ def _upgrade(values):
     values = dict(values)
     if "advas_scale" in values:  # stored by every run of version 1
         scale = values.pop("advas_scale")
-        used = values.get("dat", "none") != "none" or values.get("advas_lambda", 0.0) > 0
-        if values.get("advas_lambda", 0.0) > 0:
+        advas = values.get("advas_lambda", 0.0) > 0
+        if advas:
             values["advas_weight"], values["advas_estimate"] = scale, "biased"
-        if used:  # trained with the version-1 definitions: a different experiment now
-            values["methods_version"] = 1
+        if advas or values.get("dat", "none") != "none":
+            values["methods_version"] = 1  # trained with the version-1 definitions
     return values
 
 

@@ -215,10 +215,6 @@ def _folder_cache_path(paths, kind):
     return os.path.join(cache_root(), "folders", content_digest(paths) + suffix + ".json")
 
 
-def _scan_cache_path(paths):
-    return _folder_cache_path(paths, "scan")
-
-
 def _scan(paths):
     index = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths))
     readable = index.map(lambda i, p: (i, tf.shape(_decode_file(p))),
@@ -307,7 +303,7 @@ def scan_images(paths, use_cache=True):
     reading). The result is cached under ``$TF_ASGAN_CACHE/folders``, keyed by the files'
     paths, sizes and modification times, so a resumed run does not scan again.
     """
-    cache = _scan_cache_path(paths) if use_cache else None
+    cache = _folder_cache_path(paths, "scan") if use_cache else None
     if cache and os.path.exists(cache):
         try:
             with open(cache) as f:

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_asgan import classifiers, data, metrics
+from tf_asgan import images as images_lib
 
 log = logging.getLogger(__name__)
 STATS_FORMAT = 1
@@ -35,8 +36,6 @@ REAL_SHUFFLE_SEED = 0
 # Shuffle buffer for real sets that cannot list their examples (TFDS); a folder is drawn
 # from a full permutation whatever this is.
 REAL_SHUFFLE_BUFFER = 10_000
-# How far outside [-1, 1] generated images may reach (rounding) before they are refused.
-RANGE_SLACK = 1e-3
 REAL_IS_SPLITS = 10  # the real data's IS (a reference value) always uses 10 splits
 
 
@@ -286,7 +285,7 @@ class Evaluator:
                     raise ValueError("The generator made non-finite values (NaN or "
                                      "infinity); no metric of them would mean anything.")
                 low, high = float(images.min()), float(images.max())
-                if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+                if not images_lib.in_model_range(low, high):
                     raise ValueError(
                         f"The generator's images span [{low:g}, {high:g}], but the evaluator "
                         "takes images in [-1, 1] (a tanh output); clipping would report the "

@@ -134,6 +134,21 @@ def incomplete_message(path, problem):
             "file under variables/), or point to another copy.")
 
 
+def read_saved_model(path, loader, error):
+    """``loader(path)`` once the folder's variable files are all there; a missing file or
+    a failed load (a truncated file) raises ``error`` with :func:`incomplete_message`
+    instead of TensorFlow's error."""
+    missing = missing_variable_files(path)
+    if missing:
+        raise error(incomplete_message(path, f"missing {', '.join(missing)}"))
+    try:
+        return loader(path)
+    except (tf.errors.OpError, ValueError, OSError, IndexError, KeyError, TypeError) as err:
+        # (a truncated variables file surfaces as an IndexError from the checkpoint reader)
+        raise error(incomplete_message(
+            path, f"it cannot be loaded ({errors.short_message(err)})")) from err
+
+
 def load(path):
     """``tf.saved_model.load(path)`` of an export, or :class:`ExportNotReadableError`
     naming what is missing (instead of TensorFlow's error).
@@ -144,12 +159,4 @@ def load(path):
         raise ExportNotReadableError(f"{path} is not a SavedModel directory (no "
                                      "saved_model.pb); export a run with scripts/export.py "
                                      "--workdir=...")
-    missing = missing_variable_files(path)
-    if missing:
-        raise ExportNotReadableError(incomplete_message(path, f"missing {', '.join(missing)}"))
-    try:
-        return tf.saved_model.load(path)
-    except (tf.errors.OpError, ValueError, OSError, IndexError, KeyError, TypeError) as err:
-        # (a truncated variables file surfaces as an IndexError from the checkpoint reader)
-        raise ExportNotReadableError(incomplete_message(
-            path, f"it cannot be loaded ({errors.short_message(err)})")) from err
+    return read_saved_model(path, tf.saved_model.load, ExportNotReadableError)

@@ -5,6 +5,14 @@ import os
 import numpy as np
 from PIL import Image
 
+# How far outside [-1, 1] images may reach (rounding) before they are refused.
+RANGE_SLACK = 1e-3
+
+
+def in_model_range(low, high):
+    """Whether images whose values span ``[low, high]`` are in the model range [-1, 1]."""
+    return low >= -1.0 - RANGE_SLACK and high <= 1.0 + RANGE_SLACK
+
 
 def to_uint8(images):
     """Images in ``[-1, 1]`` -> uint8 ``[0, 255]``."""

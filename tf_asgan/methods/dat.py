@@ -131,7 +131,7 @@ class Examples(NamedTuple):
 
 
 def batch_mean_step(images, logits, target, tape, *, step_size=1.0, clip_range=CLIP_RANGE,
-                    cross_replica_sum=None):
+                    cross_replica_sum=None, mean=None):
     """DAT (authors): one step of ``images`` towards the mean logit ``target``.
 
     ``images' = clip(images - clip(step_size * grad |mean_i d(images_i) - target|, -1, 1),
@@ -148,11 +148,12 @@ def batch_mean_step(images, logits, target, tape, *, step_size=1.0, clip_range=C
       clip_range: the image range, or ``None`` for no final clip.
       cross_replica_sum: ``v -> sum of v over replicas`` (``None``: one replica). The
         batch is then the global batch of ``N = sum n`` samples.
+      mean: ``(mean, N)`` of ``logits`` from :func:`batch_mean` when already computed.
 
     Returns:
       ``images'``, the shape of ``images``, ``stop_gradient``-ed.
     """
-    mean, count = batch_mean(logits, cross_replica_sum)
+    mean, count = mean if mean is not None else batch_mean(logits, cross_replica_sum)
     sign = tf.sign(mean - tf.stop_gradient(tf.cast(target, tf.float32)))
     # d|m - t| / d images_i = sign(m - t) * d d_i / d images_i / N (m: the global mean).
     # (a vector target's gradient is that of its sum: the tape need not record a sum)
@@ -208,12 +209,15 @@ def examples(options, real, fake, logits_fn, discriminator_loss, *, real_loss=No
     if options.variant == "authors":
         step = dict(step_size=options.resolved_step_size, clip_range=clip_range,
                     cross_replica_sum=cross_replica_sum)
-        t_real, _ = batch_mean(real_logits, cross_replica_sum)
-        t_fake, _ = batch_mean(fake_logits, cross_replica_sum)
+        # each batch's mean is the other's target and its own step's sign: one reduction
+        real_mean = batch_mean(real_logits, cross_replica_sum)
+        fake_mean = batch_mean(fake_logits, cross_replica_sum)
         if options.attacks_real:
-            real_out = batch_mean_step(real, real_logits, t_fake, tape, **step)
+            real_out = batch_mean_step(real, real_logits, fake_mean[0], tape, mean=real_mean,
+                                       **step)
         if options.attacks_fake:
-            fake_out = batch_mean_step(fake, fake_logits, t_real, tape, **step)
+            fake_out = batch_mean_step(fake, fake_logits, real_mean[0], tape, mean=fake_mean,
+                                       **step)
     else:
         if options.attacks_real:
             real_out = _pgd(options, real, tape.gradient(real_term, real),
