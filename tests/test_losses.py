@@ -49,6 +49,23 @@ def test_loss_values(name):
     np.testing.assert_allclose(loss.generator(FAKE).numpy(), g, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_real_and_fake_terms(name):
+    # The real term is the "real only" value; the fake term is the rest, by hand.
+    d_full, d_real, _ = CASES[name]
+    loss = losses.get(name)
+    np.testing.assert_allclose(loss.real_term(REAL).numpy(), d_real, rtol=1e-6)
+    np.testing.assert_allclose(loss.fake_term(FAKE).numpy(), d_full - d_real, rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(loss.discriminator(None, FAKE).numpy(), d_full - d_real,
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_a_loss_needs_some_logits():
+    with pytest.raises(ValueError, match="real_logits, fake_logits or both"):
+        losses.get("hinge").discriminator(None, None)
+
+
 def test_handpicked_non_saturating_value():
     # d(x) = 0 and d(G(z)) = 0: D(.) = 1/2, so L_D = 2 log 2 and L_G = log 2.
     zeros = tf.zeros([4, 1])

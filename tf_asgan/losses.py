@@ -1,12 +1,15 @@
 """GAN losses as pure functions of discriminator logits, selected by name.
 
 Every discriminator loss takes ``(real_logits, fake_logits=None)`` and returns a
-scalar; with ``fake_logits=None`` it returns only the term on real samples (used by
-the "real only" reading of AS-GAN's second discriminator update). Every generator
-loss takes ``fake_logits``. Logits have any shape (``[N]`` or ``[N, 1]``); losses
-average over all elements. The arithmetic is TF-GAN's (``tensorflow_gan.python.
-losses.losses_impl``, imported through :mod:`tf_asgan._tfgan`), called with no label
-smoothing and no loss collection.
+scalar; with ``fake_logits=None`` it returns only the term on real samples, with
+``real_logits=None`` only the term on generated ones. A
+:class:`GANLoss` also names the two terms of its discriminator loss separately,
+``real_term(real_logits)`` and ``fake_term(fake_logits)``, whose sum is the whole loss:
+the "real only" reading of AS-GAN's second discriminator update and the attacks on D
+use them. Every generator loss takes ``fake_logits``. Logits have any shape (``[N]``
+or ``[N, 1]``); losses average over all elements. The arithmetic is TF-GAN's
+(``tensorflow_gan.python.losses.losses_impl``, imported through :mod:`tf_asgan._tfgan`),
+called with no label smoothing and no loss collection.
 
 Notation: ``d(x)`` is a logit, ``D(x) = sigmoid(d(x))``.
 """
@@ -24,11 +27,19 @@ _L = _tfgan.losses_impl()
 _COMMON = dict(loss_collection=None, add_summaries=False)
 
 
-def _split_weights(real_logits, fake_logits):
-    """Returns (fake_logits, fake_weight): a zero-weighted stand-in when fakes are absent."""
+def _weighted(real_logits, fake_logits):
+    """``dict`` of TF-GAN's arguments for the terms present: an absent side (``None``)
+    gets zero logits of the other's shape and weight 0, so its term is exactly 0."""
+    if real_logits is None and fake_logits is None:
+        raise ValueError("A discriminator loss needs real_logits, fake_logits or both.")
+    real_weight, fake_weight = float(real_logits is not None), float(fake_logits is not None)
+    if real_logits is None:
+        real_logits = tf.zeros_like(fake_logits)
     if fake_logits is None:
-        return tf.zeros_like(real_logits), 0.0
-    return fake_logits, 1.0
+        fake_logits = tf.zeros_like(real_logits)
+    return dict(real_weights=real_weight, generated_weights=fake_weight,
+                **{"discriminator_real_outputs": real_logits,
+                   "discriminator_gen_outputs": fake_logits})
 
 
 def minimax_discriminator_loss(real_logits, fake_logits=None):
@@ -38,10 +49,8 @@ def minimax_discriminator_loss(real_logits, fake_logits=None):
           = -mean log D(x) - mean log(1 - D(G(z)))``.
     Shared by the minimax and the non-saturating GAN: only G's loss differs.
     """
-    fake_logits, fake_weight = _split_weights(real_logits, fake_logits)
-    return _L.minimax_discriminator_loss(
-        real_logits, fake_logits, label_smoothing=0.0,
-        generated_weights=fake_weight, **_COMMON)
+    return _L.minimax_discriminator_loss(label_smoothing=0.0,
+                                         **_weighted(real_logits, fake_logits), **_COMMON)
 
 
 def non_saturating_generator_loss(fake_logits):
@@ -66,9 +75,8 @@ def hinge_discriminator_loss(real_logits, fake_logits=None):
 
     ``L_D = mean relu(1 - d(x)) + mean relu(1 + d(G(z)))``.
     """
-    fake_logits, fake_weight = _split_weights(real_logits, fake_logits)
-    return _L.wasserstein_hinge_discriminator_loss(
-        real_logits, fake_logits, generated_weights=fake_weight, **_COMMON)
+    return _L.wasserstein_hinge_discriminator_loss(**_weighted(real_logits, fake_logits),
+                                                   **_COMMON)
 
 
 def wasserstein_discriminator_loss(real_logits, fake_logits=None):
@@ -76,9 +84,8 @@ def wasserstein_discriminator_loss(real_logits, fake_logits=None):
 
     No Lipschitz constraint is applied here; add one through the networks.
     """
-    fake_logits, fake_weight = _split_weights(real_logits, fake_logits)
-    return _L.wasserstein_discriminator_loss(
-        real_logits, fake_logits, generated_weights=fake_weight, **_COMMON)
+    return _L.wasserstein_discriminator_loss(**_weighted(real_logits, fake_logits),
+                                             **_COMMON)
 
 
 def wasserstein_generator_loss(fake_logits):
@@ -88,11 +95,25 @@ def wasserstein_generator_loss(fake_logits):
 
 @dataclasses.dataclass(frozen=True)
 class GANLoss:
-    """A named pair: ``discriminator(real_logits, fake_logits=None)``, ``generator(fake)``."""
+    """A named pair: ``discriminator(real_logits, fake_logits=None)``, ``generator(fake)``.
+
+    ``real_term`` and ``fake_term`` are the discriminator loss's two terms:
+    ``discriminator(r, f) == real_term(r) + fake_term(f)``. Each is a scalar, the mean
+    over its batch: for the minimax and non-saturating losses ``mean softplus(-d(x))``
+    and ``mean softplus(d(G(z)))``.
+    """
 
     name: str
     discriminator: Callable[[tf.Tensor, Optional[tf.Tensor]], tf.Tensor]
     generator: Callable[[tf.Tensor], tf.Tensor]
+
+    def real_term(self, real_logits):
+        """The term of ``L_D`` on real samples (the only one that depends on them)."""
+        return self.discriminator(real_logits, None)
+
+    def fake_term(self, fake_logits):
+        """The term of ``L_D`` on generated samples (the only one that depends on them)."""
+        return self.discriminator(None, fake_logits)
 
 
 LOSSES = {
