@@ -9,8 +9,7 @@ from keras import layers
 
 import tf_asgan
 from helpers import LATENT, changed, deterministic_pair, images, snapshot, tiny_dcgan
-from tf_asgan import ASGAN, methods
-from tf_asgan import asgan as asgan_module
+from tf_asgan import ASGAN, distribute, methods
 from tf_asgan.methods import advas, dat
 
 
@@ -93,7 +92,7 @@ def test_batch_mean_step_is_the_gradient_of_the_absolute_batch_mean_on_a_nonline
 def test_dat_examples_push_each_batch_towards_the_other_clean_mean():
     d = linear_d(W, b=0.1)
     ex = dat.examples(methods.DAT(), as_images(X), as_images(FAKE), logits_of(d),
-                      tf_asgan.losses.minimax_discriminator_loss,
+                      "non_saturating",
                       real_loss=lambda r: tf_asgan.losses.minimax_discriminator_loss(r, None))
     real_logit, fake_logit = X @ W + 0.1, FAKE @ W + 0.1
     np.testing.assert_allclose(ex.real.numpy().reshape(2, 4),
@@ -107,7 +106,7 @@ def test_dat_examples_push_each_batch_towards_the_other_clean_mean():
     np.testing.assert_allclose(ex.real_input_grad.numpy().reshape(2, 4),
                                -sigmoid[:, None] * W / 2, rtol=1e-5)
     fake_only = dat.examples(methods.DAT(side="fake"), as_images(X), as_images(FAKE),
-                             logits_of(d), tf_asgan.losses.minimax_discriminator_loss)
+                             logits_of(d), "non_saturating")
     np.testing.assert_array_equal(fake_only.real.numpy(), as_images(X).numpy())
     assert fake_only.real_input_grad is None
 
@@ -121,11 +120,11 @@ def test_dat_examples_under_two_replicas_equal_the_single_device_step(mirrored):
                       [0.2, 0.1, 0.0, 0.1], [0.1, 0.2, 0.0, 0.0]])
     with mirrored.scope():
         d = linear_d(W, b=0.1)
-    loss = tf_asgan.losses.minimax_discriminator_loss
+    loss = "non_saturating"
 
     def attack(x, f):
         ex = dat.examples(methods.DAT(), x, f, logits_of(d), loss,
-                          cross_replica_sum=asgan_module._cross_replica_sum())
+                          cross_replica_sum=distribute.cross_replica_sum())
         return ex.real, ex.fake
 
     def split(a):
@@ -266,8 +265,7 @@ def test_dat_pgd_takes_steps_of_two_and_a_half_epsilon_over_steps_by_default():
     options = methods.DAT(variant="pgd", side="real", epsilon=eps, steps=steps)
     assert options.resolved_step_size == pytest.approx(2.5 * eps / steps)
     x = np.zeros((1, 4))
-    ex = dat.examples(options, as_images(x), as_images(x), logits_of(d),
-                      tf_asgan.losses.minimax_discriminator_loss)
+    ex = dat.examples(options, as_images(x), as_images(x), logits_of(d), "non_saturating")
     alpha, x_t = 2.5 * eps / steps, x.copy()
     for _ in range(steps):
         x_t = np.clip(x_t + alpha * np.sign(c - x_t), x - eps, x + eps)

@@ -13,6 +13,7 @@ Each is a pure function with the signature
 
 The result is ``stop_gradient``-ed: the discriminator is trained on ``x_hat`` as data.
 A new perturbation is a function plus a :data:`PERTURBATIONS` entry.
+:func:`attack` applies a registered perturbation to a loss when no gradient is at hand.
 """
 
 import dataclasses
@@ -125,3 +126,26 @@ def get(name):
             f"Unknown perturbation {name!r}; choose one of {sorted(PERTURBATIONS)} "
             "(or perturbation=None / adversarial=False for the baseline GAN).")
     return PERTURBATIONS[name]
+
+
+def attack(perturbation, x, loss_fn, *, epsilon, input_grad=None, **options):
+    """``x_hat``: the perturbation ``perturbation`` (a name or :class:`Perturbation`) of
+    ``x`` against ``loss_fn``, computing ``grad_x loss_fn(x)`` when the perturbation uses
+    it and ``input_grad`` is not given. The one entry point for attacks on D outside the
+    train step (``ASGAN.adversarial_real``, :mod:`tf_asgan.analysis`).
+
+    Args:
+      x: images ``[N, H, W, C]`` in model-input units.
+      loss_fn: ``x -> scalar`` loss the attack increases (e.g. the real term of ``L_D``).
+      epsilon: L-infinity radius in model-input units.
+      **options: the perturbation's own options (pgd: ``steps``, ``step_size`` ...).
+    """
+    perturbation = get(perturbation)
+    x = tf.convert_to_tensor(x)
+    if perturbation.uses_input_grad and input_grad is None:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = loss_fn(x)
+        input_grad = tape.gradient(loss, x)
+    return perturbation.fn(x, epsilon=epsilon, input_grad=input_grad, loss_fn=loss_fn,
+                           **options)

@@ -11,6 +11,8 @@ argument; ``ASGAN`` composes them the way it composes losses and perturbations.
 ``docs/methods.md`` describes both, with what is the authors' and what is ours.
 """
 
+import dataclasses
+
 from tf_asgan.methods import advas, dat
 from tf_asgan.methods.advas import AdvAs
 from tf_asgan.methods.dat import DAT
@@ -21,8 +23,8 @@ DAT_LOSSES = dat.LOSSES
 ADVAS_WEIGHTS = advas.WEIGHTS
 ADVAS_ESTIMATES = advas.ESTIMATES
 
-__all__ = ["DAT", "AdvAs", "advas", "dat", "check_combination", "DAT_VARIANTS", "DAT_SIDES",
-           "DAT_LOSSES", "ADVAS_WEIGHTS", "ADVAS_ESTIMATES"]
+__all__ = ["DAT", "AdvAs", "advas", "dat", "as_option", "check_combination", "DAT_VARIANTS",
+           "DAT_SIDES", "DAT_LOSSES", "ADVAS_WEIGHTS", "ADVAS_ESTIMATES"]
 
 
 def check_combination(adversarial, dat_options):
@@ -36,3 +38,25 @@ def check_combination(adversarial, dat_options):
             f"DAT with side={dat_options.side!r} attacks the real batch, which AS-GAN "
             "(adversarial=True) already does. Combine them with DAT side='fake' (AS-GAN on "
             "the reals, DAT on the fakes), or use DAT alone with adversarial=False.")
+
+
+def as_option(value, cls):
+    """``None``, a ``cls`` (:class:`DAT` or :class:`AdvAs`) or a dict of its fields ->
+    ``None`` or a validated ``cls``.
+
+    Raises:
+      ValueError: unknown dict keys (naming the options), another type, or a bad field.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} option(s) {unknown}; the options are "
+                             f"{names}.")
+        value = cls(**value)
+    if not isinstance(value, cls):
+        raise ValueError(f"Expected a tf_asgan.methods.{cls.__name__} or a dict, got "
+                         f"{type(value).__name__}.")
+    return value.validate()

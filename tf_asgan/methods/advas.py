@@ -153,3 +153,43 @@ def norm_ratio_weight(generator_grads, penalty_grads, scale=1.0):
     ratio = tf.math.divide_no_nan(g_norm, p_norm)
     weight = tf.where(p_norm > 0, tf.minimum(1.0, ratio), 1.0)
     return tf.stop_gradient(scale * weight)
+
+
+def generator_gradients(options, tape, loss, logits_fn, gan_loss, real, fake, d_variables,
+                        variables, *, replicas=1, cross_replica_sum=None):
+    """G's AdvAs gradient ``grad_theta (L_gen + lambda * r~)``, ``r~`` and ``lambda``.
+
+    Args:
+      options: an :class:`AdvAs`.
+      tape: the G tape that recorded ``fake`` and ``loss`` (persistent for
+        ``weight="norm_ratio"``, which takes the two parts' gradients separately);
+        the penalty is recorded on it here.
+      loss: ``L_gen`` on this replica's fakes.
+      logits_fn, real, fake, d_variables: as in :func:`penalty`; ``gan_loss``: the run's
+        :class:`tf_asgan.losses.GANLoss` (its D loss is ``L_adv``).
+      variables: G's trainable variables (``theta``).
+      replicas: replicas in sync; each part is divided by it (Keras sums the replicas'
+        gradients).
+      cross_replica_sum: ``v -> sum over replicas`` (``None``: one replica). The
+        norm-ratio weight is computed from the whole batch's gradients.
+
+    Returns:
+      ``(grads, r~, lambda)``: a list like ``variables``, the penalty and the weight used
+      (the fixed one, or :func:`norm_ratio_weight`), float32 scalars.
+    """
+    with tape:
+        penalty_value = penalty(logits_fn, gan_loss.discriminator, real, fake, d_variables,
+                                options.estimate)
+    lam = tf.constant(options.lam, tf.float32)
+    if options.weight == "fixed":
+        with tape:
+            total = (loss + lam * penalty_value) / replicas
+        return tape.gradient(total, variables), penalty_value, lam
+    with tape:
+        g_part, p_part = loss / replicas, penalty_value / replicas
+    g_grads = tape.gradient(g_part, variables)
+    p_grads = tape.gradient(p_part, variables)
+    p_grads = [tf.zeros_like(g) if p is None else p for g, p in zip(g_grads, p_grads)]
+    total = cross_replica_sum or (lambda v: v)
+    lam = norm_ratio_weight(total(g_grads), total(p_grads), options.lam)
+    return [g + lam * p for g, p in zip(g_grads, p_grads)], penalty_value, lam

@@ -45,7 +45,7 @@ from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
-from tf_asgan import perturbations
+from tf_asgan import losses, perturbations
 
 VARIANTS = ("authors", "pgd")
 SIDES = ("both", "real", "fake")
@@ -173,7 +173,7 @@ def batch_mean(values, cross_replica_sum=None):
     return total / count, count
 
 
-def examples(options, real, fake, logits_fn, discriminator_loss, *, real_loss=None,
+def examples(options, real, fake, logits_fn, loss, *, real_loss=None,
              cross_replica_sum=None, clip_range=CLIP_RANGE):
     """The batches D trains on under DAT, at the current D.
 
@@ -185,8 +185,8 @@ def examples(options, real, fake, logits_fn, discriminator_loss, *, real_loss=No
       real, fake: ``[N, H, W, C]`` images in model-input units (``fake`` detached from G).
       logits_fn: ``images -> [N]`` float32 logits of the current D (training mode, as in
         the authors' code).
-      discriminator_loss: ``(real_logits, fake_logits=None) -> L_D``, the run's D loss
-        (pgd only: the terms the attack ascends).
+      loss: the run's GAN loss, a :class:`tf_asgan.losses.GANLoss` or its name (pgd
+        only: the real and fake terms of ``L_D`` are what the attacks ascend).
       real_loss: optional ``real_logits -> scalar``; its input gradient at the clean reals
         is returned (for logging D's clean input gradient, or for AS-GAN's FGSM).
       cross_replica_sum: see :func:`batch_mean_step`.
@@ -195,14 +195,15 @@ def examples(options, real, fake, logits_fn, discriminator_loss, *, real_loss=No
     Returns:
       :class:`Examples`.
     """
+    loss = losses.get(loss)
     real = tf.convert_to_tensor(real)
     fake = tf.stop_gradient(tf.convert_to_tensor(fake))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([real, fake])
         real_logits, fake_logits = logits_fn(real), logits_fn(fake)
         if options.variant == "pgd":
-            real_term = discriminator_loss(real_logits, None)
-            fake_term = discriminator_loss(tf.stop_gradient(real_logits), fake_logits)
+            real_term = loss.real_term(real_logits)
+            fake_term = loss.fake_term(fake_logits)
         tracked = real_loss(real_logits) if real_loss is not None else None
     real_grad = tape.gradient(tracked, real) if tracked is not None else None
     real_out, fake_out = real, fake
@@ -221,11 +222,10 @@ def examples(options, real, fake, logits_fn, discriminator_loss, *, real_loss=No
     else:
         if options.attacks_real:
             real_out = _pgd(options, real, tape.gradient(real_term, real),
-                            lambda x: discriminator_loss(logits_fn(x), None), clip_range)
+                            lambda x: loss.real_term(logits_fn(x)), clip_range)
         if options.attacks_fake:
-            fixed = tf.stop_gradient(real_logits)
             fake_out = _pgd(options, fake, tape.gradient(fake_term, fake),
-                            lambda f: discriminator_loss(fixed, logits_fn(f)), clip_range)
+                            lambda f: loss.fake_term(logits_fn(f)), clip_range)
     del tape
     return Examples(real_out, fake_out, real_logits, fake_logits, real_grad)
 

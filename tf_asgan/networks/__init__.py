@@ -75,3 +75,27 @@ def synchronize_batch_norm(model):
         return layer.__class__.from_config(config)
 
     return keras.models.clone_model(model, clone_function=clone)
+
+
+def check_pair(generator, discriminator, latent_dim):
+    """Checks that ``generator`` ``[N, latent_dim] -> [N, H, W, C]`` and
+    ``discriminator`` ``[N, H, W, C] -> logits`` are built Keras models that fit together.
+
+    Raises:
+      ValueError: a network that is not a built ``keras.Model``, a generator input size
+        other than ``latent_dim``, or image shapes that differ between the two.
+    """
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        if not isinstance(net, keras.Model) or not net.built:
+            raise ValueError(f"{name} must be a built keras.Model (e.g. from "
+                             f"tf_asgan.networks.build_{name}).")
+    g_in = generator.inputs[0].shape if generator.inputs else None
+    if g_in is not None and g_in[-1] is not None and g_in[-1] != latent_dim:
+        raise ValueError(f"latent_dim={latent_dim} but the generator takes inputs of size "
+                         f"{g_in[-1]}; pass latent_dim={g_in[-1]}.")
+    g_out = generator.outputs[0].shape if generator.outputs else None
+    d_in = discriminator.inputs[0].shape if discriminator.inputs else None
+    if g_out is not None and d_in is not None and tuple(g_out[1:]) != tuple(d_in[1:]):
+        raise ValueError(f"The generator makes images of shape {tuple(g_out[1:])} but the "
+                         f"discriminator takes {tuple(d_in[1:])}; build both for the same "
+                         "resolution.")

@@ -1,0 +1,113 @@
+"""A two-network GAN as a ``keras.Model``: what every training method here shares.
+
+:class:`GAN` holds the generator, the discriminator, the GAN loss and the two
+optimizers; it checks ``fit``'s images (:mod:`tf_asgan.inputs`), samples latents and
+images, counts completed steps (G updates) and reports the logged quantities
+(:mod:`tf_asgan.tracking`). Its subclass :class:`tf_asgan.ASGAN` defines the train step.
+"""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from tf_asgan import inputs, networks, optimizers, tracking
+from tf_asgan import losses as losses_lib
+
+
+class GAN(keras.Model):
+    """Base class of the GAN models (no train step of its own).
+
+    Args:
+      generator: ``keras.Model`` ``[N, latent_dim] -> [N, H, W, C]`` images in ``[-1, 1]``.
+      discriminator: ``keras.Model`` ``[N, H, W, C] -> [N]`` or ``[N, 1]`` logits.
+      latent_dim: size of ``z ~ N(0, I)``.
+      loss: name in :data:`tf_asgan.losses.LOSSES` or a :class:`~tf_asgan.losses.GANLoss`.
+      metric_names: the quantities the train step logs (:func:`tracking.metric_names`).
+
+    Raises:
+      ValueError: networks that are not built Keras models or do not fit together
+        (:func:`tf_asgan.networks.check_pair`), or an unknown loss.
+    """
+
+    def __init__(self, generator, discriminator, *, latent_dim, loss, metric_names,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.gan_loss = losses_lib.get(loss)
+        networks.check_pair(generator, discriminator, self.latent_dim)
+        self._logged = tracking.StepMetrics(metric_names)
+        # Sub-models are built functional models; marking the wrapper built stops `fit`
+        # from symbolically calling it on an image batch (docs/dependencies.md).
+        self.built = True
+
+    @property
+    def metrics(self):
+        # Listed here so that `fit` resets them at the start of every epoch.
+        return self._logged.epoch_metrics
+
+    def step_logs(self):
+        """The logged quantities of the last train step alone (``fit`` logs epoch means)."""
+        return self._logged.step_results()
+
+    @property
+    def double_backprop(self):
+        """Whether G's update differentiates D's weight gradient (subclasses say)."""
+        return False
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Configures training.
+
+        Args:
+          d_optimizer, g_optimizer: Keras optimizers. Default: the paper's
+            Adam(2e-4, beta_1=0.5, beta_2=0.999). When either network computes in
+            float16 (``mixed_float16`` policy), each is wrapped in a
+            ``keras.optimizers.LossScaleOptimizer`` unless it already is one.
+          **kwargs: passed to ``keras.Model.compile`` (``jit_compile``, ``run_eagerly``,
+            ``steps_per_execution``).
+
+        Raises:
+          ValueError: see :func:`tf_asgan.optimizers.prepare`.
+        """
+        super().compile(**kwargs)
+        self.d_optimizer, self.g_optimizer = optimizers.prepare(
+            d_optimizer, g_optimizer, self.discriminator, self.generator,
+            double_backprop=self.double_backprop)
+
+    def fit(self, x=None, *args, **kwargs):
+        """``keras.Model.fit``, with the training images checked to lie in [-1, 1]
+        (``tf.data`` datasets as they are read, arrays at once)."""
+        return super().fit(inputs.range_checked(x), *args, **kwargs)
+
+    def call(self, z, training=False):
+        """``G(z)``: images in ``[-1, 1]``."""
+        return self.generator(z, training=training)
+
+    def sample_latent(self, n):
+        """``n`` latent vectors ``z ~ N(0, I)``, shape ``[n, latent_dim]``."""
+        return tf.random.normal((n, self.latent_dim))
+
+    def generate(self, n_or_z, training=False):
+        """Images ``[N, H, W, C]`` in ``[-1, 1]`` from a count ``n`` or a latent batch ``z``."""
+        z = self.sample_latent(n_or_z) if isinstance(n_or_z, numbers.Integral) else n_or_z
+        return self.generator(z, training=training)
+
+    def completed_steps(self):
+        """Training steps done so far (G updates), as a Python int (any strategy); 0
+        before :meth:`compile`."""
+        return int(tf.convert_to_tensor(self._step()).numpy())
+
+    def _step(self):
+        """Completed training steps (= G updates) as a tensor; 0 before :meth:`compile`
+        (no optimizer, no step yet)."""
+        optimizer = getattr(self, "g_optimizer", None)
+        if optimizer is None:
+            return tf.constant(0, tf.int64)
+        return optimizer.iterations
+
+    def _logits(self, images, training=True):
+        """D's logits on ``images`` as float32 ``[N]`` (whatever D's compute dtype)."""
+        logits = self.discriminator(images, training=training)
+        return tf.cast(tf.reshape(logits, [-1]), tf.float32)
