@@ -14,7 +14,7 @@ Rules (``"auto"``):
 - **XLA** (``jit_compile``): on with one replica on a GPU; off on a CPU (measured by
   ``scripts/benchmark.py`` on the 2-core CPU machines here: the DCGAN-32 step ran at
   0.76-0.82x the speed of the plain graph with XLA) and with several replicas (XLA
-  under ``MirroredStrategy`` fails on logical CPU devices, STACK.md trap 4; Keras
+  under ``MirroredStrategy`` fails on logical CPU devices, docs/dependencies.md; Keras
   makes the same choice).
 
 The global batch (``--batch_size``) is split evenly across replicas: with 2 replicas
@@ -145,3 +145,18 @@ def precision_policy(name):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def num_replicas():
+    """Replicas of the current strategy (1 outside any). Keras 3 optimizers *sum* the
+    replicas' gradients, so a replica's loss is divided by this (docs/dependencies.md)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def cross_replica_sum():
+    """``v -> the sum of v over the replicas`` in a replica context of several replicas,
+    else ``None`` (one replica: nothing to sum)."""
+    if num_replicas() == 1:
+        return None
+    context = tf.distribute.get_replica_context()
+    return lambda v: context.all_reduce(tf.distribute.ReduceOp.SUM, v)

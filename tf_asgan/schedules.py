@@ -6,9 +6,29 @@ part of the method. A schedule maps the number of completed generator updates
 converts to model-input units (see :func:`to_input_units`).
 """
 
+from fractions import Fraction
+
 import tensorflow as tf
 
 UNITS = ("input", "pixel")
+
+
+def parse_epsilon(value):
+    """An epsilon as written in a flag or config: ``0.5``, ``"0.5"``, ``"1/255"`` or
+    ``"0.5/255"`` -> float (fractions are evaluated exactly, then rounded once).
+
+    Raises:
+      ValueError: not a number or a fraction of two numbers, or a zero denominator.
+    """
+    try:
+        if isinstance(value, str) and "/" in value:
+            numerator, denominator = value.split("/", 1)
+            return (float(Fraction(numerator.strip()))
+                    / float(Fraction(denominator.strip())))
+        return float(value)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"An epsilon must be a number or a fraction like 1/255, got "
+                         f"{value!r}.") from None
 
 
 def to_input_units(epsilon, unit):
@@ -109,3 +129,32 @@ def get(name, epsilon, **kwargs):
         raise ValueError(
             f"Unknown epsilon schedule {name!r}; choose one of {sorted(SCHEDULES)}.")
     return SCHEDULES[name](epsilon, **kwargs)
+
+
+# Largest epsilon a model accepts, in input units: the whole [-1, 1] range.
+MAX_EPSILON = 2.0
+
+
+def as_schedule(epsilon, unit="input"):
+    """``(schedule, factor)`` for a model's ``epsilon`` argument.
+
+    Args:
+      epsilon: a float (a :class:`Constant` schedule) or an :class:`EpsilonSchedule`.
+      unit: the unit ``epsilon`` is given in (see :func:`to_input_units`).
+
+    Returns:
+      The schedule and the factor from its unit to model-input units.
+
+    Raises:
+      ValueError: an unknown unit, or a peak beyond :data:`MAX_EPSILON` in input units.
+    """
+    if not isinstance(epsilon, EpsilonSchedule):
+        epsilon = Constant(epsilon)
+    factor = to_input_units(1.0, unit)
+    peak = epsilon.max_epsilon * factor
+    if peak > MAX_EPSILON:
+        raise ValueError(
+            f"epsilon {epsilon.max_epsilon} ({unit} units) is {peak:g} in input units, "
+            "beyond the whole [-1, 1] image range; the paper uses 1/255 in input units "
+            "(epsilon_unit='input').")
+    return epsilon, factor
