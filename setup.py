@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-# Versions that resolve and run together (see the project's STACK notes).
+# Versions that resolve and run together (docs/dependencies.md: the traps they hold).
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "keras==3.15.1",

@@ -6,7 +6,8 @@ writes into ``<workdir>/analysis/`` (or ``--output``): FGSM robustness grids of 
 fake images with D's probability of "real" on each (Fig. 14/15), gradient maps (Fig. 1),
 the gradient histogram (Fig. 5), training curves (Fig. 6/7), a latent interpolation of
 the export (Fig. 9) and ``analysis.json`` (D's confidence before / after each attack,
-the fraction of decisions flipped, the gradient statistics).
+the fraction of decisions flipped, the gradient statistics). The attacks increase the
+run's own GAN loss (its ``loss`` setting) on the attacked side.
 """
 
 import os
@@ -14,6 +15,8 @@ import sys
 
 from absl import app, flags
 from absl import logging as absl_logging
+
+from tf_asgan import analysis, checkpoints, data, rundir
 
 flags.DEFINE_string("workdir", None, "A training workdir.")
 flags.DEFINE_string("checkpoint", None, "A checkpoint prefix (default: the newest readable).")
@@ -32,7 +35,6 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)
-    from tf_asgan import analysis, checkpoints, data, training
 
     out_dir = FLAGS.output or os.path.join(FLAGS.workdir, "analysis")
     if os.path.exists(os.path.join(out_dir, "analysis.json")) and not FLAGS.overwrite:
@@ -43,7 +45,7 @@ def main(argv):
         steps = [int(s) for s in FLAGS.attack_steps]
         if min(steps) < 1 or FLAGS.num < 1:
             raise ValueError("--attack_steps and --num must be >= 1.")
-        gan, config, ckpt = training.restore_model(FLAGS.workdir, FLAGS.checkpoint)
+        gan, config, ckpt = rundir.restore_model(FLAGS.workdir, FLAGS.checkpoint)
         source = data.source(config.dataset, config.resolution, data_dir=config.data_dir,
                              image_dir=config.image_dir, seed=config.seed,
                              bad_images=config.bad_images)
@@ -53,7 +55,7 @@ def main(argv):
     result = analysis.analyze(gan.generator, gan.discriminator, reals, out_dir,
                               epsilons=epsilons, steps=steps, workdir=FLAGS.workdir,
                               export_dir=os.path.join(FLAGS.workdir, "generator"),
-                              seed=FLAGS.seed, extra={"checkpoint": ckpt})
+                              seed=FLAGS.seed, extra={"checkpoint": ckpt}, loss=config.loss)
     print(f"Analysed {ckpt} on {len(reals)} real and fake images; wrote {out_dir}")
     for r in result["robustness"]:
         print(f"  {r['side']:4s} eps {r['epsilon'] * 255:g}/255, {r['steps']} step(s): D "

@@ -11,13 +11,14 @@ images, IS splits, KID subset, seed, the network and its fingerprint, where the
 real-data statistics are cached) and what the run's export recorded about itself.
 """
 
-import json
 import logging
 import os
 import sys
 
 from absl import app, flags
 from absl import logging as absl_logging
+
+from tf_asgan import checkpoints, classifiers, data, evaluation, export, io, rundir
 
 flags.DEFINE_string("workdir", None, "Training workdir: evaluates <workdir>/generator.")
 flags.DEFINE_string("generator", None, "Exported generator (SavedModel directory).")
@@ -75,7 +76,6 @@ def default_output(kind, path):
 def load_generator(kind, path, checkpoint=None):
     """``(generator, run metadata)``."""
 
-    from tf_asgan import checkpoints, export, training
 
     if kind == "export":
         try:
@@ -83,8 +83,8 @@ def load_generator(kind, path, checkpoint=None):
         except (OSError, ValueError):
             run = {}
         return export.load(path), run
-    generator, config, ckpt = training.restore_generator(path, checkpoint)
-    run = dict(training.export_metadata(config, checkpoints.step_of(ckpt)), checkpoint=ckpt,
+    generator, config, ckpt = rundir.restore_generator(path, checkpoint)
+    run = dict(rundir.export_metadata(config, checkpoints.step_of(ckpt)), checkpoint=ckpt,
                data_dir=config.data_dir, image_dir=config.image_dir)
     return generator, run
 
@@ -93,7 +93,6 @@ def evaluate(generator, run, *, dataset=None, resolution=None, network="auto",
              inception_path=None, data_dir=None, image_dir=None, cache_dir=None,
              protocol=None):
     """The evaluation record (metrics, protocol, run) of ``generator``."""
-    from tf_asgan import classifiers, evaluation
 
     dataset = dataset or run.get("dataset")
     resolution = resolution or run.get("resolution")
@@ -119,7 +118,6 @@ def main(argv):
     output = FLAGS.output or default_output(kind, path)
     if os.path.exists(output) and not FLAGS.overwrite:
         sys.exit(f"evaluate.py: {output} exists; pass --overwrite or another --output.")
-    from tf_asgan import checkpoints, classifiers, data, evaluation
 
     try:
         protocol = evaluation.Protocol(
@@ -136,10 +134,7 @@ def main(argv):
             FileNotFoundError, ValueError, checkpoints.CorruptCheckpointError) as err:
         sys.exit(f"evaluate.py: {err}")
     record["generator"] = os.path.abspath(path)
-    tmp = output + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-    os.replace(tmp, output)
+    io.atomic_write_json(output, record, indent=2, sort_keys=True)
     m = record["metrics"]
     print(f"Wrote {output}: FID {m['fid']:.3f}, IS {m['is']:.3f} +- {m['is_std']:.3f}, "
           f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"

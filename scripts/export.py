@@ -12,6 +12,8 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
+from tf_asgan import checkpoints, export, numerics, rundir
+
 flags.DEFINE_string("workdir", None, "Training workdir (holds config.json and checkpoints/).")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: the latest of the run).")
 flags.DEFINE_string("output", None, "SavedModel directory (default: <workdir>/generator).")
@@ -22,21 +24,20 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from tf_asgan import checkpoints, export, training
 
     absl_logging.set_verbosity(absl_logging.WARNING)
 
     try:
-        generator, config, path = training.restore_generator(FLAGS.workdir, FLAGS.checkpoint)
+        generator, config, path = rundir.restore_generator(FLAGS.workdir, FLAGS.checkpoint)
     except (FileNotFoundError, checkpoints.CorruptCheckpointError) as err:
         sys.exit(f"export.py: {err}")
     output = FLAGS.output or os.path.join(FLAGS.workdir, "generator")
-    meta = training.export_metadata(config, checkpoints.step_of(path))
+    meta = rundir.export_metadata(config, checkpoints.step_of(path))
     meta["checkpoint"] = os.path.abspath(path)
     try:
         export.export_generator(generator, output, latent_dim=config.latent_dim, metadata=meta,
                                 overwrite=FLAGS.overwrite)
-    except (FileExistsError, checkpoints.NonFiniteError) as err:
+    except (FileExistsError, numerics.NonFiniteError) as err:
         sys.exit(f"export.py: {err}")
     print(f"Exported {path} to {output}")
 

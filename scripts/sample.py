@@ -12,6 +12,8 @@ import sys
 
 from absl import app, flags
 
+from tf_asgan import analysis, export, images
+
 flags.DEFINE_string("generator", None, "Exported generator (SavedModel directory).")
 flags.DEFINE_string("out_dir", None, "Output folder (default: <generator>/../exported_samples).")
 flags.DEFINE_integer("seed", 0, "Seed of the latents (same seed, same images).")
@@ -30,7 +32,6 @@ def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10
     """Writes the grid and interpolation PNGs; returns their paths."""
     import tensorflow as tf
 
-    from tf_asgan import analysis, export, images
 
     grid_path = os.path.join(out_dir, f"grid_seed{seed}.png")
     interp_path = os.path.join(out_dir, f"interpolation_seed{seed}.png")

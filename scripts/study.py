@@ -16,6 +16,9 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
+from tf_asgan import study
+from tf_asgan.schedules import parse_epsilon
+
 flags.DEFINE_list("datasets", ["stacked_digits", "digits"], "Datasets (embedded).")
 flags.DEFINE_list("methods", ["baseline", "asgan", "dat", "advas"],
                   "Methods: baseline, asgan, dat, advas (the sources' DAT and AdvAs), "
@@ -38,8 +41,6 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)
-    from tf_asgan import study
-    from tf_asgan.config import parse_epsilon
 
     try:
         config = study.StudyConfig(

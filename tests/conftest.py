@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-# Must run before TensorFlow initialises its devices (STACK.md trap 4).
+# Must run before TensorFlow initialises its devices
+# (docs/dependencies.md#logical-cpu-devices-for-mirroredstrategy-tests).
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)

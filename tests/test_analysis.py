@@ -11,7 +11,7 @@ import tensorflow as tf
 from PIL import Image
 from test_training import REPO, generated_source, run_script, small_config
 
-from tf_asgan import analysis, study, training
+from tf_asgan import analysis, builder, losses, study, training
 
 RES = 8
 
@@ -75,6 +75,23 @@ def test_a_linear_discriminator_flips_as_computed(steps):
         p_true = (1 / (1 + np.exp(-after))) if side == "real" else 1 / (1 + np.exp(after))
         assert r["confidence_after"] == pytest.approx(p_true.mean(), rel=1e-4)
         assert r["confidence_after"] < r["confidence_before"]
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+def test_an_attack_under_the_hinge_loss_increases_its_terms(steps):
+    d, w, c = linear_d(seed=5)
+    hinge = losses.get("hinge")
+    x = images(64, -0.2, 0.2, seed=6)  # logits near 0: every hinge term is active
+    for side, term in (("real", hinge.real_term), ("fake", hinge.fake_term)):
+        before = float(term(tf.constant(analysis.logits(d, x))))
+        x_adv = analysis.attack(d, x, 4 / 255, side, steps, loss="hinge")
+        after = float(term(tf.constant(analysis.logits(d, x_adv))))
+        assert np.abs(x_adv - x).max() <= 4 / 255 + 1e-6
+        # by hand: a linear D's logit moves by eps * ||w||_1 against (real) / along (fake)
+        shift = 4 / 255 * np.abs(w).sum()
+        assert after == pytest.approx(before + shift, rel=1e-4)
+    with pytest.raises(ValueError, match="Unknown loss"):
+        analysis.attack(d, x, 4 / 255, "real", loss="nope")
 
 
 def test_input_gradient_maps_and_histogram_match_a_direct_computation():
@@ -205,7 +222,7 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     for name in ("fid.png", "curves_digits.png"):
         assert is_png(str(tmp_path / name))
     # Running it again reads the stored results instead of training or measuring ...
-    monkeypatch.setattr(training, "make_evaluator", lambda *a, **k: pytest.fail("measured"))
+    monkeypatch.setattr(builder, "make_evaluator", lambda *a, **k: pytest.fail("measured"))
     again = study.run(config, str(tmp_path), progress=lambda _: None)
     assert [r["fid"] for r in again] == [r["fid"] for r in results]
     monkeypatch.undo()

@@ -10,7 +10,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tf_asgan import data
+from tf_asgan import data, folders, sources
+from tf_asgan import digits as digits_lib
 
 
 def _take(ds, n=None):
@@ -25,52 +26,52 @@ def test_to_model_range_crops_the_centre_square_and_maps_to_minus1_1():
     # 2 x 6 image: the centre 2 x 2 square is columns 2..3.
     img = np.zeros((2, 6, 3), np.uint8)
     img[:, 2:4] = 255
-    out = data.to_model_range(img, 2).numpy()
+    out = sources.to_model_range(img, 2).numpy()
     np.testing.assert_allclose(out, np.ones((2, 2, 3)), atol=1e-6)
     img[:, 2:4] = 0  # now the outer columns are white, the centre black
     img[:, [0, 1, 4, 5]] = 255
-    np.testing.assert_allclose(data.to_model_range(img, 2).numpy(), -np.ones((2, 2, 3)),
+    np.testing.assert_allclose(sources.to_model_range(img, 2).numpy(), -np.ones((2, 2, 3)),
                                atol=1e-6)
 
 
 def test_to_model_range_area_resize_averages_blocks():
     img = np.array([[0, 0, 255, 255]] * 4, np.uint8)[..., None]  # gray 4x4
-    out = data.to_model_range(img, 2).numpy()
+    out = sources.to_model_range(img, 2).numpy()
     assert out.shape == (2, 2, 3)
     np.testing.assert_allclose(out[:, 0], -1.0, atol=1e-6)
     np.testing.assert_allclose(out[:, 1], 1.0, atol=1e-6)
-    mid = data.to_model_range(np.full((4, 4, 1), 51, np.uint8), 2).numpy()
+    mid = sources.to_model_range(np.full((4, 4, 1), 51, np.uint8), 2).numpy()
     np.testing.assert_allclose(mid, 51 / 127.5 - 1, atol=1e-6)
 
 
 def test_gray_repeated_and_alpha_dropped():
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 255, 7
-    out = data.to_model_range(rgba, 4).numpy()
+    out = sources.to_model_range(rgba, 4).numpy()
     np.testing.assert_allclose(out[..., 0], 1.0)
     np.testing.assert_allclose(out[..., 1:], -1.0)
     gray = np.full((4, 4, 1), 255, np.uint8)
-    np.testing.assert_allclose(data.to_model_range(gray, 4).numpy(), 1.0)
+    np.testing.assert_allclose(sources.to_model_range(gray, 4).numpy(), 1.0)
 
 
 # -- embedded digits ----------------------------------------------------------------------
 
 
 def test_digits_split_sizes_and_disjointness():
-    train, train_y = data.digits_arrays("train")
-    test, _ = data.digits_arrays("test")
-    everything, _ = data.digits_arrays("all")
+    train, train_y = digits_lib.digits_arrays("train")
+    test, _ = digits_lib.digits_arrays("test")
+    everything, _ = digits_lib.digits_arrays("all")
     assert (len(train), len(test), len(everything)) == (1437, 360, 1797)
     assert train.shape[1:] == (8, 8) and train.min() >= 0 and train.max() <= 16
     assert set(train_y) == set(range(10))
     # Every test image is a row of "all" with index % 5 == 0, none is in train.
     np.testing.assert_array_equal(test, everything[::5])
     with pytest.raises(ValueError, match="train, test or all"):
-        data.digits_arrays("validation")
+        digits_lib.digits_arrays("validation")
 
 
 def test_digits_source_shapes_range_and_gray_rgb():
-    src = data.digits_source(32)
+    src = digits_lib.digits_source(32)
     assert src.num_examples == 1437
     batch = _take(src.images.batch(64), 1)[0]
     assert batch.shape == (64, 32, 32, 3) and batch.dtype == np.float32
@@ -78,13 +79,13 @@ def test_digits_source_shapes_range_and_gray_rgb():
     assert batch.min() == -1 and batch.max() > 0.9  # background black, strokes bright
     np.testing.assert_array_equal(batch[..., 0], batch[..., 2])
     # The upscaled first image agrees with the original 8x8 digit at block centres.
-    raw, _ = data.digits_arrays("train")
+    raw, _ = digits_lib.digits_arrays("train")
     small = tf.image.resize(batch[:1], (8, 8), "area").numpy()[0, ..., 0]
     assert np.corrcoef(small.ravel(), raw[0].ravel())[0, 1] > 0.9
 
 
 def test_stacked_digits_modes_match_the_stacked_digits():
-    src = stacked_digits = data.stacked_digits(32, size=300, seed=3, with_labels=True)
+    src = stacked_digits = digits_lib.stacked_digits(32, size=300, seed=3, with_labels=True)
     assert stacked_digits.num_examples == 300
     images, modes = zip(*tfds.as_numpy(src.images))
     images, modes = np.stack(images), np.array(modes)
@@ -92,8 +93,8 @@ def test_stacked_digits_modes_match_the_stacked_digits():
     assert modes.min() >= 0 and modes.max() < 1000
     # Independent route: identify each channel's digit by exact match with the upscaled
     # training digits, then read its label.
-    raw, labels = data.digits_arrays("train")
-    bank = data.upscale_digits(raw, 32).reshape(len(raw), -1)
+    raw, labels = digits_lib.digits_arrays("train")
+    bank = digits_lib.upscale_digits(raw, 32).reshape(len(raw), -1)
     for image, mode in zip(images[:40], modes[:40]):
         digits = []
         for c in range(3):
@@ -102,7 +103,7 @@ def test_stacked_digits_modes_match_the_stacked_digits():
             digits.append(labels[np.argmin(distance)])
         assert mode == 100 * digits[0] + 10 * digits[1] + digits[2]
     # The default set covers (nearly) all 1000 modes, roughly uniformly.
-    full = data.stacked_digits(32, with_labels=True)
+    full = digits_lib.stacked_digits(32, with_labels=True)
     counts = np.bincount(_take(full.images.map(lambda x, m: m).batch(50_000))[0],
                          minlength=1000)
     assert full.num_examples == 50_000 and (counts > 0).sum() >= 995
@@ -111,7 +112,7 @@ def test_stacked_digits_modes_match_the_stacked_digits():
 
 def test_source_by_name_and_unknown_name():
     assert data.source("digits", 32).num_examples == 1437
-    assert data.source("stacked_digits", 32).num_examples == data.STACKED_DIGITS_SIZE
+    assert data.source("stacked_digits", 32).num_examples == digits_lib.STACKED_DIGITS_SIZE
     with pytest.raises(ValueError, match="Unknown dataset 'mnist'"):
         data.source("mnist", 32)
     with pytest.raises(ValueError, match="--image_dir"):
@@ -131,7 +132,7 @@ def test_folder_with_rgb_gray_rgba_png_and_jpeg(tmp_path):
     Image.fromarray(np.full((40, 24, 3), (0, 255, 0), np.uint8)).save(tmp_path / "d.jpg",
                                                                        quality=100)
     (tmp_path / "notes.txt").write_text("not an image")
-    src = data.folder_source(str(tmp_path), 8)
+    src = folders.folder_source(str(tmp_path), 8)
     assert src.num_examples == 4
     a, d, b, c = _take(src.images)  # sorted paths: a.png, d.jpg, sub/b.png, sub/deeper/c.PNG
     for image in (a, b, c, d):
@@ -144,12 +145,12 @@ def test_folder_with_rgb_gray_rgba_png_and_jpeg(tmp_path):
 
 def test_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        data.folder_source(str(tmp_path / "missing"), 32)
+        folders.folder_source(str(tmp_path / "missing"), 32)
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(ValueError, match="holds no .png/.jpg/.jpeg"):
-        data.folder_source(str(tmp_path), 32)
+        folders.folder_source(str(tmp_path), 32)
     with pytest.raises(ValueError, match="bad_images must be one of"):
-        data.folder_source(str(tmp_path), 32, bad_images="keep")
+        folders.folder_source(str(tmp_path), 32, bad_images="keep")
 
 
 def _messy_folder(root):
@@ -176,7 +177,7 @@ def test_folder_skips_unreadable_files_and_counts_them(tmp_path, caplog, monkeyp
     root.mkdir()
     _messy_folder(root)
     with caplog.at_level("WARNING", logger="tf_asgan"):
-        src = data.folder_source(str(root), 4)
+        src = folders.folder_source(str(root), 4)
     assert src.num_examples == 4 and "4 unreadable skipped" in src.description
     assert "Skipping 4 of the 8 image files" in caplog.text
     for name, reason in (("e.png", "Invalid PNG data"), ("f.jpg", "jpeg::Uncompress failed"),
@@ -197,13 +198,13 @@ def test_folder_skips_unreadable_files_and_counts_them(tmp_path, caplog, monkeyp
               if not p.name.endswith(".exif.json")]  # the scan's (EXIF orientations apart)
     assert len(cached) == 1
     scans = []
-    original = data._scan
-    monkeypatch.setattr(data, "_scan", lambda paths: scans.append(paths) or original(paths))
-    assert data.folder_source(str(root), 4).num_examples == 4
+    original = folders._scan
+    monkeypatch.setattr(folders, "_scan", lambda paths: scans.append(paths) or original(paths))
+    assert folders.folder_source(str(root), 4).num_examples == 4
     assert scans == []
     # ... until a file changes.
     Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(root / "e.png")
-    assert data.folder_source(str(root), 4).num_examples == 5
+    assert folders.folder_source(str(root), 4).num_examples == 5
     assert len(scans) == 1
 
 
@@ -211,14 +212,14 @@ def test_folder_fails_on_unreadable_files_when_asked_and_when_none_is_readable(t
     root = tmp_path / "images"
     root.mkdir()
     _messy_folder(root)
-    with pytest.raises(data.BadImagesError, match="4 of the 8 image files .* cannot be read: "
+    with pytest.raises(folders.BadImagesError, match="4 of the 8 image files .* cannot be read: "
                        ".*e.png .*--bad_images=skip"):
-        data.folder_source(str(root), 32, bad_images="fail")
+        folders.folder_source(str(root), 32, bad_images="fail")
     only_bad = tmp_path / "bad"
     only_bad.mkdir()
     (only_bad / "x.jpg").write_text("no")
-    with pytest.raises(data.BadImagesError, match="1 of the 1 image files .* Remove or repair"):
-        data.folder_source(str(only_bad), 32)
+    with pytest.raises(folders.BadImagesError, match="1 of the 1 image files .* Remove or repair"):
+        folders.folder_source(str(only_bad), 32)
 
 
 # -- TFDS ---------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ def test_a_half_copied_tfds_folder_is_refused_naming_what_is_missing(tmp_path, m
 def _numbered(n):
     """A source whose image ``i`` is constant ``i``: batches reveal the order."""
     images = tf.data.Dataset.range(n).map(lambda i: tf.fill((2, 2, 3), tf.cast(i, tf.float32)))
-    return data.Source(images, n, f"numbered({n})")
+    return sources.Source(images, n, f"numbered({n})")
 
 
 def _ids(stream, n=None):
@@ -371,7 +372,7 @@ def _white(batch):
 
 def test_a_class_sorted_folder_is_read_in_a_full_permutation_every_epoch(tmp_path):
     _two_class_folder(tmp_path)
-    src = data.folder_source(str(tmp_path), 2)
+    src = folders.folder_source(str(tmp_path), 2)
     # A shuffle buffer of 50 over the sorted list would give a first third all black.
     stream, steps = data.training_stream(src, 8, epochs=2, seed=3, shuffle_buffer=50)
     batches = [_white(b) for b in tfds.as_numpy(stream)]
@@ -454,7 +455,7 @@ def test_exif_orientation_is_applied_as_a_viewer_shows_the_image(tmp_path, orien
     exif = Image.Exif()
     exif[0x0112] = orientation
     Image.fromarray(_asymmetric()).save(path, exif=exif)
-    (image,) = _take(data.folder_source(str(tmp_path), 16).images)
+    (image,) = _take(folders.folder_source(str(tmp_path), 16).images)
     with Image.open(path) as stored:
         shown = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.float32)
     np.testing.assert_allclose(image, shown / 127.5 - 1, atol=1e-6)
@@ -470,7 +471,7 @@ def test_a_phone_jpeg_is_turned_too(tmp_path, orientation):
     exif = Image.Exif()
     exif[0x0112] = orientation
     Image.fromarray(_asymmetric()).save(path, quality=95, exif=exif)
-    (image,) = _take(data.folder_source(str(tmp_path), 16).images)
+    (image,) = _take(folders.folder_source(str(tmp_path), 16).images)
     with Image.open(path) as stored:
         shown = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.float32)
         pil_raw = np.asarray(stored.convert("RGB"), np.float32)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_asgan import benchmark, distribute, training
+from tf_asgan import benchmark, distribute, rundir, training
 from tf_asgan.config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,7 +136,7 @@ def test_mixed_precision_run_trains_with_float32_logits(tmp_path, precision):
                             str(tmp_path), verbose=0)
     assert result["step"] == 1
     assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
-    g, _, _ = training.restore_generator(str(tmp_path))
+    g, _, _ = rundir.restore_generator(str(tmp_path))
     with open(tmp_path / "history.csv") as f:
         last = list(csv.DictReader(f))[-1]
     losses = {k: float(v) for k, v in last.items()

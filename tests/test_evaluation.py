@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import damaged_copy, numpy_kid, scipy_fid
-from tf_asgan import classifiers, data, evaluation, metrics, training
+from tf_asgan import builder, classifiers, data, evaluation, metrics, rundir, training
 from tf_asgan.config import TrainConfig
 
 CLASSES, FEATURES = 12, 16
@@ -406,8 +406,8 @@ def test_training_evaluates_logs_and_keeps_the_best_checkpoint(tmp_path):
     assert best["fid"] == min(fids) and best["step"] == records[int(np.argmin(fids))]["step"]
     assert tf.train.latest_checkpoint(os.path.join(workdir, "best")) == best["checkpoint"]
     # The best checkpoint holds that generator: it reproduces the recorded FID.
-    g, _, _ = training.restore_generator(workdir, best["checkpoint"])
-    again = training.make_evaluator(config).evaluate(g)
+    g, _, _ = rundir.restore_generator(workdir, best["checkpoint"])
+    again = builder.make_evaluator(config).evaluate(g)
     assert again["metrics"]["fid"] == pytest.approx(best["fid"], rel=1e-4)
     # TensorBoard received eval/* scalars.
     tags = set()
@@ -417,7 +417,7 @@ def test_training_evaluates_logs_and_keeps_the_best_checkpoint(tmp_path):
             tags |= {v.tag for v in event.summary.value}
     assert {"eval/fid", "eval/is", "eval/kid", "eval/modes"} <= tags
     # Extending the run evaluates the new epoch and keeps the recorded best.
-    training.train(TrainConfig(**dict(config.to_dict(), epochs=3)), workdir, verbose=0)
+    training.train(config.replace(epochs=3), workdir, verbose=0)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
 

@@ -1,6 +1,5 @@
 """The configuration, the flags of scripts/train.py, and every paper flagfile."""
 
-import dataclasses
 import glob
 import importlib.util
 import os
@@ -9,8 +8,19 @@ import pytest
 import tensorflow_datasets as tfds
 from absl import flags
 
+from tf_asgan import (
+    classifiers,
+    data,
+    distribute,
+    losses,
+    methods,
+    networks,
+    perturbations,
+    schedules,
+    training,
+)
 from tf_asgan import config as config_lib
-from tf_asgan import methods, training
+from tf_asgan.asgan import SECOND_UPDATES
 from tf_asgan.config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +63,7 @@ def parse_file(path):
 @pytest.mark.parametrize("text,value", [("1/255", 1 / 255), ("0.5/255", 0.5 / 255),
                                         ("0.2 / 255", 0.2 / 255), ("0.01", 0.01), (0.3, 0.3)])
 def test_parse_epsilon(text, value):
-    assert config_lib.parse_epsilon(text) == pytest.approx(value, rel=1e-12)
+    assert schedules.parse_epsilon(text) == pytest.approx(value, rel=1e-12)
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -107,7 +117,7 @@ def test_flagfile_round_trip_and_workdir_files(tmp_path):
 
 def test_differences_ignore_the_mutable_fields():
     a = TrainConfig()
-    b = dataclasses.replace(a, epochs=50, data_dir="/data", lr_g=1e-4)
+    b = a.replace(epochs=50, data_dir="/data", lr_g=1e-4)
     assert b.differences(a) == {"lr_g": (2e-4, 1e-4)}
 
 
@@ -118,15 +128,43 @@ def test_no_flags_means_the_demo_which_is_the_library_default():
         ["train.py", "--epochs=2"]
     config, workdir = parse(f"--flagfile={train_script.DEMO_FLAGFILE}")
     # The demo is the library default plus an evaluation with the digit classifier.
-    assert dataclasses.replace(config, checkpoint_every_steps=0) == TrainConfig(
+    assert config.replace(checkpoint_every_steps=0) == TrainConfig(
         eval_every_epochs=5, eval_num_samples=5000, eval_network="digits")
     assert workdir == "runs/demo"
 
 
 def test_every_config_field_has_a_flag_with_help():
-    assert set(train_script.HELP) == {f.name for f in config_lib.flag_fields()}
-    recorded = {f.name for f in dataclasses.fields(TrainConfig)} - set(train_script.HELP)
+    values = flags.FlagValues()
+    train_script.define_flags(values)
+    names = {f.name for f in config_lib.flag_fields()}
+    assert names | {"workdir", "existing_run"} == set(values)
+    recorded = set(TrainConfig().to_dict()) - names
     assert recorded == {"methods_version"}  # recorded with a run, not chosen by a flag
+    for field in config_lib.flag_fields():
+        flag, meta = values[field.name], field.metadata
+        assert flag.help.endswith(meta["help"]) and len(meta["help"]) > 15, field.name
+        choices = meta["choices"]
+        assert getattr(flag.parser, "enum_values", None) == (list(choices) if choices else None)
+        if meta["fraction"] is None:
+            assert flag.default == field.default, field.name
+        else:  # a string flag, its default written as a fraction
+            assert schedules.parse_epsilon(flag.default) == field.default
+        assert type(flag.value) in (type(field.default), str, type(None)), field.name
+
+
+def test_the_choices_are_the_owning_modules():
+    choices = {f.name: f.metadata["choices"] for f in config_lib.fields()
+               if f.metadata["choices"] is not None}
+    assert choices == {
+        "dataset": data.DATASETS, "bad_images": data.BAD_IMAGES,
+        "architecture": tuple(networks.ARCHITECTURES), "loss": tuple(losses.LOSSES),
+        "perturbation": tuple(perturbations.PERTURBATIONS), "epsilon_unit": schedules.UNITS,
+        "epsilon_schedule": tuple(schedules.SCHEDULES), "second_update": SECOND_UPDATES,
+        "dat": ("none", *methods.DAT_VARIANTS), "dat_side": methods.DAT_SIDES,
+        "dat_loss": methods.DAT_LOSSES, "advas_weight": methods.ADVAS_WEIGHTS,
+        "advas_estimate": methods.ADVAS_ESTIMATES, "strategy": distribute.STRATEGIES,
+        "precision": distribute.PRECISIONS, "jit_compile": distribute.SWITCHES,
+        "on_nonfinite": config_lib.NONFINITE_ACTIONS, "eval_network": classifiers.NETWORKS}
 
 
 @pytest.mark.parametrize("flag", ["--architecture=vgg", "--dataset=mnist", "--loss=lsgan",
@@ -214,7 +252,7 @@ def test_table1_settings_are_the_papers(name, data, arch, res, epochs):
         ("fgsm", "non_saturating", "real_and_fake", 100)
     assert (c.lr_g, c.beta1_d, c.beta2_d, c.beta1_g, c.beta2_g, c.batch_size) == \
         (2e-4, 0.5, 0.999, 0.5, 0.999, 64)
-    # CelebA DCGAN uses lr_D = 5e-5 (PAPER.md); everything else 2e-4.
+    # CelebA DCGAN uses lr_D = 5e-5 (the paper, Table 3); everything else 2e-4.
     assert c.lr_d == (5e-5 if name == "table1/celeba_dcgan" else 2e-4)
     assert c.cache == (data not in ("lsun/bedroom", "imagenet_resized/64x64"))
 
@@ -318,8 +356,8 @@ def _distinct_settings():
 def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
     config, _ = parse_file(path)
     assert config.eval_every_epochs >= 1 and config.eval_network == "inception"
-    config = dataclasses.replace(config, batch_size=8, epochs=1, steps_per_epoch=1,
-                                 export=False, sample_every_epochs=1, eval_every_epochs=0)
+    config = config.replace(batch_size=8, epochs=1, steps_per_epoch=1,
+                            export=False, sample_every_epochs=1, eval_every_epochs=0)
     with tfds.testing.mock_data(num_examples=8):
         result = training.train(config, str(tmp_path), verbose=0)
     assert result["step"] == 1 and result["total_steps"] == 1

@@ -118,3 +118,29 @@ def test_a_negative_pgd_step_is_refused():
     with pytest.raises(ValueError, match="step_size must be > 0"):
         perturbations.pgd_perturbation(x, epsilon=0.1, loss_fn=tf.reduce_sum, steps=2,
                                        step_size=-0.01)
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd"])
+def test_attack_computes_the_gradient_it_needs(linear, name):
+    # With no gradient given, attack() takes it from the loss: FGSM moves each pixel by
+    # eps against sign(w); one PGD step of size eps does the same.
+    x, w, loss_fn, _ = linear
+    options = {"steps": 1, "step_size": EPS} if name == "pgd" else {}
+    x_hat = perturbations.attack(name, x, loss_fn, epsilon=EPS, **options)
+    expected = np.clip(x.numpy() - EPS * np.sign(w.numpy()), -1, 1)
+    np.testing.assert_allclose(x_hat, expected, atol=1e-6)
+
+
+def test_attack_uses_a_given_gradient_and_the_hinge_real_term(linear):
+    x, w, _, _ = linear
+    hinge = losses.get("hinge")
+
+    def hinge_real(images):  # mean relu(1 - d(x)); d < 1 here, so the gradient is -w / m
+        return hinge.real_term(tf.reduce_sum(images * w, axis=[1, 2, 3]) * 0.01)
+
+    x_hat = perturbations.attack("fgsm", x, hinge_real, epsilon=EPS)
+    np.testing.assert_allclose(x_hat, np.clip(x - EPS * np.sign(w), -1, 1), atol=1e-6)
+    assert hinge_real(x_hat) > hinge_real(x)
+    flipped = perturbations.attack("fgsm", x, hinge_real, epsilon=EPS,
+                                   input_grad=-tf.ones_like(x))
+    np.testing.assert_allclose(flipped, np.clip(x - EPS, -1, 1), atol=1e-6)

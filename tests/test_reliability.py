@@ -1,6 +1,5 @@
 """Reliability: kills, crashes mid-write, corrupt checkpoints, NaNs, existing runs, exports."""
 
-import dataclasses
 import glob
 import json
 import logging
@@ -16,8 +15,8 @@ import pytest
 import tensorflow as tf
 from test_training import REPO, Steps, generated_source, small_config
 
+from tf_asgan import builder, checkpoints, export, io, numerics, rundir, training
 from tf_asgan import callbacks as callbacks_lib
-from tf_asgan import checkpoints, export, training
 
 
 def recorded_steps(workdir):
@@ -100,8 +99,8 @@ def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one_in_use(tmp_pa
     assert os.path.exists(os.path.join(ckpt_dir, "ckpt-4.index"))  # the half-written one
     assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-3")  # ... is not recorded
     config = small_config()
-    gan = training.build_model(config)
-    assert checkpoints.restore_latest(training.checkpoint_for(gan), ckpt_dir).endswith("ckpt-3")
+    gan = builder.build_model(config)
+    assert checkpoints.restore_latest(builder.checkpoint_for(gan), ckpt_dir).endswith("ckpt-3")
     assert gan.completed_steps() == 3
 
     steps = Steps()
@@ -134,7 +133,7 @@ def test_a_corrupt_latest_checkpoint_is_moved_aside_and_the_previous_one_used(tm
 
     steps = Steps()
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
-        result = training.train(dataclasses.replace(config, epochs=3), workdir, verbose=0,
+        result = training.train(config.replace(epochs=3), workdir, verbose=0,
                                 source=generated_source(), callbacks=[steps])
     assert "ckpt-6 is unreadable (" in caplog.text and "Checksum does not match" in caplog.text
     assert os.path.exists(os.path.join(ckpt_dir, "corrupt", "ckpt-6.index"))
@@ -151,7 +150,7 @@ def test_when_every_checkpoint_is_corrupt_nothing_is_loaded(tmp_path):
     for _ in range(2):  # and again on the next start: never a silent restart from step 0
         with pytest.raises(checkpoints.CorruptCheckpointError, match="No readable checkpoint"
                            ".*ckpt-2 .*another --workdir, or delete"):
-            training.train(dataclasses.replace(config, epochs=2), workdir, verbose=0,
+            training.train(config.replace(epochs=2), workdir, verbose=0,
                            source=generated_source())
     assert os.path.exists(os.path.join(workdir, "checkpoints", "corrupt", "ckpt-3.index"))
 
@@ -161,19 +160,19 @@ def test_a_relative_workdir_resumes(tmp_path, monkeypatch):
     config = small_config(epochs=1, export=False)
     training.train(config, os.path.join("runs", "x"), verbose=0, source=generated_source())
     steps = Steps()
-    result = training.train(dataclasses.replace(config, epochs=2), os.path.join("runs", "x"),
+    result = training.train(config.replace(epochs=2), os.path.join("runs", "x"),
                             verbose=0, source=generated_source(), callbacks=[steps])
     assert steps.seen == [4, 5, 6] and result["step"] == 6
-    gan, _, path = training.restore_model(os.path.join("runs", "x"))
+    gan, _, path = rundir.restore_model(os.path.join("runs", "x"))
     assert path == os.path.join("runs", "x", "checkpoints", "ckpt-6")
 
 
 def test_a_checkpoint_of_another_network_is_an_error_not_corruption(tmp_path):
     config = small_config(epochs=1, export=False)
     training.train(config, str(tmp_path), verbose=0, source=generated_source())
-    other = training.build_model(dataclasses.replace(config, latent_dim=8))
+    other = builder.build_model(config.replace(latent_dim=8))
     with pytest.raises((AssertionError, ValueError), match="incompatible|not bound"):
-        checkpoints.restore_latest(training.checkpoint_for(other),
+        checkpoints.restore_latest(builder.checkpoint_for(other),
                                    str(tmp_path / "checkpoints"))
     assert recorded_steps(str(tmp_path)) == [1, 2, 3]  # nothing moved
 
@@ -224,7 +223,7 @@ def test_checkpointer_refuses_non_finite_weights_and_names_them():
     kernel = model.discriminator.layers[0].kernel
     kernel.assign(np.array([[1.0], [np.inf]], np.float32))
     model.step = 2
-    with pytest.raises(checkpoints.NonFiniteError,
+    with pytest.raises(numerics.NonFiniteError,
                        match=f"Non-finite weights at training step 2: {kernel.path}"):
         cb.on_train_batch_end(1)
     assert manager.saved == [1]
@@ -236,7 +235,7 @@ def test_nonfinite_variables_matches_a_direct_check():
     values[1][2, 3], values[4][0, 0] = np.nan, -np.inf
     variables = [tf.Variable(v, name=f"v{i}") for i, v in enumerate(values)]
     expected = [v.name for v, a in zip(variables, values) if not np.isfinite(a).all()]
-    assert checkpoints.nonfinite_variables(variables) == expected == ["v1:0", "v4:0"]
+    assert numerics.nonfinite_variables(variables) == expected == ["v1:0", "v4:0"]
 
 
 # -- bad numbers ---------------------------------------------------------------------------
@@ -260,7 +259,7 @@ class PoisonAt(keras.callbacks.Callback):
 def test_an_injected_nan_stops_training_names_the_step_and_keeps_the_last_good_checkpoint(
         tmp_path):
     config = small_config()
-    with pytest.raises(checkpoints.NonFiniteError) as err:
+    with pytest.raises(numerics.NonFiniteError) as err:
         training.train(config, str(tmp_path), verbose=0, source=generated_source(),
                        callbacks=[PoisonAt(4)])
     message = str(err.value)
@@ -271,9 +270,9 @@ def test_an_injected_nan_stops_training_names_the_step_and_keeps_the_last_good_c
     assert err.value.step == 5
     assert recorded_steps(str(tmp_path))[-1] == 4
     assert not (tmp_path / "generator").exists()
-    gan = training.build_model(config)
-    training.checkpoint_for(gan).restore(str(tmp_path / "checkpoints" / "ckpt-4"))
-    assert checkpoints.nonfinite_variables(gan.discriminator.variables) == []
+    gan = builder.build_model(config)
+    builder.checkpoint_for(gan).restore(str(tmp_path / "checkpoints" / "ckpt-4"))
+    assert numerics.nonfinite_variables(gan.discriminator.variables) == []
 
 
 def test_rollback_restores_the_last_good_checkpoint_and_finishes(tmp_path, caplog):
@@ -291,7 +290,7 @@ def test_rollback_restores_the_last_good_checkpoint_and_finishes(tmp_path, caplo
 
 def test_rollback_gives_up_after_max_rollbacks(tmp_path):
     config = small_config(on_nonfinite="rollback", max_rollbacks=2)
-    with pytest.raises(checkpoints.NonFiniteError, match="2 rollback\\(s\\) did not help"):
+    with pytest.raises(numerics.NonFiniteError, match="2 rollback\\(s\\) did not help"):
         training.train(config, str(tmp_path), verbose=0, source=generated_source(),
                        callbacks=[PoisonAt(4, times=10)])
     assert not (tmp_path / "generator").exists()
@@ -316,8 +315,8 @@ def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(t
     training.train(config, workdir, verbose=0, source=generated_source())
     notes = tmp_path / "run" / "notes.txt"
     notes.write_text("mine")
-    other = dataclasses.replace(config, lr_d=4e-4)
-    with pytest.raises(training.ConfigMismatchError, match="--existing_run=new"):
+    other = config.replace(lr_d=4e-4)
+    with pytest.raises(rundir.ConfigMismatchError, match="--existing_run=new"):
         training.train(other, workdir, verbose=0, source=generated_source())
 
     result = training.train(other, workdir, verbose=0, source=generated_source(),
@@ -325,11 +324,11 @@ def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(t
     assert result["workdir"] == workdir + "_2" and result["step"] == 3
     # The same command again resumes that run (here: finished) instead of a third one ...
     steps = Steps()
-    result = training.train(dataclasses.replace(other, epochs=2), workdir, verbose=0,
+    result = training.train(other.replace(epochs=2), workdir, verbose=0,
                             source=generated_source(), existing_run="new", callbacks=[steps])
     assert result["workdir"] == workdir + "_2" and steps.seen == [4, 5, 6]
     # ... and a third experiment goes to the next free one.
-    third = dataclasses.replace(config, lr_g=1e-4)
+    third = config.replace(lr_g=1e-4)
     result = training.train(third, workdir, verbose=0, source=generated_source(),
                             existing_run="new")
     assert result["workdir"] == workdir + "_3"
@@ -355,7 +354,7 @@ def test_a_foreign_folder_at_the_export_path_is_refused_before_training(tmp_path
     (tmp_path / "generator").mkdir()
     (tmp_path / "generator" / "weights.h5").write_text("someone's")
     steps = Steps()
-    with pytest.raises(training.ExportConflictError, match="is not a tf_asgan export"):
+    with pytest.raises(rundir.ExportConflictError, match="is not a tf_asgan export"):
         training.train(small_config(), str(tmp_path), verbose=0, source=generated_source(),
                        callbacks=[steps])
     assert steps.seen == [] and not (tmp_path / "checkpoints").exists()
@@ -370,7 +369,7 @@ def test_an_unreadable_export_is_not_called_foreign(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(export, "read_metadata", denied)
-    with pytest.raises(training.ExportUnreadableError, match="Permission denied.*--noexport"):
+    with pytest.raises(rundir.ExportUnreadableError, match="Permission denied.*--noexport"):
         training.train(small_config(), str(tmp_path), verbose=0, source=generated_source())
     assert not (tmp_path / "checkpoints").exists()
 
@@ -379,9 +378,9 @@ def test_an_extended_run_keeps_its_earlier_export(tmp_path):
     config = small_config(epochs=1)
     first = training.train(config, str(tmp_path), verbose=0, source=generated_source())
     z = tf.constant(np.zeros((1, 16), np.float32))
-    loaded = tf.saved_model.load(first["export"])  # kept in a variable: STACK.md trap 5
+    loaded = tf.saved_model.load(first["export"])  # kept referenced (docs/dependencies.md)
     before = loaded.generate(z)["images"].numpy()
-    result = training.train(dataclasses.replace(config, epochs=2), str(tmp_path), verbose=0,
+    result = training.train(config.replace(epochs=2), str(tmp_path), verbose=0,
                             source=generated_source())
     assert export.read_metadata(result["export"])["step"] == 6
     kept = str(tmp_path / "generator_step3")
@@ -400,7 +399,7 @@ def test_a_half_written_metrics_line_is_ignored_and_the_next_starts_a_new_line(t
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
         cb = callbacks_lib.Evaluate(None, 1, 1, str(path))
     assert cb.best_fid == 12.5 and "line 2 is not a complete record" in caplog.text
-    callbacks_lib.append_line(str(path), json.dumps({"metrics": {"fid": 3.0}}))
+    io.append_line(str(path), json.dumps({"metrics": {"fid": 3.0}}))
     lines = path.read_text().splitlines()
     assert json.loads(lines[-1]) == {"metrics": {"fid": 3.0}} and len(lines) == 3
     assert callbacks_lib.Evaluate(None, 1, 1, str(path)).best_fid == 3.0
@@ -412,19 +411,19 @@ def test_readers_skip_a_corrupt_latest_checkpoint_without_moving_it(tmp_path, ca
     latest = str(tmp_path / "checkpoints" / "ckpt-3")
     flip_a_byte(latest)
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
-        _, _, path = training.restore_generator(str(tmp_path))
+        _, _, path = rundir.restore_generator(str(tmp_path))
     assert path.endswith("ckpt-2") and "ckpt-3 is unreadable" in caplog.text
     assert os.path.exists(latest + ".index")  # a reader does not move a run's files
     with pytest.raises(checkpoints.CorruptCheckpointError,
                        match="ckpt-3 cannot be read .*Checksum does not match"):
-        training.restore_generator(str(tmp_path), latest)
+        rundir.restore_generator(str(tmp_path), latest)
 
 
 def test_a_generator_with_a_nan_weight_is_not_exported(tmp_path):
-    gan = training.build_model(small_config())
+    gan = builder.build_model(small_config())
     kernel = gan.generator.trainable_variables[0]
     kernel.assign(tf.fill(kernel.shape, float("inf")))
-    with pytest.raises(checkpoints.NonFiniteError,
+    with pytest.raises(numerics.NonFiniteError,
                        match=f"generator weights \\(not exported\\) .*{kernel.path}"):
         export.export_generator(gan.generator, str(tmp_path / "g"), metadata={"step": 7})
     assert not os.path.exists(tmp_path / "g") and os.listdir(tmp_path) == []
@@ -436,7 +435,7 @@ def test_evaluation_refuses_non_finite_weights_before_evaluating(tmp_path):
     model.generator.layers[0].kernel.assign(np.full((2, 1), np.nan, np.float32))
     cb = callbacks_lib.Evaluate(None, 1, 1, str(tmp_path / "metrics.jsonl"))  # no evaluator
     cb.set_model(model)
-    with pytest.raises(checkpoints.NonFiniteError, match="weights at training step 9"):
+    with pytest.raises(numerics.NonFiniteError, match="weights at training step 9"):
         cb.on_epoch_end(0)
     assert not (tmp_path / "metrics.jsonl").exists() and cb.results == []
 

@@ -26,7 +26,8 @@ def test_only_the_compat_module_imports_tfgan():
 
 
 def test_a_users_own_tensorflow_gan_import_next_to_ours_works():
-    # tf_asgan registers stand-in parent packages for TF-GAN (STACK trap 1); a user's
+    # tf_asgan registers stand-in parent packages for TF-GAN
+    # (docs/dependencies.md#tf-gan-imports-on-current-tensorflow); a user's
     # `import tensorflow_gan` in the same process must still reach tfgan.losses / .eval.
     import tensorflow_gan as tfgan
 

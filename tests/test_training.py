@@ -1,7 +1,6 @@
 """Training runs in a workdir: outputs, interruption and resumption, checkpoints, scripts."""
 
 import csv
-import dataclasses
 import json
 import os
 import subprocess
@@ -12,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_asgan import builder, data, export, rundir, training
 from tf_asgan import config as config_lib
-from tf_asgan import data, export, training
 from tf_asgan.config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,8 +122,8 @@ def test_interrupted_run_resumes_and_finishes_with_the_right_step_count(tmp_path
 
     # The checkpoint holds both networks, both optimizers (with their Adam moments) and
     # the step, from which the epsilon schedule position follows.
-    gan = training.build_model(config)
-    training.checkpoint_for(gan).restore(latest).assert_consumed()
+    gan = builder.build_model(config)
+    builder.checkpoint_for(gan).restore(latest).assert_consumed()
     assert int(gan.g_optimizer.iterations) == 4
     assert int(gan.d_optimizer.iterations) == 8  # two D updates per step
     assert float(gan.current_epsilon()) == pytest.approx(1 / 255)
@@ -152,7 +151,7 @@ def test_a_finished_run_can_be_extended(tmp_path):
     config = small_config(epochs=1)
     training.train(config, str(tmp_path), verbose=0, source=generated_source())
     steps = Steps()
-    result = training.train(dataclasses.replace(config, epochs=2), str(tmp_path), verbose=0,
+    result = training.train(config.replace(epochs=2), str(tmp_path), verbose=0,
                             source=generated_source(), callbacks=[steps])
     assert steps.seen == [4, 5, 6] and result["step"] == 6
     assert export.read_metadata(result["export"])["step"] == 6
@@ -162,8 +161,8 @@ def test_a_different_configuration_is_refused(tmp_path):
     config = small_config(epochs=1, export=False)
     training.train(config, str(tmp_path), verbose=0, source=generated_source())
     before = (tmp_path / "config.json").read_text()
-    with pytest.raises(training.ConfigMismatchError, match="lr_d: 0.0002 -> 0.0004") as err:
-        training.train(dataclasses.replace(config, lr_d=4e-4), str(tmp_path), verbose=0,
+    with pytest.raises(rundir.ConfigMismatchError, match="lr_d: 0.0002 -> 0.0004") as err:
+        training.train(config.replace(lr_d=4e-4), str(tmp_path), verbose=0,
                        source=generated_source())
     assert "flags.txt" in str(err.value)
     assert (tmp_path / "config.json").read_text() == before
@@ -178,14 +177,14 @@ def test_invalid_configuration_fails_before_writing(tmp_path):
 def test_restore_generator_matches_the_export(tmp_path):
     result = training.train(small_config(epochs=1), str(tmp_path), verbose=0,
                             source=generated_source())
-    g, config, path = training.restore_generator(str(tmp_path))
+    g, config, path = rundir.restore_generator(str(tmp_path))
     assert path.endswith("ckpt-3") and config.latent_dim == 16
     z = np.random.default_rng(1).standard_normal((4, 16)).astype(np.float32)
     loaded = tf.saved_model.load(result["export"])
     np.testing.assert_array_equal(g(z, training=False).numpy(),
                                   loaded.generate(tf.constant(z))["images"].numpy())
     with pytest.raises(FileNotFoundError, match="not a training workdir"):
-        training.restore_generator(str(tmp_path / "nothing"))
+        rundir.restore_generator(str(tmp_path / "nothing"))
 
 
 # -- the scripts, as a user runs them -----------------------------------------------------

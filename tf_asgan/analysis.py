@@ -10,18 +10,21 @@
 - :func:`gradient_statistics` (Fig. 5): histogram of the input gradient's entries and
   the per-image L1 norm.
 - :func:`read_scalars`, :func:`plot_training_curves` (Fig. 6, 7): D(x), D(x_hat),
-  D(G(z)), the losses, epsilon and FID / IS over steps, from a workdir's logs.
+  D(G(z)), the losses, epsilon and FID / IS over steps, from a workdir's logs (these
+  live in :mod:`tf_asgan.plots`; they are importable from here too).
 - :func:`latent_interpolation` (Fig. 9): from an exported generator.
 - :class:`AnalysisCallback`: the robustness and gradient figures logged to TensorBoard
   during training.
 
-Conventions: images in ``[-1, 1]``; epsilons in the same units; D's "loss" on a batch
-is the non-saturating loss of its true label (``softplus(-logit)`` for reals,
-``softplus(logit)`` for fakes), which an attack increases; a decision is "real" when
-the logit is positive. D runs in inference mode (``training=False``).
+Conventions: images in ``[-1, 1]``; epsilons in the same units. D's "loss" on a batch
+is the term of the run's GAN loss (:mod:`tf_asgan.losses`, ``loss=``, default
+``"non_saturating"``) on the batch's true side: ``real_term`` for reals, ``fake_term``
+for fakes (for the non-saturating loss ``softplus(-logit)`` and ``softplus(logit)``);
+an attack increases it. It is summed over the batch, so each image's input gradient is
+that of its own loss. A decision is "real" when the logit is positive. D runs in
+inference mode (``training=False``).
 """
 
-import glob
 import json
 import os
 
@@ -31,7 +34,13 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from tf_asgan import images as images_lib
-from tf_asgan import perturbations
+from tf_asgan import io, losses, perturbations, schedules
+from tf_asgan.plots import (  # noqa: F401 - re-exported
+    plot_histograms,
+    plot_training_curves,
+    read_metrics,
+    read_scalars,
+)
 
 SIDES = ("real", "fake")
 
@@ -44,21 +53,32 @@ def logits(discriminator, x, batch_size=256):
     return np.concatenate(out) if out else np.zeros([0], np.float32)
 
 
-def _label_loss(discriminator, side):
-    sign = -1.0 if side == "real" else 1.0
+def side_loss(discriminator, side, loss="non_saturating"):
+    """``x -> D's loss on the images x labelled side``: the ``real_term`` or ``fake_term``
+    of the GAN loss ``loss`` (a name of :data:`tf_asgan.losses.LOSSES` or a
+    :class:`~tf_asgan.losses.GANLoss`), times the number of logits, i.e. summed over the
+    batch rather than averaged, so that each image's gradient is its own loss's.
+
+    Raises:
+      ValueError: ``side`` is not "real" or "fake", or ``loss`` is unknown.
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}.")
+    gan_loss = losses.get(loss)
+    term = gan_loss.real_term if side == "real" else gan_loss.fake_term
 
     def loss_fn(x):
         logit = tf.cast(discriminator(x, training=False), tf.float32)
-        # A sum, so each image's gradient is its own loss's (no 1/N).
-        return tf.reduce_sum(tf.nn.softplus(sign * logit))
+        return term(logit) * tf.cast(tf.size(logit), tf.float32)
 
     return loss_fn
 
 
-def input_gradient(discriminator, x, side="real"):
-    """``grad_x`` of D's loss on ``x`` labelled ``side``, per image, ``[N, H, W, C]``."""
+def input_gradient(discriminator, x, side="real", loss="non_saturating"):
+    """``grad_x`` of D's loss (:func:`side_loss`) on the images ``x`` ``[N, H, W, C]``
+    labelled ``side``; float32, per image, ``[N, H, W, C]``."""
     x = tf.convert_to_tensor(np.asarray(x, np.float32))
-    loss_fn = _label_loss(discriminator, side)
+    loss_fn = side_loss(discriminator, side, loss)
     with tf.GradientTape() as tape:
         tape.watch(x)
         loss = loss_fn(x)
@@ -66,27 +86,28 @@ def input_gradient(discriminator, x, side="real"):
 
 
 def attack(discriminator, x, epsilon, side="real", steps=1, step_size=None,
-           input_grad=None):
+           input_grad=None, loss="non_saturating"):
     """Adversarial examples of D: ``x`` moved within the L-infinity ball of radius
-    ``epsilon`` (and ``[-1, 1]``) to increase D's loss on ``side``.
+    ``epsilon`` (and ``[-1, 1]``) to increase D's loss on ``side`` (:func:`side_loss`).
 
-    ``steps=1``: FGSM, ``x + eps * sign(grad)``; more: the iterative attack (BIM) with
+    ``steps=1``: FGSM (:func:`tf_asgan.perturbations.fgsm_perturbation`, through
+    :func:`tf_asgan.perturbations.attack` like the model's); more: the iterative attack
+    (BIM, :func:`tf_asgan.perturbations.pgd_perturbation`) with
     ``step_size`` (default ``2.5 * eps / steps``). ``input_grad``: :func:`input_gradient`
-    of ``x`` for ``side`` when already computed (it serves the first step).
+    of ``x`` for ``side`` and ``loss`` when already computed (it serves the first step).
+
+    Returns:
+      float32 ``[N, H, W, C]`` in ``[-1, 1]``.
+
+    Raises:
+      ValueError: ``side`` is not "real" or "fake", or ``loss`` is unknown.
     """
-    if side not in SIDES:
-        raise ValueError(f"side must be one of {SIDES}, got {side!r}.")
+    loss_fn = side_loss(discriminator, side, loss)
     x = tf.convert_to_tensor(np.asarray(x, np.float32))
-    if input_grad is None:
-        input_grad = input_gradient(discriminator, x, side)
-    if steps == 1:
-        x_adv = perturbations.fgsm_perturbation(x, epsilon=float(epsilon),
-                                                input_grad=input_grad)
-    else:
-        x_adv = perturbations.pgd_perturbation(
-            x, epsilon=float(epsilon), loss_fn=_label_loss(discriminator, side),
-            input_grad=input_grad, steps=int(steps), step_size=step_size)
-    return x_adv.numpy()
+    name, options = ("fgsm", {}) if steps == 1 else (
+        "pgd", {"steps": int(steps), "step_size": step_size})
+    return perturbations.attack(name, x, loss_fn, epsilon=float(epsilon),
+                                input_grad=input_grad, **options).numpy()
 
 
 def _summary(side, before, after):
@@ -108,8 +129,9 @@ def _summary(side, before, after):
             "flipped": float((was_right & ~is_right).sum() / max(1, was_right.sum()))}
 
 
-def robustness(discriminator, reals, fakes, epsilons, steps=(1,)):
-    """D under attack: one record per side, epsilon and number of attack steps.
+def robustness(discriminator, reals, fakes, epsilons, steps=(1,), loss="non_saturating"):
+    """D under attack (:func:`attack` with the GAN loss ``loss``): one record per side,
+    epsilon and number of attack steps.
 
     Each record: ``side``, ``epsilon``, ``steps``, ``D_before`` / ``D_after`` (mean
     probability of "real"), ``confidence_before`` / ``confidence_after`` (mean
@@ -123,11 +145,11 @@ def robustness(discriminator, reals, fakes, epsilons, steps=(1,)):
         if x is None:
             continue
         before = logits(discriminator, x)
-        grad = input_gradient(discriminator, x, side)  # the first step of every attack
+        grad = input_gradient(discriminator, x, side, loss)  # every attack's first step
         for eps in epsilons:
             for k in steps:
                 after = logits(discriminator, attack(discriminator, x, eps, side, k,
-                                                     input_grad=grad))
+                                                     input_grad=grad, loss=loss))
                 records.append({"side": side, "epsilon": float(eps), "steps": int(k),
                                 **_summary(side, before, after)})
     return records
@@ -143,11 +165,12 @@ def _label(tile, text, scale):
 
 
 def robustness_grid(discriminator, x, epsilon, path, side="real", steps=1, scale=3,
-                    columns=8):
-    """Writes benign images (top row) above their adversarial versions (bottom row),
-    each labelled with D's probability of "real"; returns ``path``."""
+                    columns=8, loss="non_saturating"):
+    """Writes the first ``columns`` images of ``x`` (top row) above their adversarial
+    versions (:func:`attack`, bottom row) as a PNG, each tile ``scale`` times enlarged
+    and labelled with D's probability of "real"; returns ``path``."""
     x = np.asarray(x[:columns], np.float32)
-    x_adv = attack(discriminator, x, epsilon, side, steps)
+    x_adv = attack(discriminator, x, epsilon, side, steps, loss=loss)
     rows = []
     for batch in (x, x_adv):
         probs = 1 / (1 + np.exp(-logits(discriminator, batch)))
@@ -193,141 +216,6 @@ def gradient_statistics(grad, bins=50, value_range=None):
             "l1_mean": float(l1.mean()), "l1_std": float(l1.std())}
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def plot_histograms(named_stats, path, title="D's input gradient on real images"):
-    """Overlaid histograms (log counts) of several :func:`gradient_statistics`."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, stats in named_stats.items():
-        edges = np.asarray(stats["edges"])
-        ax.stairs(np.maximum(stats["counts"], 0.5), edges,
-                  label=f"{name} (L1 {stats['l1_mean']:.3g})")
-    ax.set_yscale("log")
-    ax.set_xlabel("gradient entry")
-    ax.set_ylabel("count")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def read_scalars(logdir, prefix="step/"):
-    """``{name: (steps, values)}`` of the scalars named ``prefix*`` in the TensorBoard
-    event files below ``logdir`` (later writes of a step, after a resume, win)."""
-    series = {}
-    for path in sorted(glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"),
-                                 recursive=True)):
-        try:
-            for record in tf.data.TFRecordDataset(path):
-                event = tf.compat.v1.Event.FromString(record.numpy())
-                for value in event.summary.value:
-                    if not value.tag.startswith(prefix):
-                        continue
-                    if value.HasField("tensor"):
-                        array = tf.make_ndarray(value.tensor)
-                        if array.size != 1:  # a histogram, not a scalar
-                            continue
-                        number = float(array.reshape(()))
-                    else:
-                        number = float(value.simple_value)
-                    series.setdefault(value.tag[len(prefix):], {})[event.step] = number
-        except tf.errors.DataLossError:  # the last record of a killed run: keep the rest
-            continue
-    return {name: (np.array(sorted(by_step)), np.array([by_step[s] for s in sorted(by_step)]))
-            for name, by_step in series.items()}
-
-
-def read_metrics(workdir):
-    """The evaluation records of ``<workdir>/metrics.jsonl`` (complete lines only)."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    records = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-    return records
-
-
-def _smooth(values, window):
-    if window <= 1 or len(values) < window:
-        return values
-    kernel = np.ones(window) / window
-    return np.convolve(values, kernel, mode="valid")
-
-
-CURVE_PANELS = (
-    ("D's probability of real", ("D_real", "D_adv", "D_fake")),
-    ("losses", ("d_loss", "d_loss_adv", "g_loss")),
-    ("epsilon", ("epsilon",)),
-    ("input-gradient L1", ("grad_l1",)),
-)
-
-
-def _twin(ax):
-    if not hasattr(ax, "_tf_asgan_twin"):
-        ax._tf_asgan_twin = ax.twinx()
-    return ax._tf_asgan_twin
-
-
-def plot_training_curves(runs, path, smooth=10):
-    """Plots the step curves of one or several workdirs (``{label: workdir}`` or one
-    path) and, when evaluated, FID and IS over steps; returns ``path``."""
-    if isinstance(runs, str):
-        runs = {os.path.basename(os.path.normpath(runs)): runs}
-    data = {label: read_scalars(os.path.join(w, "tensorboard")) for label, w in runs.items()}
-    metrics = {label: read_metrics(w) for label, w in runs.items()}
-    panels = [(title, names) for title, names in CURVE_PANELS
-              if any(n in d for d in data.values() for n in names)]
-    if any(metrics.values()):
-        panels.append(("FID (left) / IS (right, dashed)", ("fid", "is")))
-    if not panels:
-        raise ValueError(f"No step logs found in {list(runs.values())} (tensorboard/).")
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2.4 * len(panels)), squeeze=False)
-    for ax, (title, names) in zip(axes[:, 0], panels):
-        for label in runs:
-            for name in names:
-                if title.startswith("FID"):
-                    recs = metrics[label]
-                    if recs:
-                        target = ax if name == "fid" else _twin(ax)
-                        target.plot([r["step"] for r in recs],
-                                    [r["metrics"][name] for r in recs], marker="o",
-                                    linestyle="-" if name == "fid" else "--",
-                                    label=f"{label} {name}")
-                    continue
-                if name not in data[label]:
-                    continue
-                steps, values = data[label][name]
-                values = _smooth(values, smooth)
-                ax.plot(steps[len(steps) - len(values):], values,
-                        label=f"{label} {name}" if len(runs) > 1 else name, linewidth=1)
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7, ncol=2)
-    axes[-1, 0].set_xlabel("training step")
-    fig.tight_layout()
-    return _save(fig, path)
-
-
 def latent_interpolation(generator, path, rows=8, steps=10, seed=0, spherical=False):
     """Fig. 9: ``rows`` straight (or great-circle) paths between random latent pairs of
     an exported generator (a loaded SavedModel), ``steps`` images each; returns ``path``."""
@@ -345,11 +233,13 @@ class AnalysisCallback(keras.callbacks.Callback):
     On a fixed batch of real images and a fixed latent batch: ``analysis/flipped_<side>
     _eps<k>`` and ``analysis/confidence_<side>_eps<k>`` for each epsilon (``k`` in
     1/255 units), ``analysis/grad_l1`` and the histogram ``analysis/input_grad``; one
-    JSON line per evaluation in ``jsonl_path`` when given.
+    JSON line per evaluation in ``jsonl_path`` when given. ``loss``: the GAN loss the
+    attacks and gradients use (:func:`side_loss`); default: the model's (``gan_loss``),
+    else non-saturating.
     """
 
     def __init__(self, reals, logdir, every_epochs=1, epsilons=(1 / 255, 4 / 255),
-                 jsonl_path=None, seed=0):
+                 jsonl_path=None, seed=0, loss=None):
         super().__init__()
         self.reals = np.asarray(reals, np.float32)
         self.logdir = logdir
@@ -357,6 +247,7 @@ class AnalysisCallback(keras.callbacks.Callback):
         self.epsilons = tuple(float(e) for e in epsilons)
         self.jsonl_path = jsonl_path
         self.seed = seed
+        self.loss = loss
         self.records = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -365,8 +256,9 @@ class AnalysisCallback(keras.callbacks.Callback):
         model = self.model
         z = tf.random.stateless_normal((len(self.reals), model.latent_dim), seed=[self.seed, 0])
         fakes = model.generator(z, training=False).numpy()
-        records = robustness(model.discriminator, self.reals, fakes, self.epsilons)
-        grad = input_gradient(model.discriminator, self.reals)
+        loss = self.loss or getattr(model, "gan_loss", "non_saturating")
+        records = robustness(model.discriminator, self.reals, fakes, self.epsilons, loss=loss)
+        grad = input_gradient(model.discriminator, self.reals, loss=loss)
         stats = gradient_statistics(grad)
         step = model.completed_steps()
         with tf.summary.create_file_writer(self.logdir).as_default(step=step):
@@ -380,17 +272,17 @@ class AnalysisCallback(keras.callbacks.Callback):
                   "grad_l1": stats["l1_mean"]}
         self.records.append(record)
         if self.jsonl_path:
-            from tf_asgan.callbacks import append_line
-
-            append_line(self.jsonl_path, json.dumps(record, sort_keys=True))
+            io.append_line(self.jsonl_path, json.dumps(record, sort_keys=True))
 
 
 def parse_epsilons(text):
     """``"1/255,4/255,0.01"`` -> floats (the flag syntax of ``--epsilon``), each in
-    ``(0, 1)`` model-input units (``4`` is refused: write ``4/255``)."""
-    from tf_asgan.config import parse_epsilon
+    ``(0, 1)`` model-input units (``4`` is refused: write ``4/255``).
 
-    values = [parse_epsilon(t) for t in str(text).split(",") if t.strip()]
+    Raises:
+      ValueError: a value outside ``(0, 1)``, or none at all.
+    """
+    values = [schedules.parse_epsilon(t) for t in str(text).split(",") if t.strip()]
     bad = [v for v in values if not 0 < v < 1]
     if bad or not values:
         raise ValueError(f"Epsilons must lie in (0, 1) model-input units, e.g. 4/255; got "
@@ -400,14 +292,14 @@ def parse_epsilons(text):
 
 def analyze(generator, discriminator, reals, out_dir, *, epsilons=(1 / 255, 4 / 255),
             steps=(1,), fakes=None, workdir=None, export_dir=None, seed=0, grid_columns=8,
-            extra=None):
+            extra=None, loss="non_saturating"):
     """Runs every analysis on one generator / discriminator pair and writes the figures.
 
     Writes into ``out_dir``: ``robustness_<side>_eps<k>.png`` (FGSM, ``k`` in 1/255
     units), ``gradient_maps.png``, ``gradient_histogram.png``, ``curves.png`` (with a
     ``workdir``), ``interpolation.png`` (with an ``export_dir``) and ``analysis.json``
-    (the robustness records, gradient statistics and ``extra``). Returns the JSON's
-    content.
+    (the robustness records, gradient statistics and ``extra``). The attacks and
+    gradients use the GAN loss ``loss`` (:func:`side_loss`). Returns the JSON's content.
     """
     os.makedirs(out_dir, exist_ok=True)
     reals = np.asarray(reals, np.float32)
@@ -415,15 +307,15 @@ def analyze(generator, discriminator, reals, out_dir, *, epsilons=(1 / 255, 4 / 
         latent_dim = int(generator.inputs[0].shape[-1])
         z = tf.random.stateless_normal((len(reals), latent_dim), seed=[seed, 1])
         fakes = generator(z, training=False).numpy()
-    records = robustness(discriminator, reals, fakes, epsilons, steps)
+    records = robustness(discriminator, reals, fakes, epsilons, steps, loss)
     figures = []
     for eps in epsilons:
         for side, x in (("real", reals), ("fake", fakes)):
             figures.append(robustness_grid(
                 discriminator, x, eps,
                 os.path.join(out_dir, f"robustness_{side}_eps{eps * 255:g}.png"), side,
-                columns=grid_columns))
-    grad = input_gradient(discriminator, reals)
+                columns=grid_columns, loss=loss))
+    grad = input_gradient(discriminator, reals, loss=loss)
     figures.append(save_gradient_maps(reals, gradient_maps(grad),
                                       os.path.join(out_dir, "gradient_maps.png"), grid_columns))
     stats = gradient_statistics(grad)
@@ -431,15 +323,14 @@ def analyze(generator, discriminator, reals, out_dir, *, epsilons=(1 / 255, 4 / 
     if workdir and read_scalars(os.path.join(workdir, "tensorboard")):
         figures.append(plot_training_curves(workdir, os.path.join(out_dir, "curves.png")))
     if export_dir and os.path.exists(os.path.join(export_dir, "saved_model.pb")):
-        loaded = tf.saved_model.load(export_dir)  # kept in a variable (STACK.md trap 5)
+        # kept in a variable while used: docs/dependencies.md#keep-a-loaded-savedmodel-referenced
+        loaded = tf.saved_model.load(export_dir)
         figures.append(latent_interpolation(loaded, os.path.join(out_dir, "interpolation.png"),
                                             seed=seed))
     result = {"robustness": records, "gradient": stats, "num_real": len(reals),
               "figures": [os.path.basename(f) for f in figures], **(extra or {})}
-    tmp = os.path.join(out_dir, f"analysis.json.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(out_dir, "analysis.json"))
+    io.atomic_write_json(os.path.join(out_dir, "analysis.json"), result, indent=2,
+                         sort_keys=True)
     return result
 
 

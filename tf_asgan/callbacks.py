@@ -9,23 +9,10 @@ import time
 import keras
 import tensorflow as tf
 
-from tf_asgan import checkpoints, images
+from tf_asgan import images, io, numerics
+from tf_asgan.io import append_line  # noqa: F401 - its former home
 
 log = logging.getLogger(__name__)
-
-
-def append_line(path, line):
-    """Appends ``line`` to ``path``, on a line of its own even when the file ends in
-    the half-written line of a killed run."""
-    starts_clean = True
-    if os.path.exists(path) and os.path.getsize(path):
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            starts_clean = f.read(1) == b"\n"
-    with open(path, "a") as f:
-        f.write(("" if starts_clean else "\n") + line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -91,7 +78,7 @@ class Checkpointer(keras.callbacks.Callback):
     Checkpoints are numbered by the training step. The manager records a checkpoint
     only once its files are complete, so a crash mid-write leaves the previous one in
     use. Weights are checked first: a non-finite one raises
-    :class:`~tf_asgan.checkpoints.NonFiniteError` and nothing is saved.
+    :class:`~tf_asgan.numerics.NonFiniteError` and nothing is saved.
     """
 
     def __init__(self, manager, every_steps=0, every_minutes=0.0, clock=time.monotonic):
@@ -109,7 +96,7 @@ class Checkpointer(keras.callbacks.Callback):
     def save(self):
         step = self.model.completed_steps()
         if step != self._last_saved:
-            checkpoints.check_weights(self.model, step)
+            numerics.check_weights(self.model, step)
             self.manager.save(checkpoint_number=step)
             self._last_saved = step
         self._last_time = self.clock()
@@ -169,7 +156,7 @@ class Evaluate(keras.callbacks.Callback):
             return
         step = self.model.completed_steps()
         # A NaN from the epoch's last update is not evaluated (nor saved as the best).
-        checkpoints.check_weights(self.model, step)
+        numerics.check_weights(self.model, step)
         log.info("Evaluating epoch %d (step %d): %d samples with %s", done, step,
                  self.evaluator.protocol.num_samples, self.evaluator.network.name)
         result = self.evaluator.evaluate(self.model.generator)
@@ -182,14 +169,12 @@ class Evaluate(keras.callbacks.Callback):
             with tf.summary.create_file_writer(self.logdir).as_default(step=step):
                 for name, value in values.items():
                     tf.summary.scalar(f"eval/{name}", value)
-        append_line(self.metrics_path, json.dumps(record, sort_keys=True))
+        io.append_line(self.metrics_path, json.dumps(record, sort_keys=True))
         fid = values["fid"]
         if fid < self.best_fid:
             self.best_fid = fid
             path = self.best_manager.save(checkpoint_number=step) if self.best_manager else None
-            tmp = self.best_path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump({"epoch": done, "step": step, "fid": fid, "checkpoint": path,
-                           "metrics": values}, f, indent=2, sort_keys=True)
-            os.replace(tmp, self.best_path)
+            io.atomic_write_json(self.best_path, {"epoch": done, "step": step, "fid": fid,
+                                                  "checkpoint": path, "metrics": values},
+                                 indent=2, sort_keys=True)
             log.info("Best FID so far (%.4g); saved %s", fid, path)

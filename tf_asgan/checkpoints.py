@@ -12,22 +12,26 @@ nothing is loaded from a corrupt file, and when every recorded checkpoint is cor
 
 Numbers: :class:`NonFiniteGuard` stops training at the first step whose losses or
 logged quantities are NaN or infinite, before any checkpoint of that step is written;
-:func:`nonfinite_variables` checks weights before every checkpoint and export.
+weights are checked before every checkpoint and export. The checks themselves, and
+:class:`NonFiniteError`, live in :mod:`tf_asgan.numerics` (importable from here too).
 """
 
 import glob
 import logging
-import math
 import os
 import re
 import shutil
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
 
-from tf_asgan import errors
+from tf_asgan import errors, numerics
+from tf_asgan.numerics import (  # noqa: F401 - their former home; training and scripts use it
+    NonFiniteError,
+    check_weights,
+    nonfinite_variables,
+)
 
 log = logging.getLogger(__name__)
 CORRUPT_DIR = "corrupt"
@@ -42,22 +46,6 @@ def step_of(prefix):
 
 class CorruptCheckpointError(RuntimeError):
     """Every recorded checkpoint of a run is unreadable."""
-
-
-class NonFiniteError(FloatingPointError):
-    """Training produced a NaN or infinite loss, logged quantity or weight.
-
-    Attributes: ``step`` (the training step that produced it), ``quantities`` (their
-    names).
-    """
-
-    def __init__(self, step, quantities, where="losses", detail=""):
-        self.step = None if step is None else int(step)
-        self.quantities = list(quantities)
-        self.where = where
-        at = "" if self.step is None else f" at training step {self.step}"
-        super().__init__(f"Non-finite {where}{at}: {', '.join(self.quantities)}."
-                         + (f" {detail}" if detail else ""))
 
 
 def recorded_checkpoints(directory):
@@ -181,25 +169,6 @@ def _restore(checkpoint, prefix, partial):
     return prefix
 
 
-def nonfinite_variables(variables):
-    """Names (paths) of the variables holding a NaN or an infinity (one fused check)."""
-    variables = list(variables)
-    if not variables:
-        return []
-    flags = tf.stack([tf.reduce_all(tf.math.is_finite(tf.cast(tf.convert_to_tensor(v),
-                                                              tf.float32)))
-                      for v in variables]).numpy()
-    return [getattr(v, "path", v.name) for v, ok in zip(variables, flags) if not ok]
-
-
-def check_weights(gan, step, what="weights"):
-    """Raises :class:`NonFiniteError` when either network's weights are not finite."""
-    bad = nonfinite_variables(list(gan.generator.variables) + list(gan.discriminator.variables))
-    if bad:
-        raise NonFiniteError(step, bad[:5] + ([f"... ({len(bad)} in all)"] if len(bad) > 5
-                                              else []), where=what)
-
-
 class NonFiniteGuard(keras.callbacks.Callback):
     """Raises :class:`NonFiniteError` after the first step with a non-finite log.
 
@@ -210,9 +179,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         values = self.model.step_logs() if hasattr(self.model, "step_logs") else (logs or {})
-        numbers = {name: float(np.asarray(value).reshape(-1)[0])
-                   for name, value in values.items()}
-        bad = [f"{name}={x}" for name, x in numbers.items() if not math.isfinite(x)]
+        bad = numerics.nonfinite_logs(values)
         if bad:
             step = (self.model.completed_steps() if hasattr(self.model, "completed_steps")
                     else batch + 1)

@@ -36,7 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_asgan import errors, export
+from tf_asgan import digits, errors, export, io
+from tf_asgan.io import cache_root  # noqa: F401 - its former home
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,6 @@ class FeatureNetwork:
         return {"name": self.name, "fingerprint": self.fingerprint,
                 "num_classes": self.num_classes, "feature_dim": self.feature_dim,
                 "preprocessing": self.preprocessing}
-
-
-def cache_root():
-    """``$TF_ASGAN_CACHE``, or ``~/.cache/tf_asgan``: digit classifier, data statistics."""
-    return os.environ.get("TF_ASGAN_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "tf_asgan")
 
 
 def _sha1_of_files(paths):
@@ -257,10 +252,8 @@ def build_digit_classifier():
 
 def digit_data(split):
     """Digits of ``split`` as ``([N, 32, 32, 1]`` in ``[-1, 1]``, labels)."""
-    from tf_asgan import data
-
-    images, labels = data.digits_arrays(split)
-    return data.upscale_digits(images, DIGIT_SIZE)[..., None], labels
+    images, labels = digits.digits_arrays(split)
+    return digits.upscale_digits(images, DIGIT_SIZE)[..., None], labels
 
 
 def digit_accuracy(model, split="test"):
@@ -294,7 +287,7 @@ def digit_classifier(cache_dir=None, seed=0):
     Returns:
       ``(model, info)`` where ``info`` holds the held-out accuracy and the weights file.
     """
-    cache_dir = cache_dir or os.path.join(cache_root(), "digit_classifier")
+    cache_dir = cache_dir or os.path.join(io.cache_root(), "digit_classifier")
     stem = os.path.join(cache_dir, f"v{DIGIT_CLASSIFIER_VERSION}_seed{seed}")
     weights, meta = stem + ".weights.h5", stem + ".json"
     model = build_digit_classifier()
@@ -312,14 +305,11 @@ def digit_classifier(cache_dir=None, seed=0):
     log.info("Training the digit classifier (once; cached in %s).", cache_dir)
     model, accuracy = train_digit_classifier(seed)
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{stem}.tmp{os.getpid()}.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, weights)
+    with io.atomic_path(weights) as tmp:
+        model.save_weights(tmp)
     info = {"version": DIGIT_CLASSIFIER_VERSION, "seed": seed, "test_accuracy": accuracy,
             "sha1": _sha1_of_files([weights])}
-    with open(meta + ".tmp", "w") as f:
-        json.dump(info, f, indent=2)
-    os.replace(meta + ".tmp", meta)
+    io.atomic_write_json(meta, info, indent=2)
     log.info("Digit classifier: %.2f%% accuracy on the 360 held-out digits.", 100 * accuracy)
     return model, dict(info, weights=weights)
 

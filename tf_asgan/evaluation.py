@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_asgan import classifiers, data, metrics
+from tf_asgan import data, io, metrics
 from tf_asgan import images as images_lib
 
 log = logging.getLogger(__name__)
@@ -169,12 +169,11 @@ def _read_stats(path, expected):
 
 def _write_stats(path, stats):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.npz"
     arrays = {k: stats[k] for k in ("mean", "covariance", "kid_features", "is", "is_std")}
     if stats.get("classes") is not None:
         arrays["classes"] = stats["classes"]
-    np.savez(tmp, metadata=json.dumps(stats["metadata"], sort_keys=True), **arrays)
-    os.replace(tmp, path)  # atomic: a crash leaves the previous file or none
+    with io.atomic_path(path, suffix=".npz") as tmp:  # a crash leaves the old file or none
+        np.savez(tmp, metadata=json.dumps(stats["metadata"], sort_keys=True), **arrays)
 
 
 class Evaluator:
@@ -199,7 +198,7 @@ class Evaluator:
         self.dataset = dataset
         self.resolution = int(resolution)
         self.protocol = (protocol or Protocol()).validate()
-        self.cache_dir = cache_dir or os.path.join(classifiers.cache_root(), "stats")
+        self.cache_dir = cache_dir or os.path.join(io.cache_root(), "stats")
         self._source_args = dict(data_dir=data_dir, image_dir=image_dir, download=download)
         self._source = source
         self.verbose = verbose

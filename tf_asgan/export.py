@@ -18,12 +18,10 @@ The same functions are attributes of the loaded object (``generate(z)``,
 import json
 import os
 import re
-import shutil
-import tempfile
 
 import tensorflow as tf
 
-from tf_asgan import checkpoints, errors
+from tf_asgan import errors, io, numerics
 
 METADATA_FILE = "tf_asgan.json"
 
@@ -56,7 +54,7 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
     The model is written to a temporary folder beside ``path`` and renamed into place,
     so a crash never leaves a half-written export. An existing export is replaced only
     with ``overwrite=True``. A generator with a NaN or infinite weight is refused
-    (:class:`~tf_asgan.checkpoints.NonFiniteError`).
+    (:class:`~tf_asgan.numerics.NonFiniteError`, also ``checkpoints.NonFiniteError``).
 
     Args:
       generator: a Keras model ``[N, latent_dim] -> [N, H, W, 3]`` in ``[-1, 1]``.
@@ -72,32 +70,19 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (export.py --overwrite) to "
                               "replace it, or export elsewhere.")
-    bad = checkpoints.nonfinite_variables(generator.variables)
+    bad = numerics.nonfinite_variables(generator.variables)
     if bad:
-        raise checkpoints.NonFiniteError((metadata or {}).get("step"), bad,
+        raise numerics.NonFiniteError((metadata or {}).get("step"), bad,
                                          where="generator weights (not exported)")
     latent_dim = int(latent_dim or generator.inputs[0].shape[-1])
     module = _ExportedGenerator(generator, latent_dim)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
+    with io.atomic_directory(path, prefix=".export-") as tmp:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
                                                      "sample": module.sample})
         extra = os.path.join(tmp, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump(dict(metadata or {}, latent_dim=latent_dim), f, indent=2, sort_keys=True)
-        if os.path.exists(path):
-            old = tmp + ".old"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return path
 
 

@@ -5,6 +5,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from tf_asgan import io
+
 # How far outside [-1, 1] images may reach (rounding) before they are refused.
 RANGE_SLACK = 1e-3
 
@@ -36,9 +38,8 @@ def grid(images, columns=8, pad=2):
 def save_grid(images, path, columns=8):
     """Writes ``images`` (``[N, H, W, 3]`` in ``[-1, 1]``) to ``path`` as a PNG grid."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    Image.fromarray(grid(images, columns)).save(tmp)
-    os.replace(tmp, path)  # a crash mid-write leaves no half-written PNG
+    with io.atomic_path(path, suffix=".png") as tmp:  # never a half-written PNG
+        Image.fromarray(grid(images, columns)).save(tmp)
     return path
 
 

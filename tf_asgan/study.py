@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from tf_asgan import analysis, data, training
+from tf_asgan import analysis, builder, data, io, plots, rundir, training
 from tf_asgan.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class StudyConfig:
 
 
 def _loss_spread(workdir, name):
-    series = analysis.read_scalars(os.path.join(workdir, "tensorboard")).get(name)
+    series = plots.read_scalars(os.path.join(workdir, "tensorboard")).get(name)
     if series is None:
         return float("nan")
     values = series[1][len(series[1]) // 2:]
@@ -120,7 +120,7 @@ def _loss_spread(workdir, name):
 def _traces(workdir, steps_per_epoch):
     """``{name: {"median", "max", "first_epoch_max"}}`` over training of the logged
     :data:`TRACES` (per-step values)."""
-    scalars = analysis.read_scalars(os.path.join(workdir, "tensorboard"))
+    scalars = plots.read_scalars(os.path.join(workdir, "tensorboard"))
     out = {}
     for name in TRACES:
         if name in scalars and len(scalars[name][1]):
@@ -152,15 +152,16 @@ def run_one(study, dataset, method, seed, workdir):
     result = training.train(config, workdir, verbose=0, source=source,
                             existing_run="overwrite")
     train_seconds = time.time() - start
-    gan, _, _ = training.restore_model(workdir)
-    evaluator = training.make_evaluator(config, source)
+    gan, _, _ = rundir.restore_model(workdir)
+    evaluator = builder.make_evaluator(config, source)
     metrics = evaluator.evaluate(gan.generator)["metrics"]
     reals = analysis.real_batch(source, study.analysis_num, seed)
     z = np.random.default_rng(seed + 99).standard_normal(
         (study.analysis_num, config.latent_dim)).astype(np.float32)
     fakes = gan.generator(z, training=False).numpy()
-    records = analysis.robustness(gan.discriminator, reals, fakes, [study.attack_epsilon])
-    grad = analysis.input_gradient(gan.discriminator, reals)
+    records = analysis.robustness(gan.discriminator, reals, fakes, [study.attack_epsilon],
+                                  loss=config.loss)
+    grad = analysis.input_gradient(gan.discriminator, reals, loss=config.loss)
     out = {
         "dataset": dataset, "method": method, "seed": seed, "step": result["step"],
         "train_seconds": train_seconds, "seconds": time.time() - start,
@@ -175,10 +176,7 @@ def run_one(study, dataset, method, seed, workdir):
         "traces": _traces(workdir, config.steps_per_epoch),
         "config": config.to_dict(), "measure": measure,
     }
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    io.atomic_write_json(path, out, indent=2, sort_keys=True)
     return out
 
 
@@ -298,7 +296,7 @@ def markdown(study, table, command=None, tests=None):
 def plot(study, results, table, output):
     """``fid.png`` (bars with seed spread) and ``curves_<dataset>.png`` (seed 0's step
     curves of each method); returns the paths."""
-    plt = analysis._pyplot()
+    plt = plots.pyplot()
     paths = []
     fig, axes = plt.subplots(1, len(table), figsize=(4.5 * len(table), 3.2), squeeze=False)
     for ax, (dataset, by_method) in zip(axes[0], table.items()):
@@ -310,11 +308,11 @@ def plot(study, results, table, output):
             seeds = [r["fid"] for r in results if r["dataset"] == dataset and r["method"] == m]
             ax.scatter([m] * len(seeds), seeds, color="black", s=8, zorder=3)
         ax.set_title(f"{dataset}: FID (lower is better)", fontsize=10)
-    paths.append(analysis._save(fig, os.path.join(output, "fid.png")))
+    paths.append(plots.save_figure(fig, os.path.join(output, "fid.png")))
     for dataset in table:
         runs = {m: os.path.join(output, dataset, m, f"seed{study.seeds_for(dataset)[0]}")
                 for m in study.methods}
-        paths.append(analysis.plot_training_curves(
+        paths.append(plots.plot_training_curves(
             runs, os.path.join(output, f"curves_{dataset}.png"), smooth=25))
     return paths
 
