@@ -11,13 +11,12 @@ images/s, GFLOP/step, each method's time and FLOPs relative to the baseline, the
 of the two, and the XLA speed-up).
 """
 
-import json
 import os
 import platform
 
 from absl import app, flags
 
-from tf_asgan import benchmark
+from tf_asgan import benchmark, io
 
 flags.DEFINE_list("architectures", ["dcgan", "resnet"], "Architectures.")
 flags.DEFINE_list("resolutions", ["32"], "Resolutions (32, 64).")
@@ -41,11 +40,9 @@ def main(argv):
     report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "processor": platform.processor()}
     os.makedirs(FLAGS.output, exist_ok=True)
-    with open(os.path.join(FLAGS.output, "benchmark.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    io.atomic_write_json(os.path.join(FLAGS.output, "benchmark.json"), report, indent=2)
     text = benchmark.table(report)
-    with open(os.path.join(FLAGS.output, "benchmark.md"), "w") as f:
-        f.write(text + "\n")
+    io.atomic_write_text(os.path.join(FLAGS.output, "benchmark.md"), text + "\n")
     print(text)
     print(f"Wrote {FLAGS.output}/benchmark.json and benchmark.md")
 

@@ -75,8 +75,6 @@ def default_output(kind, path):
 
 def load_generator(kind, path, checkpoint=None):
     """``(generator, run metadata)``."""
-
-
     if kind == "export":
         try:
             run = export.read_metadata(path)
@@ -93,7 +91,6 @@ def evaluate(generator, run, *, dataset=None, resolution=None, network="auto",
              inception_path=None, data_dir=None, image_dir=None, cache_dir=None,
              protocol=None):
     """The evaluation record (metrics, protocol, run) of ``generator``."""
-
     dataset = dataset or run.get("dataset")
     resolution = resolution or run.get("resolution")
     if not dataset or not resolution:

@@ -24,7 +24,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-
     absl_logging.set_verbosity(absl_logging.WARNING)
 
     try:

@@ -10,6 +10,7 @@ images from one end to the other). Needs only TensorFlow to load the generator.
 import os
 import sys
 
+import tensorflow as tf
 from absl import app, flags
 
 from tf_asgan import analysis, export, images
@@ -30,9 +31,6 @@ FLAGS = flags.FLAGS
 def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10,
           spherical=False, overwrite=False):
     """Writes the grid and interpolation PNGs; returns their paths."""
-    import tensorflow as tf
-
-
     grid_path = os.path.join(out_dir, f"grid_seed{seed}.png")
     interp_path = os.path.join(out_dir, f"interpolation_seed{seed}.png")
     for path in (grid_path, interp_path):

@@ -4,7 +4,8 @@ Every source yields float32 images ``[H, W, 3]`` in ``[-1, 1]`` at the model's
 resolution (a :class:`~tf_asgan.sources.Source`). :func:`source` picks one by name;
 :func:`training_stream` turns it into the batched, resumable training stream. Image
 folders are handled in :mod:`tf_asgan.folders`, the embedded digits in
-:mod:`tf_asgan.digits`; their public names are also importable from here.
+:mod:`tf_asgan.digits`; the names callers used to import from here
+(``digits_source``, ``folder_source``, ``image_files`` ...) still are.
 """
 
 import logging

@@ -3,8 +3,8 @@
 uint8 data that was not rescaled would train a different model without any error, so
 ``fit``'s images are checked to lie in ``[-1, 1]`` (up to
 :data:`tf_asgan.images.RANGE_SLACK`): arrays at once, ``tf.data`` datasets as they are
-read. The check runs in the input pipeline, not in the train step: XLA would compile it
-away there, and extra ops before the step's random draws would change their seeds.
+read. The check runs in the input pipeline, not in the train step, where XLA would
+compile it away.
 (Data in ``[0, 1]`` lies in the range and cannot be told apart.)
 """
 

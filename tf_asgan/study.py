@@ -322,11 +322,10 @@ def summarize(study, results, output, command=None):
     table = aggregate(results)
     tests = comparisons(results)
     text = markdown(study, table, command, tests)
-    with open(os.path.join(output, "summary.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(output, "study.json"), "w") as f:
-        json.dump({"study": dataclasses.asdict(study), "table": table, "welch_p": tests,
-                   "runs": [{k: v for k, v in r.items() if k != "config"} for r in results]},
-                  f, indent=2, sort_keys=True)
+    io.atomic_write_text(os.path.join(output, "summary.md"), text)
+    io.atomic_write_json(os.path.join(output, "study.json"),
+                         {"study": dataclasses.asdict(study), "table": table, "welch_p": tests,
+                          "runs": [{k: v for k, v in r.items() if k != "config"}
+                                   for r in results]}, indent=2, sort_keys=True)
     plot(study, results, table, output)
     return text

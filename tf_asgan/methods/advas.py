@@ -1,4 +1,4 @@
-"""AdvAs, the Adversary's Assistant (seed 003): a penalty in the *generator's* loss that
+"""AdvAs, the Adversary's Assistant: a penalty in the *generator's* loss that
 pushes G towards points where the current D is at its optimum.
 
 Source: the first author's presentation of the IJCNN 2021 paper (GitHub

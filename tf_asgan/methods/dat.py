@@ -1,4 +1,4 @@
-"""DAT, Direct Adversarial Training (seed 002): D trained on adversarial examples of
+"""DAT, Direct Adversarial Training: D trained on adversarial examples of
 both the real and the generated batch.
 
 Source of the step: the authors' code, a fork of the Mimicry library (GitHub
