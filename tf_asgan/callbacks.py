@@ -10,7 +10,6 @@ import keras
 import tensorflow as tf
 
 from tf_asgan import images, io, numerics
-from tf_asgan.io import append_line  # noqa: F401 - its former home
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ nothing is loaded from a corrupt file, and when every recorded checkpoint is cor
 Numbers: :class:`NonFiniteGuard` stops training at the first step whose losses or
 logged quantities are NaN or infinite, before any checkpoint of that step is written;
 weights are checked before every checkpoint and export. The checks themselves, and
-:class:`NonFiniteError`, live in :mod:`tf_asgan.numerics` (importable from here too).
+:class:`NonFiniteError`, live in :mod:`tf_asgan.numerics`.
 """
 
 import glob
@@ -27,11 +27,6 @@ import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
 
 from tf_asgan import errors, numerics
-from tf_asgan.numerics import (  # noqa: F401 - their former home; training and scripts use it
-    NonFiniteError,
-    check_weights,
-    nonfinite_variables,
-)
 
 log = logging.getLogger(__name__)
 CORRUPT_DIR = "corrupt"
@@ -170,7 +165,7 @@ def _restore(checkpoint, prefix, partial):
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Raises :class:`NonFiniteError` after the first step with a non-finite log.
+    """Raises :class:`~tf_asgan.numerics.NonFiniteError` after the first step with a non-finite log.
 
     It checks the quantities of that step alone (the model's ``step_logs``), so the step
     and the quantities it names are exact. Place it before the checkpointing callback:
@@ -183,4 +178,4 @@ class NonFiniteGuard(keras.callbacks.Callback):
         if bad:
             step = (self.model.completed_steps() if hasattr(self.model, "completed_steps")
                     else batch + 1)
-            raise NonFiniteError(step, bad)
+            raise numerics.NonFiniteError(step, bad)

@@ -37,7 +37,6 @@ import numpy as np
 import tensorflow as tf
 
 from tf_asgan import digits, errors, export, io
-from tf_asgan.io import cache_root  # noqa: F401 - its former home
 
 log = logging.getLogger(__name__)
 

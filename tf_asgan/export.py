@@ -54,7 +54,7 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
     The model is written to a temporary folder beside ``path`` and renamed into place,
     so a crash never leaves a half-written export. An existing export is replaced only
     with ``overwrite=True``. A generator with a NaN or infinite weight is refused
-    (:class:`~tf_asgan.numerics.NonFiniteError`, also ``checkpoints.NonFiniteError``).
+    (:class:`~tf_asgan.numerics.NonFiniteError`).
 
     Args:
       generator: a Keras model ``[N, latent_dim] -> [N, H, W, 3]`` in ``[-1, 1]``.
