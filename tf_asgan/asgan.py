@@ -160,6 +160,7 @@ class ASGAN(GAN):
         self.generator_update(g_tape, fake, x)  # step 4
         if self.adversarial:
             self._logged.record("epsilon", epsilon)
+        self._count_step()
         return self._logged.epoch_logs()
 
     def discriminator_update(self, x, fake):

@@ -54,9 +54,12 @@ def build_model(config, jit_compile=None):
 
 
 def checkpoint_for(gan):
-    """The ``tf.train.Checkpoint`` of a run: networks, optimizers (and so the step)."""
-    return tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
-                               d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer)
+    """The ``tf.train.Checkpoint`` of a run: both networks, both optimizers and the
+    run's step count (``step``; see :func:`tf_asgan.checkpoints.restore_latest` for
+    checkpoints written before it was recorded)."""
+    objects = dict(zip(checkpoints.RUN_OBJECTS, (gan.generator, gan.discriminator,
+                                                 gan.d_optimizer, gan.g_optimizer)))
+    return tf.train.Checkpoint(**objects, **{checkpoints.STEP: gan.step_counter})
 
 
 def fixed_latents(config, n=SAMPLE_GRID_SIZE):

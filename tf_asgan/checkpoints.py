@@ -30,6 +30,10 @@ from tf_asgan import errors, numerics
 
 log = logging.getLogger(__name__)
 CORRUPT_DIR = "corrupt"
+# What a run checkpoint holds (tf_asgan.builder.checkpoint_for): these objects, and the
+# run's step count under STEP.
+RUN_OBJECTS = ("generator", "discriminator", "d_optimizer", "g_optimizer")
+STEP = "step"
 
 
 def step_of(prefix):
@@ -108,6 +112,9 @@ def restore_latest(checkpoint, directory, writer=True, partial=False):
         (the others of a cluster, and readers such as ``evaluate.py``, only skip them).
       partial: ``checkpoint`` holds only some of the saved objects (e.g. the generator).
 
+    A run checkpoint saved without the run's step count (:data:`STEP`; earlier versions)
+    is restored with the count set to the generator optimizer's update count.
+
     Returns:
       The restored prefix, or ``None`` when ``directory`` records no checkpoint.
 
@@ -158,9 +165,26 @@ def restore_one(checkpoint, prefix, partial=False):
     return _restore(checkpoint, prefix, partial)
 
 
+def _saved_objects(prefix):
+    """The names of the top-level objects saved in checkpoint ``prefix``."""
+    return {name.split("/", 1)[0] for name, _ in tf.train.list_variables(prefix)}
+
+
 def _restore(checkpoint, prefix, partial):
+    if not partial and hasattr(checkpoint, STEP) and STEP not in _saved_objects(prefix):
+        return _restore_without_step(checkpoint, prefix)
     status = checkpoint.restore(prefix)
     (status.expect_partial() if partial else status).assert_existing_objects_matched()
+    return prefix
+
+
+def _restore_without_step(checkpoint, prefix):
+    """Restores a run checkpoint written before the run's step count was saved with it
+    (by earlier versions of tf_asgan): every other object must match, and the step
+    count is then the generator optimizer's update count, which is what it meant then."""
+    older = tf.train.Checkpoint(**{name: getattr(checkpoint, name) for name in RUN_OBJECTS})
+    older.restore(prefix).assert_existing_objects_matched()
+    getattr(checkpoint, STEP).assign(checkpoint.g_optimizer.iterations)
     return prefix
 
 

@@ -38,6 +38,11 @@ class GAN(keras.Model):
         self.latent_dim = int(latent_dim)
         self.gan_loss = losses_lib.get(loss)
         networks.check_pair(generator, discriminator, self.latent_dim)
+        # Train steps done, i.e. batches consumed: the run's own count (checkpointed with
+        # the weights). An optimizer's count misses the updates a loss scaler skips.
+        self.step_counter = keras.Variable(0, dtype="int64", trainable=False,
+                                           aggregation="only_first_replica",
+                                           name="completed_steps")
         self._logged = tracking.StepMetrics(metric_names)
         # Sub-models are built functional models; marking the wrapper built stops `fit`
         # from symbolically calling it on an image batch (docs/dependencies.md).
@@ -95,17 +100,20 @@ class GAN(keras.Model):
         return self.generator(z, training=training)
 
     def completed_steps(self):
-        """Training steps done so far (G updates), as a Python int (any strategy); 0
-        before :meth:`compile`."""
+        """Train steps done so far (batches consumed, whether or not a loss scaler
+        skipped an update), as a Python int (any strategy)."""
         return int(tf.convert_to_tensor(self._step()).numpy())
 
     def _step(self):
-        """Completed training steps (= G updates) as a tensor; 0 before :meth:`compile`
-        (no optimizer, no step yet)."""
-        optimizer = getattr(self, "g_optimizer", None)
-        if optimizer is None:
-            return tf.constant(0, tf.int64)
-        return optimizer.iterations
+        """Train steps done so far as an int64 tensor: what the epsilon schedule, the
+        data position and the checkpoint numbers follow. A subclass's ``train_step``
+        ends with :meth:`_count_step`."""
+        return tf.convert_to_tensor(self.step_counter)
+
+    def _count_step(self):
+        """Adds the step just done to :attr:`step_counter` (once per step, whatever the
+        number of replicas)."""
+        self.step_counter.assign_add(1)
 
     def _logits(self, images, training=True):
         """D's logits on ``images`` as float32 ``[N]`` (whatever D's compute dtype)."""
