@@ -41,4 +41,7 @@ def main(steps=300, batch_size=64, workdir="runs/quickstart"):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and not sys.argv[1].isdigit()):
+        sys.exit("Usage: python scripts/quickstart.py [steps]  (steps: a positive integer, "
+                 "default 300)")
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)

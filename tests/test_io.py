@@ -87,3 +87,14 @@ def test_appended_lines_stand_on_their_own_after_a_torn_write(tmp_path):
     io.append_line(path, "two")
     with open(path) as f:
         assert f.read().splitlines() == ["one", '{"half', "two"]
+
+
+def test_a_swapped_in_folder_gets_the_usual_permissions(tmp_path):
+    # mkdtemp makes owner-only folders; an export must be as readable as os.makedirs'.
+    umask = os.umask(0o022)
+    try:
+        with io.atomic_directory(str(tmp_path / "export")) as tmp:
+            open(os.path.join(tmp, "f"), "w").close()
+        assert os.stat(tmp_path / "export").st_mode & 0o777 == 0o755
+    finally:
+        os.umask(umask)

@@ -1,4 +1,5 @@
-"""Image grids and latent interpolations written as PNG files."""
+"""Images in the model's range: the [-1, 1] check, uint8 conversion, grids written as
+PNG files, and the latent paths of interpolations (drawn by :mod:`tf_asgan.analysis`)."""
 
 import os
 

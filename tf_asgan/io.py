@@ -82,11 +82,16 @@ def atomic_directory(path, prefix=".tmp-"):
     block ends normally: if ``path`` exists it is first renamed aside (``<tmp>.old``), the
     new folder is renamed to ``path``, and only then is the old one deleted, so at every
     moment one complete copy exists. When the block raises, the temporary folder is
-    deleted and ``path`` is untouched. The parent folder is created if needed.
+    deleted and ``path`` is untouched. The parent folder is created if needed, and the
+    new folder gets the permissions of any folder made by ``os.makedirs`` (the
+    process's umask), not the owner-only ones of a temporary folder.
     """
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
         if os.path.exists(path):

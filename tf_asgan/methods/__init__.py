@@ -1,4 +1,4 @@
-"""The seeds' sibling methods, as options of :class:`tf_asgan.ASGAN`: DAT and AdvAs.
+"""AS-GAN's sibling methods, as options of :class:`tf_asgan.ASGAN`: DAT and AdvAs.
 
 Each method is a module of pure functions that take D (a logits function) as an
 argument; ``ASGAN`` composes them the way it composes losses and perturbations.
