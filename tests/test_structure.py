@@ -119,7 +119,8 @@ def test_each_module_imports_on_its_own():
     assert f"imported {len(names)}" in result.stdout
 
 
-@pytest.mark.parametrize("needle", ["STACK.md", "PAPER.md", "../shared", "shared/seeds"])
+@pytest.mark.parametrize("needle", ["STACK.md", "PAPER.md", "../shared", "shared/seeds",
+                                    "seed paper", "seed 00"])
 def test_no_file_points_outside_the_repository(needle):
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.split()

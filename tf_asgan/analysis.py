@@ -78,11 +78,7 @@ def input_gradient(discriminator, x, side="real", loss="non_saturating"):
     """``grad_x`` of D's loss (:func:`side_loss`) on the images ``x`` ``[N, H, W, C]``
     labelled ``side``; float32, per image, ``[N, H, W, C]``."""
     x = tf.convert_to_tensor(np.asarray(x, np.float32))
-    loss_fn = side_loss(discriminator, side, loss)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        loss = loss_fn(x)
-    return tape.gradient(loss, x).numpy()
+    return perturbations.input_gradient(side_loss(discriminator, side, loss), x).numpy()
 
 
 def attack(discriminator, x, epsilon, side="real", steps=1, step_size=None,

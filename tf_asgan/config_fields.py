@@ -10,9 +10,6 @@ import dataclasses
 
 from tf_asgan import schedules
 
-# The metadata keys :func:`option` writes (all present on every field).
-META_KEYS = ("help", "choices", "mutable", "flag", "minimum", "fraction")
-
 
 def option(default, help, *, choices=None, mutable=False, flag=True, minimum=None,
            fraction=None):

@@ -102,7 +102,7 @@ class GAN(keras.Model):
     def completed_steps(self):
         """Train steps done so far (batches consumed, whether or not a loss scaler
         skipped an update), as a Python int (any strategy)."""
-        return int(tf.convert_to_tensor(self._step()).numpy())
+        return int(self._step().numpy())
 
     def _step(self):
         """Train steps done so far as an int64 tensor: what the epsilon schedule, the

@@ -128,6 +128,15 @@ def get(name):
     return PERTURBATIONS[name]
 
 
+def input_gradient(loss_fn, x):
+    """``grad_x loss_fn(x)``, the same shape as ``x`` (``loss_fn``: ``x -> scalar``)."""
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = loss_fn(x)
+    return tape.gradient(loss, x)
+
+
 def attack(perturbation, x, loss_fn, *, epsilon, input_grad=None, **options):
     """``x_hat``: the perturbation ``perturbation`` (a name or :class:`Perturbation`) of
     ``x`` against ``loss_fn``, computing ``grad_x loss_fn(x)`` when the perturbation uses
@@ -143,9 +152,6 @@ def attack(perturbation, x, loss_fn, *, epsilon, input_grad=None, **options):
     perturbation = get(perturbation)
     x = tf.convert_to_tensor(x)
     if perturbation.uses_input_grad and input_grad is None:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = loss_fn(x)
-        input_grad = tape.gradient(loss, x)
+        input_grad = input_gradient(loss_fn, x)
     return perturbation.fn(x, epsilon=epsilon, input_grad=input_grad, loss_fn=loss_fn,
                            **options)

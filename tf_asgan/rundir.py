@@ -204,11 +204,11 @@ class RunDir:
         """Exports ``generator`` at ``step`` (an export of an earlier step, from before
         the run was extended, is kept as ``generator_step<N>``); returns the path."""
         path = self.export_path
-        old_step = export_step(path)
-        if os.path.exists(path) and old_step == step:
-            log.info("Export %s is already at step %d.", path, step)
-            return path
+        old_step = export_step(path)  # False: no export there
         if old_step is not False:
+            if old_step == step:
+                log.info("Export %s is already at step %d.", path, step)
+                return path
             kept, n = f"{path}_step{old_step}", 2
             while os.path.lexists(kept):
                 kept, n = f"{path}_step{old_step}_{n}", n + 1

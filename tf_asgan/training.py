@@ -92,8 +92,9 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
         config, checkpoint, run.writes, evaluator=evaluator,
         timed_checkpoints=not multi_worker, extra=callbacks)
     steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
-    _log_start(config, strategy, source, gan.completed_steps(), steps_per_epoch, jit, precision)
-    if gan.completed_steps() == 0:  # the initial weights: a rollback target from step 1 on
+    start = gan.completed_steps()
+    _log_start(config, strategy, source, start, steps_per_epoch, jit, precision)
+    if start == 0:  # the initial weights: a rollback target from step 1 on
         manager.save(checkpoint_number=0)
     step, rollbacks = _fit(gan, config, source, steps_per_epoch, fit_callbacks, run,
                            checkpoint, verbose=verbose, task_id=task[1],
