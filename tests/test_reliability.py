@@ -284,6 +284,10 @@ def test_rollback_restores_the_last_good_checkpoint_and_finishes(tmp_path, caplo
     assert "Rolled back to " + str(tmp_path / "checkpoints" / "ckpt-4") in caplog.text
     assert result["rollbacks"] == 1 and result["step"] == 6
     assert steps.seen == [1, 2, 3, 4, 5, 6]  # the failed step 5 stopped before `steps`
+    # The rollback count is part of the draws' seeds, and checkpointed with the weights.
+    gan = builder.build_model(config)
+    checkpoints.restore_latest(builder.checkpoint_for(gan), str(tmp_path / "checkpoints"))
+    assert gan.completed_steps() == 6 and int(gan.rollback_count.numpy()) == 1
     loaded = tf.saved_model.load(result["export"])
     assert np.isfinite(loaded.sample(tf.constant(4), tf.constant(0))["images"].numpy()).all()
 

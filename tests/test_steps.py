@@ -41,8 +41,8 @@ def test_mixed_float16_steps_count_batches_not_updates(tmp_path):
 
 
 def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_path):
-    # Checkpoints written before the step count was saved hold the four run objects
-    # only; their step is the generator optimizer's update count.
+    # Checkpoints written before the step and rollback counts were saved hold the four
+    # run objects only; their step is the generator optimizer's update count.
     config = small_config(epochs=1, steps_per_epoch=3, export=False)
     training.train(config, str(tmp_path / "new"), verbose=0)
     gan = builder.build_model(config)
@@ -55,9 +55,11 @@ def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_
     config_lib.save(config, str(old_run))
 
     again = builder.build_model(config)
+    again.rollback_count.assign(2)
     assert again.completed_steps() == 0
     assert checkpoints.restore_one(builder.checkpoint_for(again), prefix) == prefix
     assert again.completed_steps() == 3 == int(again.g_optimizer.iterations)
+    assert int(again.rollback_count.numpy()) == 0  # not saved then: no rollback
     for a, b in zip(gan.generator.variables, again.generator.variables):
         assert (a.numpy() == b.numpy()).all()
     counter = CountBatches()

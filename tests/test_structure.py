@@ -18,7 +18,7 @@ PACKAGE = REPO / "tf_asgan"
 LAYERS = {
     # 0 bottom: no tf_asgan imports, or only of this layer
     "errors": 0, "io": 0, "numerics": 0, "_tfgan": 0, "images": 0, "distribute": 0,
-    "sources": 0, "digits": 0,
+    "sources": 0, "digits": 0, "randomness": 0,
     # 1 math: pure functions of tensors
     "losses": 1, "perturbations": 1, "schedules": 1, "metrics": 1, "methods": 1,
     "methods.dat": 1, "methods.advas": 1,

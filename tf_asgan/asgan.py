@@ -19,7 +19,7 @@ import logging
 
 import tensorflow as tf
 
-from tf_asgan import distribute, inputs, methods, schedules, tracking
+from tf_asgan import distribute, inputs, methods, randomness, schedules, tracking
 from tf_asgan import perturbations as perturbations_lib
 from tf_asgan.gan import GAN
 from tf_asgan.methods import advas as advas_lib
@@ -65,6 +65,11 @@ class ASGAN(GAN):
         (:mod:`tf_asgan.methods.advas`), ``lambda * r~`` (``r~`` an estimate of
         ``||grad_phi L_D||^2``) added to G's loss in step 4; logs ``advas_penalty``
         (``r~``) and ``advas_lambda`` (the weight used in the step).
+      seed: the run seed of the train step's random draws (latents, random
+        perturbations): each is a stateless function of the seed, the step, the
+        rollback count, the replica and its purpose (:mod:`tf_asgan.randomness`), so a
+        resumed run draws what an uninterrupted one does. Default: from Python's
+        ``random`` (seeded by ``keras.utils.set_random_seed``).
     """
 
     def __init__(self, generator, discriminator, *, latent_dim=100,
@@ -142,11 +147,12 @@ class ASGAN(GAN):
         images = inputs.images_of(data)  # (its range is checked in fit's input pipeline)
         reals = tf.split(images, self.d_steps) if self.d_steps > 1 else [images]
         epsilon = self.current_epsilon() if self.adversarial else None
+        key = self._step_key()  # every draw: a function of (seed, step, ...) alone
         # AdvAs's norm-ratio weight needs the two parts of G's gradient separately.
         two_parts = self.advas is not None and self.advas.weight == "norm_ratio"
         g_tape = tf.GradientTape(watch_accessed_variables=False, persistent=two_parts)
         for i, x in enumerate(reals):
-            z = self.sample_latent(tf.shape(x)[0])
+            z = self.sample_latent(tf.shape(x)[0], randomness.draw_seed(key, "latent", i))
             if i == len(reals) - 1:
                 with g_tape:  # the G update back-propagates through this fake batch
                     g_tape.watch([v.value for v in self.generator.trainable_variables])
@@ -155,7 +161,8 @@ class ASGAN(GAN):
                 fake = self.generator(z, training=True)
             input_grad, d_fake = self.discriminator_update(x, fake)  # step 1
             if self.adversarial:
-                x_hat = self.perturb(x, input_grad, epsilon)  # step 2
+                x_hat = self.perturb(x, input_grad, epsilon,  # step 2
+                                     randomness.draw_seed(key, "perturbation", i))
                 self.adversarial_update(x_hat, d_fake)  # step 3
         self.generator_update(g_tape, fake, x)  # step 4
         if self.adversarial:
@@ -208,10 +215,11 @@ class ASGAN(GAN):
                               cross_replica_sum=distribute.cross_replica_sum())
         return ex.real, ex.fake, ex.real_logits, ex.fake_logits
 
-    def perturb(self, x, input_grad, epsilon):
-        """Step 2: ``x_hat`` from the registered perturbation."""
+    def perturb(self, x, input_grad, epsilon, seed=None):
+        """Step 2: ``x_hat`` from the registered perturbation (``seed``: the stateless
+        seed of its random draws, if any)."""
         return self.perturbation.fn(x, epsilon=epsilon, input_grad=input_grad,
-                                    loss_fn=self._real_loss_fn(True),
+                                    loss_fn=self._real_loss_fn(True), seed=seed,
                                     **self.perturbation_kwargs)
 
     def adversarial_update(self, x_hat, fake):

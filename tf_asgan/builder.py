@@ -43,7 +43,7 @@ def build_model(config, jit_compile=None):
                 epsilon=config.epsilon_schedule_object(), epsilon_unit=config.epsilon_unit,
                 second_update=config.second_update, d_steps=config.d_steps,
                 perturbation_kwargs=config.perturbation_kwargs(), dat=config.dat_object(),
-                advas=config.advas_object())
+                advas=config.advas_object(), seed=config.seed)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.lr_d, beta_1=config.beta1_d,
                                           beta_2=config.beta2_d),
@@ -54,12 +54,14 @@ def build_model(config, jit_compile=None):
 
 
 def checkpoint_for(gan):
-    """The ``tf.train.Checkpoint`` of a run: both networks, both optimizers and the
-    run's step count (``step``; see :func:`tf_asgan.checkpoints.restore_latest` for
-    checkpoints written before it was recorded)."""
+    """The ``tf.train.Checkpoint`` of a run: both networks, both optimizers, the run's
+    step count (``step``) and rollback count (``rollbacks``), the last two being part
+    of every random draw's seed (see :func:`tf_asgan.checkpoints.restore_latest` for
+    checkpoints written before they were recorded)."""
     objects = dict(zip(checkpoints.RUN_OBJECTS, (gan.generator, gan.discriminator,
                                                  gan.d_optimizer, gan.g_optimizer)))
-    return tf.train.Checkpoint(**objects, **{checkpoints.STEP: gan.step_counter})
+    return tf.train.Checkpoint(**objects, **{checkpoints.STEP: gan.step_counter,
+                                             checkpoints.ROLLBACKS: gan.rollback_count})
 
 
 def fixed_latents(config, n=SAMPLE_GRID_SIZE):

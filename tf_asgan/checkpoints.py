@@ -31,9 +31,11 @@ from tf_asgan import errors, numerics
 log = logging.getLogger(__name__)
 CORRUPT_DIR = "corrupt"
 # What a run checkpoint holds (tf_asgan.builder.checkpoint_for): these objects, and the
-# run's step count under STEP.
+# run's step and rollback counts under STEP and ROLLBACKS (added later: older
+# checkpoints lack them).
 RUN_OBJECTS = ("generator", "discriminator", "d_optimizer", "g_optimizer")
 STEP = "step"
+ROLLBACKS = "rollbacks"
 
 
 def step_of(prefix):
@@ -113,7 +115,8 @@ def restore_latest(checkpoint, directory, writer=True, partial=False):
       partial: ``checkpoint`` holds only some of the saved objects (e.g. the generator).
 
     A run checkpoint saved without the run's step count (:data:`STEP`; earlier versions)
-    is restored with the count set to the generator optimizer's update count.
+    is restored with the count set to the generator optimizer's update count, one
+    without the rollback count (:data:`ROLLBACKS`) with that count set to 0.
 
     Returns:
       The restored prefix, or ``None`` when ``directory`` records no checkpoint.
@@ -171,20 +174,28 @@ def _saved_objects(prefix):
 
 
 def _restore(checkpoint, prefix, partial):
-    if not partial and hasattr(checkpoint, STEP) and STEP not in _saved_objects(prefix):
-        return _restore_without_step(checkpoint, prefix)
+    missing = [] if partial else [name for name in (STEP, ROLLBACKS)
+                                  if hasattr(checkpoint, name)
+                                  and name not in _saved_objects(prefix)]
+    if missing:
+        return _restore_older(checkpoint, prefix, missing)
     status = checkpoint.restore(prefix)
     (status.expect_partial() if partial else status).assert_existing_objects_matched()
     return prefix
 
 
-def _restore_without_step(checkpoint, prefix):
-    """Restores a run checkpoint written before the run's step count was saved with it
-    (by earlier versions of tf_asgan): every other object must match, and the step
-    count is then the generator optimizer's update count, which is what it meant then."""
-    older = tf.train.Checkpoint(**{name: getattr(checkpoint, name) for name in RUN_OBJECTS})
+def _restore_older(checkpoint, prefix, missing):
+    """Restores a run checkpoint written by an earlier version of tf_asgan, without the
+    counts named in ``missing``: every saved object must match; a missing step count is
+    the generator optimizer's update count (what it meant then), a missing rollback
+    count 0."""
+    saved = [name for name in RUN_OBJECTS + (STEP, ROLLBACKS) if name not in missing]
+    older = tf.train.Checkpoint(**{name: getattr(checkpoint, name) for name in saved})
     older.restore(prefix).assert_existing_objects_matched()
-    getattr(checkpoint, STEP).assign(checkpoint.g_optimizer.iterations)
+    if STEP in missing:
+        getattr(checkpoint, STEP).assign(checkpoint.g_optimizer.iterations)
+    if ROLLBACKS in missing:
+        getattr(checkpoint, ROLLBACKS).assign(0)
     return prefix
 
 

@@ -7,11 +7,12 @@ images, counts completed steps (G updates) and reports the logged quantities
 """
 
 import numbers
+import random
 
 import keras
 import tensorflow as tf
 
-from tf_asgan import inputs, networks, optimizers, tracking
+from tf_asgan import inputs, networks, optimizers, randomness, tracking
 from tf_asgan import losses as losses_lib
 
 
@@ -24,6 +25,10 @@ class GAN(keras.Model):
       latent_dim: size of ``z ~ N(0, I)``.
       loss: name in :data:`tf_asgan.losses.LOSSES` or a :class:`~tf_asgan.losses.GANLoss`.
       metric_names: the quantities the train step logs (:func:`tracking.metric_names`).
+      seed: the run seed of the train step's random draws, an int; every draw is a
+        stateless function of it, the step, the rollback count, the replica and the
+        draw's purpose (:mod:`tf_asgan.randomness`). Default: drawn from Python's
+        ``random`` module (which ``keras.utils.set_random_seed`` seeds).
 
     Raises:
       ValueError: networks that are not built Keras models or do not fit together
@@ -31,7 +36,7 @@ class GAN(keras.Model):
     """
 
     def __init__(self, generator, discriminator, *, latent_dim, loss, metric_names,
-                 **kwargs):
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -43,6 +48,12 @@ class GAN(keras.Model):
         self.step_counter = keras.Variable(0, dtype="int64", trainable=False,
                                            aggregation="only_first_replica",
                                            name="completed_steps")
+        # How many times the run went back to a checkpoint after a non-finite step
+        # (checkpointed too): part of every draw's seed, so a rolled-back step draws anew.
+        self.rollback_count = keras.Variable(0, dtype="int64", trainable=False,
+                                             aggregation="only_first_replica",
+                                             name="rollbacks")
+        self.seed = random.randrange(2**31) if seed is None else int(seed)
         self._logged = tracking.StepMetrics(metric_names)
         # Sub-models are built functional models; marking the wrapper built stops `fit`
         # from symbolically calling it on an image batch (docs/dependencies.md).
@@ -90,9 +101,11 @@ class GAN(keras.Model):
         """``G(z)``: images in ``[-1, 1]``."""
         return self.generator(z, training=training)
 
-    def sample_latent(self, n):
-        """``n`` latent vectors ``z ~ N(0, I)``, shape ``[n, latent_dim]``."""
-        return tf.random.normal((n, self.latent_dim))
+    def sample_latent(self, n, seed=None):
+        """``n`` latent vectors ``z ~ N(0, I)``, shape ``[n, latent_dim]``, drawn from
+        ``seed`` (an int ``[2]`` stateless seed) or, by default, from TensorFlow's global
+        generator."""
+        return randomness.normal((n, self.latent_dim), seed=seed)
 
     def generate(self, n_or_z, training=False):
         """Images ``[N, H, W, C]`` in ``[-1, 1]`` from a count ``n`` or a latent batch ``z``."""
@@ -109,6 +122,11 @@ class GAN(keras.Model):
         data position and the checkpoint numbers follow. A subclass's ``train_step``
         ends with :meth:`_count_step`."""
         return tf.convert_to_tensor(self.step_counter)
+
+    def _step_key(self):
+        """The seed of this train step's draws on this replica (read before
+        :meth:`_count_step`); :func:`tf_asgan.randomness.draw_seed` derives each draw's."""
+        return randomness.step_key(self.seed, self._step(), self.rollback_count)
 
     def _count_step(self):
         """Adds the step just done to :attr:`step_counter` (once per step, whatever the

@@ -9,7 +9,10 @@ Each is a pure function with the signature
   use it (the AS-GAN step takes it from the backward pass of its first D update);
 - ``loss_fn``: ``x -> L_D`` on real images at the current discriminator, for
   attacks that need fresh gradients (the iterative one);
-- ``clip_range``: the valid input range, ``(-1, 1)`` by default.
+- ``clip_range``: the valid input range, ``(-1, 1)`` by default;
+- ``seed``: for the random ones, an int ``[2]`` stateless seed
+  (:mod:`tf_asgan.randomness`; the train step passes one derived from the run seed and
+  the step), or ``None`` to draw from TensorFlow's global generator.
 
 The result is ``stop_gradient``-ed: the discriminator is trained on ``x_hat`` as data.
 A new perturbation is a function plus a :data:`PERTURBATIONS` entry.
@@ -21,6 +24,8 @@ import numbers
 from typing import Callable
 
 import tensorflow as tf
+
+from tf_asgan import randomness
 
 DEFAULT_CLIP = (-1.0, 1.0)
 
@@ -43,9 +48,10 @@ def fgsm_perturbation(x, *, epsilon, input_grad, clip_range=DEFAULT_CLIP, **unus
 
 
 def gaussian_perturbation(x, *, epsilon, clip_range=DEFAULT_CLIP, seed=None, **unused):
-    """The paper's ablation (Fig. 3): ``x_hat = clip(x + eps * sign(n))``, ``n ~ N(0, I)``."""
+    """The paper's ablation (Fig. 3): ``x_hat = clip(x + eps * sign(n))``, ``n ~ N(0, I)``
+    (drawn from ``seed``, see the module docstring)."""
     del unused
-    noise = tf.random.normal(tf.shape(x), dtype=x.dtype, seed=seed)
+    noise = randomness.normal(tf.shape(x), seed=seed, dtype=x.dtype)
     x_hat = x + tf.cast(epsilon, x.dtype) * tf.sign(noise)
     return tf.stop_gradient(_clip(x_hat, clip_range))
 
@@ -63,7 +69,8 @@ def pgd_perturbation(x, *, epsilon, loss_fn, input_grad=None, clip_range=DEFAULT
     ``x_{t+1} = clip(proj_eps(x_t + alpha * sign(grad L_D(x_t))))`` for ``steps``
     steps, ``proj_eps`` projecting onto ``[x - eps, x + eps]`` and ``clip`` onto
     ``clip_range``. ``alpha = step_size`` (default ``2.5 * eps / steps``, Madry et
-    al. 2018). ``random_start`` starts from ``x + U(-eps, eps)``. Without a random
+    al. 2018). ``random_start`` starts from ``x + U(-eps, eps)`` (drawn from ``seed``,
+    see the module docstring). Without a random
     start, a given ``input_grad`` serves the first step and saves one D pass.
     Every other step costs one D forward and backward pass through ``loss_fn``.
     """
@@ -88,7 +95,7 @@ def pgd_perturbation(x, *, epsilon, loss_fn, input_grad=None, clip_range=DEFAULT
         return tape.gradient(loss, x_t)
 
     if random_start:
-        x_t = x + tf.random.uniform(tf.shape(x), -1.0, 1.0, dtype=x.dtype, seed=seed) * eps
+        x_t = x + randomness.uniform(tf.shape(x), -1.0, 1.0, seed=seed, dtype=x.dtype) * eps
         x_t = tf.stop_gradient(_clip(x_t, clip_range))
         first = gradient(x_t)
     else:

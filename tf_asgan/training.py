@@ -14,6 +14,13 @@ any checkpoint or export of that step, or, with ``on_nonfinite="rollback"``, res
 the last good checkpoint and continues with fresh random draws (at most
 ``max_rollbacks`` times).
 
+Exact resume: the train step's random draws are stateless functions of the run seed,
+the step, the rollback count, the replica and the draw's purpose
+(:mod:`tf_asgan.randomness`); the step and rollback counts are checkpointed with the
+weights and the data stream restarts at the step's batch. A run killed at any moment
+and resumed therefore ends with the weights of an uninterrupted run, bit for bit on the
+same machine and software (``tests/test_resume.py``).
+
 Under several workers every worker trains; only the chief writes into the workdir (the
 others write into a scratch folder they delete at the end), and every worker resumes
 from the chief's checkpoints.
@@ -28,11 +35,6 @@ from tf_asgan import builder, checkpoints, data, distribute, numerics
 from tf_asgan.rundir import RunDir
 
 log = logging.getLogger(__name__)
-# Seed offsets: workers of a cluster trace identical graphs, so each offsets the
-# model's random draws by its task index; a rollback changes them, or it would replay
-# the same non-finite step.
-WORKER_SEED_STRIDE = 1_000_003
-ROLLBACK_SEED_STRIDE = 7_919
 
 
 def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strategy=None,
@@ -97,8 +99,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     if start == 0:  # the initial weights: a rollback target from step 1 on
         manager.save(checkpoint_number=0)
     step, rollbacks = _fit(gan, config, source, steps_per_epoch, fit_callbacks, run,
-                           checkpoint, verbose=verbose, task_id=task[1],
-                           multi_worker=multi_worker)
+                           checkpoint, verbose=verbose, multi_worker=multi_worker)
     export_path = None
     if config.export:
         numerics.check_weights(gan, step, what="weights (the generator was not exported)")
@@ -148,20 +149,19 @@ def _stream(config, source, step, end_epoch, multi_worker):
 
 
 def _fit(gan, config, source, steps_per_epoch, fit_callbacks, run, checkpoint, *, verbose,
-         task_id, multi_worker):
-    """Fits until ``config.epochs`` epochs are done; returns ``(step, rollbacks)``.
+         multi_worker):
+    """Fits until ``config.epochs`` epochs are done; returns ``(step, rollbacks)``
+    (``rollbacks``: those of this call).
 
-    A run stopped mid-epoch first finishes that epoch, then continues by epochs. The
-    model's random draws (latents, perturbations) continue from ``seed + step``, so a
-    resume does not replay them.
+    A run stopped mid-epoch first finishes that epoch, then continues by epochs. After
+    a rollback the model's rollback count is one more than before it, so the steps
+    that follow draw other random numbers than those that failed.
     """
     step, rollbacks, total = gan.completed_steps(), 0, config.epochs * steps_per_epoch
     while step < total:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
         end = epoch + 1 if done_in_epoch else config.epochs
         stream = _stream(config, source, step, end, multi_worker)
-        keras.utils.set_random_seed(config.seed + step + WORKER_SEED_STRIDE * task_id
-                                    + ROLLBACK_SEED_STRIDE * rollbacks)
         try:
             gan.fit(stream, initial_epoch=epoch, epochs=end,
                     steps_per_epoch=steps_per_epoch - done_in_epoch, callbacks=fit_callbacks,
@@ -169,7 +169,9 @@ def _fit(gan, config, source, steps_per_epoch, fit_callbacks, run, checkpoint, *
         except numerics.NonFiniteError as err:
             _give_up_or_roll_back(err, config, rollbacks, run)
             rollbacks += 1
+            count = int(gan.rollback_count.numpy())
             good = checkpoints.restore_latest(checkpoint, run.checkpoints, writer=run.chief)
+            gan.rollback_count.assign(count + 1)
             log.warning("%s Rolled back to %s (rollback %d of at most %d).", err, good,
                         rollbacks, config.max_rollbacks)
         step = gan.completed_steps()
