@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import os
 
 import keras
@@ -11,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 from test_training import REPO, generated_source, run_script, small_config
 
-from tf_asgan import analysis, builder, losses, study, training
+from tf_asgan import analysis, builder, losses, randomness, study, training
 
 RES = 8
 
@@ -198,7 +199,7 @@ def test_analyze_script_writes_every_figure_and_keeps_an_existing_analysis(train
     assert proc.returncode != 0 and "already holds an analysis" in proc.stderr
 
 
-def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
+def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch, caplog):
     config = study.StudyConfig(datasets=("digits",), methods=("dat", "asgan"),
                                digits_seeds=(0, 1), steps=4, steps_per_epoch=2, width=0.125,
                                eval_num_samples=200, analysis_num=16).validate()
@@ -232,6 +233,18 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     remeasured = study.run(wider, str(tmp_path), progress=lambda _: None)
     assert [r["robustness"][0]["epsilon"] for r in remeasured] == [16 / 255] * 4
     assert [r["fid"] for r in remeasured] == [r["fid"] for r in results]
+    monkeypatch.undo()
+    # A run trained with an earlier random-draw scheme is trained again, from scratch.
+    stored = tmp_path / "digits" / "asgan" / "seed1" / "result.json"
+    record = json.loads(stored.read_text())
+    del record["draws"]
+    stored.write_text(json.dumps(record))
+    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
+        redone = study.run(config, str(tmp_path), progress=lambda _: None)
+    assert "earlier random-draw scheme: deleted the previous run in " in caplog.text
+    assert str(tmp_path / "digits" / "asgan" / "seed1") in caplog.text
+    assert redone[-1]["draws"] == randomness.SCHEME and redone[-1]["step"] == 4
+    assert [r["fid"] for r in redone[:3]] == [r["fid"] for r in results[:3]]
 
 
 def test_study_comparisons_are_welchs_t_test_by_hand():

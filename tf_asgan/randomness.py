@@ -25,6 +25,10 @@ generator when no seed is given.
 import tensorflow as tf
 
 ALG = "philox"
+# The version of this draw scheme, recorded with results that depend on a run's exact
+# draws (tf_asgan.study): bumped by any change of the seeds or of PURPOSES. Runs of
+# versions before 1 drew from a stateful generator reseeded with seed + step.
+SCHEME = 1
 # Which draw of a train step a seed is for. Values are part of the seed: never reuse or
 # renumber one (that would change every run's draws).
 PURPOSES = {"latent": 1, "perturbation": 2}

@@ -52,10 +52,10 @@ def _mismatch(config, path):
     return {} if stored is None else config.differences(stored)
 
 
-def _remove_run(path):
-    """Deletes the run entries of ``path`` (:data:`RUN_ENTRIES` and kept exports).
-    ``config.json`` goes last: a kill part-way leaves a run that is still refused, never
-    old checkpoints under a new configuration."""
+def remove_run(path, reason="--existing_run=overwrite"):
+    """Deletes the run entries of ``path`` (:data:`RUN_ENTRIES` and kept exports),
+    logging ``reason``. ``config.json`` goes last: a kill part-way leaves a run that is
+    still refused, never old checkpoints under a new configuration."""
     entries = [os.path.join(path, e) for e in RUN_ENTRIES if e != "config.json"]
     entries += glob.glob(os.path.join(glob.escape(path), EXPORT_DIR + "_step*"))
     entries.append(os.path.join(path, "config.json"))
@@ -65,7 +65,7 @@ def _remove_run(path):
             shutil.rmtree(entry)
         else:
             os.remove(entry)
-    log.warning("--existing_run=overwrite: deleted the previous run in %s (%s).", path,
+    log.warning("%s: deleted the previous run in %s (%s).", reason, path,
                 ", ".join(os.path.basename(e) for e in removed))
 
 
@@ -105,7 +105,7 @@ def resolve_workdir(config, workdir, existing_run="resume", chief=True):
                  workdir, n)
         return f"{workdir}_{n}"
     if chief:
-        _remove_run(workdir)
+        remove_run(workdir)
     return workdir
 
 

@@ -18,8 +18,9 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 
-from tf_asgan import analysis, builder, data, io, plots, rundir, training
+from tf_asgan import analysis, builder, data, io, plots, randomness, rundir, training
 from tf_asgan.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,11 @@ def run_one(study, dataset, method, seed, workdir):
             stored = json.load(f)
         # (the configuration includes methods_version: a run of an older DAT / AdvAs is
         # retrained, not re-measured)
-        if stored.get("config") == config.to_dict() and stored.get("measure") == measure:
+        if (stored.get("config") == config.to_dict() and stored.get("measure") == measure
+                and stored.get("draws") == randomness.SCHEME):
             return stored
+        if stored.get("draws") != randomness.SCHEME:  # the same run would draw otherwise
+            rundir.remove_run(workdir, reason="trained with an earlier random-draw scheme")
     start = time.time()
     source = data.source(dataset, config.resolution, seed=seed)
     # The study owns its run folders: a run of an older study setting is replaced.
@@ -153,6 +157,9 @@ def run_one(study, dataset, method, seed, workdir):
                             existing_run="overwrite")
     train_seconds = time.time() - start
     gan, _, _ = rundir.restore_model(workdir)
+    # The real subset's shuffle folds in TensorFlow's global seed: set it, so that a
+    # re-measurement reads the same real images in the same order as the first one.
+    tf.random.set_seed(seed)
     evaluator = builder.make_evaluator(config, source)
     metrics = evaluator.evaluate(gan.generator)["metrics"]
     reals = analysis.real_batch(source, study.analysis_num, seed)
@@ -174,7 +181,7 @@ def run_one(study, dataset, method, seed, workdir):
         "d_loss_std": _loss_spread(workdir, "d_loss"),
         "g_loss_std": _loss_spread(workdir, "g_loss"),
         "traces": _traces(workdir, config.steps_per_epoch),
-        "config": config.to_dict(), "measure": measure,
+        "config": config.to_dict(), "measure": measure, "draws": randomness.SCHEME,
     }
     io.atomic_write_json(path, out, indent=2, sort_keys=True)
     return out
