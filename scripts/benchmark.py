@@ -1,22 +1,25 @@
 """Step cost of the baseline, AS-GAN (both readings of the second D update), DAT and
 AdvAs as their sources define them (and our variants of both: ``dat_pgd``,
 ``advas_fixed_biased``), with and without XLA, in one process; and the input pipeline's
-throughput.
+throughput; and the training loop's own cost (:mod:`tf_asgan.overhead`).
 
     python scripts/benchmark.py                       # DCGAN-32 and ResNet-32
     python scripts/benchmark.py --resolutions=32,64   # also the 64 px networks
+    python scripts/benchmark.py --architectures= --loop_overhead   # the loop alone
 
 Writes ``<output>/benchmark.json`` and ``<output>/benchmark.md`` (a table: ms/step,
 images/s, GFLOP/step, each method's time and FLOPs relative to the baseline, the ratio
-of the two, and the XLA speed-up).
+of the two, and the XLA speed-up; then the loop-overhead table: a bare
+``tf.function`` loop, ``fit`` and ``training.train`` on the same tiny net).
 """
 
 import os
 import platform
+import sys
 
 from absl import app, flags
 
-from tf_asgan import benchmark, io
+from tf_asgan import benchmark, io, overhead
 
 flags.DEFINE_list("architectures", ["dcgan", "resnet"], "Architectures.")
 flags.DEFINE_list("resolutions", ["32"], "Resolutions (32, 64).")
@@ -26,6 +29,16 @@ flags.DEFINE_integer("batch_size", 64, "Batch size (the paper's 64).")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, compilation).")
 flags.DEFINE_integer("steps", 5, "Steps per timed repeat.")
 flags.DEFINE_integer("repeats", 5, "Timed repeats; the median is reported.")
+flags.DEFINE_bool("loop_overhead", True, "Also time the training loop itself: a bare "
+                  "tf.function loop, fit and training.train on DCGAN-32 at width 1/8.")
+flags.DEFINE_integer("loop_steps_per_epoch", 80, "Steps per epoch of the loop timing "
+                     "(the embedded digits hold 89 batches of 16).",
+                     lower_bound=1)
+flags.DEFINE_integer("loop_epochs", 4, "Epochs of the loop timing (the first is not timed).",
+                     lower_bound=2)
+flags.DEFINE_integer("steps_per_execution", 1, "Keras steps_per_execution of the loop timing.")
+flags.DEFINE_integer("log_every_steps", 10, "training.train's step-log interval in the loop "
+                     "timing (its default).")
 flags.DEFINE_string("output", "runs/benchmark", "Output folder.")
 FLAGS = flags.FLAGS
 
@@ -33,15 +46,27 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     xla = {"both": (False, True), "on": (True,), "off": (False,)}[FLAGS.xla]
-    report = benchmark.run(
-        architectures=FLAGS.architectures, resolutions=[int(r) for r in FLAGS.resolutions],
-        method_names=FLAGS.methods, xla=xla, batch_size=FLAGS.batch_size,
-        warmup=FLAGS.warmup, steps=FLAGS.steps, repeats=FLAGS.repeats)
+    report, parts = {}, []
+    if FLAGS.architectures:
+        report = benchmark.run(
+            architectures=FLAGS.architectures, resolutions=[int(r) for r in FLAGS.resolutions],
+            method_names=FLAGS.methods, xla=xla, batch_size=FLAGS.batch_size,
+            warmup=FLAGS.warmup, steps=FLAGS.steps, repeats=FLAGS.repeats)
+        parts.append(benchmark.table(report))
+    if FLAGS.loop_overhead:
+        try:
+            config = overhead.tiny_config(FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs,
+                                          steps_per_execution=FLAGS.steps_per_execution,
+                                          log_every_steps=FLAGS.log_every_steps)
+            report["loop_overhead"] = overhead.measure(config)
+        except ValueError as err:  # e.g. more steps per epoch than the data holds
+            sys.exit(f"benchmark.py: {err}")
+        parts.append(overhead.table(report["loop_overhead"]))
     report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "processor": platform.processor()}
     os.makedirs(FLAGS.output, exist_ok=True)
     io.atomic_write_json(os.path.join(FLAGS.output, "benchmark.json"), report, indent=2)
-    text = benchmark.table(report)
+    text = "\n\n".join(parts)
     io.atomic_write_text(os.path.join(FLAGS.output, "benchmark.md"), text + "\n")
     print(text)
     print(f"Wrote {FLAGS.output}/benchmark.json and benchmark.md")

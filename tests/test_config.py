@@ -35,7 +35,8 @@ DEFAULT = [
     ("beta1_g", 0.5), ("beta2_g", 0.999), ("batch_size", 64), ("epochs", 20),
     ("steps_per_epoch", 0), ("cache", True), ("seed", 0), ("strategy", "auto"),
     ("sync_bn", False), ("precision", "auto"), ("jit_compile", "auto"),
-    ("sample_every_epochs", 1), ("checkpoint_every_steps", 0),
+    ("steps_per_execution", 1), ("log_every_steps", 10), ("sample_every_epochs", 1),
+    ("checkpoint_every_steps", 0),
     ("checkpoint_every_minutes", 10.0), ("checkpoints_to_keep", 3), ("export", True),
     ("on_nonfinite", "stop"), ("max_rollbacks", 3), ("eval_every_epochs", 0),
     ("eval_num_samples", 22400), ("eval_network", "auto"), ("inception_path", None),
@@ -89,6 +90,8 @@ DEFAULT_FLAGS = """\
 --nosync_bn
 --precision=auto
 --jit_compile=auto
+--steps_per_execution=1
+--log_every_steps=10
 --sample_every_epochs=1
 --checkpoint_every_steps=0
 --checkpoint_every_minutes=10.0
@@ -104,6 +107,7 @@ DEFAULT_FLAGS = """\
 --eval_num_real=50000
 """
 MUTABLE = {"data_dir", "download", "cache", "epochs", "sample_every_epochs",
+           "steps_per_execution", "log_every_steps",
            "checkpoint_every_steps", "checkpoint_every_minutes", "checkpoints_to_keep",
            "export", "on_nonfinite", "max_rollbacks", "bad_images", "eval_every_epochs",
            "eval_num_samples", "eval_network", "inception_path", "is_splits",

@@ -32,7 +32,7 @@ LAYERS = {
     # 5 configuration
     "config_fields": 5, "config_sections": 5, "config_methods": 5, "config": 5,
     # 6 assembly: from a configuration to a finished run
-    "builder": 6, "rundir": 6, "training": 6, "study": 6,
+    "builder": 6, "rundir": 6, "training": 6, "study": 6, "overhead": 6,
     # the package's front door
     "__init__": 7,
 }

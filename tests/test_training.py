@@ -30,7 +30,7 @@ def generated_source(n=40, res=32, seed=0):
 
 def small_config(**changes):
     base = dict(batch_size=8, epochs=2, steps_per_epoch=3, checkpoint_every_steps=1,
-                latent_dim=16)
+                latent_dim=16, log_every_steps=1)
     base.update(changes)
     return TrainConfig(**base)
 

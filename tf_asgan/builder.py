@@ -49,7 +49,7 @@ def build_model(config, jit_compile=None):
                                           beta_2=config.beta2_d),
         g_optimizer=keras.optimizers.Adam(config.lr_g, beta_1=config.beta1_g,
                                           beta_2=config.beta2_g),
-        jit_compile=jit_compile)
+        jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
     return gan
 
 
@@ -108,11 +108,11 @@ def make_callbacks(config, checkpoint, writes, *, evaluator=None, timed_checkpoi
     manager = tf.train.CheckpointManager(checkpoint, writes("checkpoints"),
                                          max_to_keep=config.checkpoints_to_keep)
     run_callbacks = [
-        checkpoints.NonFiniteGuard(),
+        callbacks_lib.NonFiniteGuard(config.log_every_steps),
         callbacks_lib.Checkpointer(manager, config.checkpoint_every_steps,
                                    config.checkpoint_every_minutes if timed_checkpoints
                                    else 0.0),
-        callbacks_lib.StepLogger(writes("tensorboard")),
+        callbacks_lib.StepLogger(writes("tensorboard"), config.log_every_steps),
         callbacks_lib.SampleGrid(writes("samples"), fixed_latents(config),
                                  config.sample_every_epochs),
         keras.callbacks.CSVLogger(writes("history.csv"), append=True),

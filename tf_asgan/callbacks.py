@@ -1,5 +1,9 @@
-"""Training side effects as Keras callbacks: sample grids, per-step logs, checkpoints,
-evaluation."""
+"""Training side effects as Keras callbacks: the non-finite guard, sample grids, step
+logs, checkpoints, evaluation.
+
+Their batch hooks count steps on the host (:class:`RunCallback`) and touch the device
+only on the steps where they log, check or save, so the training loop stays as fast as
+a bare ``fit`` (``scripts/benchmark.py --loop_overhead``)."""
 
 import json
 import logging
@@ -33,11 +37,90 @@ class SampleGrid(keras.callbacks.Callback):
                              self.columns)
 
 
-class StepLogger(keras.callbacks.Callback):
-    """Logs every step's quantities (not epoch means) and the epoch means to TensorBoard.
+class RunCallback(keras.callbacks.Callback):
+    """A callback that knows the run's step without asking the device every batch.
+
+    It reads the model's step count (``completed_steps``) once per ``fit`` and once per
+    epoch end, and in between counts on the host from Keras's batch index (with
+    ``steps_per_execution`` Keras calls the batch hooks once per ``k`` steps, passing the
+    index of the last), so a callback costs no device round trip on the batches where
+    it has nothing to do. :attr:`step` is the number of steps done.
+    """
+
+    step = 0
+    _epoch_start = 0
+
+    def on_train_begin(self, logs=None):
+        self.step = self._epoch_start = self.model.completed_steps()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.step
+
+    def _advance(self, batch):
+        """Sets :attr:`step` after batch ``batch``; returns the step before it."""
+        before = self.step
+        steps = (self.params or {}).get("steps") or batch + 1
+        self.step = self._epoch_start + min(batch + 1, steps)
+        return before
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step = self.model.completed_steps()
+
+    @staticmethod
+    def crossed(before, after, every):
+        """Whether a multiple of ``every`` (``0``: never) lies in ``(before, after]``."""
+        return bool(every) and after // every > before // every
+
+
+def check_numbers(model, step, what="weights"):
+    """Before anything of step ``step`` is saved: the model's step values since the last
+    check (:meth:`tf_asgan.GAN.check_finite`, when it has one) and its weights.
+
+    Raises:
+      tf_asgan.numerics.NonFiniteError: a NaN or infinity.
+    """
+    if hasattr(model, "check_finite"):
+        model.check_finite()
+    numerics.check_weights(model, step, what=what)
+
+
+class NonFiniteGuard(RunCallback):
+    """Stops training with :class:`~tf_asgan.numerics.NonFiniteError` after a step with
+    a NaN or infinite logged value, naming the first such step and its quantities.
+
+    The model watches its step values in the graph (:class:`tf_asgan.tracking.
+    NonFiniteMonitor`); this reads the verdict every ``every_steps`` steps and at epoch
+    ends. Place it first: at an epoch end it then raises before any other callback
+    saves, evaluates or draws anything of that epoch (the checkpointer checks again
+    before its mid-epoch saves). A model without that monitor has each batch's logs
+    checked instead.
+    """
+
+    def __init__(self, every_steps=1):
+        super().__init__()
+        self.every_steps = max(1, int(every_steps))
+
+    def on_train_batch_end(self, batch, logs=None):
+        before = self._advance(batch)
+        if not hasattr(self.model, "check_finite"):
+            bad = numerics.nonfinite_logs(logs or {})
+            if bad:
+                raise numerics.NonFiniteError(self.step, bad)
+        elif self.crossed(before, self.step, self.every_steps):
+            self.model.check_finite()
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if hasattr(self.model, "check_finite"):
+            self.model.check_finite()
+
+
+class StepLogger(RunCallback):
+    """Logs the quantities of every ``every_steps``-th step (that step's own values, not
+    means) and the epoch means to TensorBoard.
 
     Step scalars are named ``step/<metric>``, epoch means ``epoch/<metric>``; the x axis
-    is the number of completed training steps (generator updates).
+    is the number of completed training steps.
     """
 
     def __init__(self, logdir, every_steps=1):
@@ -47,21 +130,20 @@ class StepLogger(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self._writer = tf.summary.create_file_writer(self.logdir)
 
-    def _step(self):
-        return self.model.completed_steps()
-
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
-        if step % self.every_steps:
+        before = self._advance(batch)
+        if not self.crossed(before, self.step, self.every_steps):
             return
-        with self._writer.as_default(step=step):
+        with self._writer.as_default(step=self.step):
             for name, value in self.model.step_logs().items():
                 tf.summary.scalar(f"step/{name}", value)
 
     def on_epoch_end(self, epoch, logs=None):
-        with self._writer.as_default(step=self._step()):
+        super().on_epoch_end(epoch, logs)
+        with self._writer.as_default(step=self.step):
             for name, value in (logs or {}).items():
                 tf.summary.scalar(f"epoch/{name}", value)
         self._writer.flush()
@@ -70,14 +152,15 @@ class StepLogger(keras.callbacks.Callback):
         self._writer.close()
 
 
-class Checkpointer(keras.callbacks.Callback):
+class Checkpointer(RunCallback):
     """Saves a ``tf.train.CheckpointManager`` every N steps, every M minutes (so a long
     epoch killed part-way loses at most M minutes) and at every epoch end.
 
     Checkpoints are numbered by the training step. The manager records a checkpoint
     only once its files are complete, so a crash mid-write leaves the previous one in
-    use. Weights are checked first: a non-finite one raises
-    :class:`~tf_asgan.numerics.NonFiniteError` and nothing is saved.
+    use. The step values and weights are checked first (:func:`check_numbers`): a
+    non-finite one raises :class:`~tf_asgan.numerics.NonFiniteError` and nothing is
+    saved.
     """
 
     def __init__(self, manager, every_steps=0, every_minutes=0.0, clock=time.monotonic):
@@ -90,23 +173,25 @@ class Checkpointer(keras.callbacks.Callback):
         self._last_time = None
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self._last_time = self.clock()
 
     def save(self):
-        step = self.model.completed_steps()
-        if step != self._last_saved:
-            numerics.check_weights(self.model, step)
-            self.manager.save(checkpoint_number=step)
-            self._last_saved = step
+        if self.step != self._last_saved:
+            check_numbers(self.model, self.step)
+            self.manager.save(checkpoint_number=self.step)
+            self._last_saved = self.step
         self._last_time = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps and self.model.completed_steps() % self.every_steps == 0:
+        before = self._advance(batch)
+        if self.crossed(before, self.step, self.every_steps):
             self.save()
         elif self.every_seconds and self.clock() - self._last_time >= self.every_seconds:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
         self.save()
 
 
@@ -155,7 +240,7 @@ class Evaluate(keras.callbacks.Callback):
             return
         step = self.model.completed_steps()
         # A NaN from the epoch's last update is not evaluated (nor saved as the best).
-        numerics.check_weights(self.model, step)
+        check_numbers(self.model, step)
         log.info("Evaluating epoch %d (step %d): %d samples with %s", done, step,
                  self.evaluator.protocol.num_samples, self.evaluator.network.name)
         result = self.evaluator.evaluate(self.model.generator)

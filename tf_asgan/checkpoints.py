@@ -10,10 +10,9 @@ cannot be read (truncated, checksum mismatch, missing files) is reported, moved 
 nothing is loaded from a corrupt file, and when every recorded checkpoint is corrupt
 :class:`CorruptCheckpointError` says so rather than training from scratch silently.
 
-Numbers: :class:`NonFiniteGuard` stops training at the first step whose losses or
-logged quantities are NaN or infinite, before any checkpoint of that step is written;
-weights are checked before every checkpoint and export. The checks themselves, and
-:class:`NonFiniteError`, live in :mod:`tf_asgan.numerics`.
+Numbers: NaN and infinite values are caught before a checkpoint is written
+(:class:`tf_asgan.callbacks.NonFiniteGuard`, :func:`tf_asgan.callbacks.check_numbers`,
+and :mod:`tf_asgan.numerics` for the checks themselves).
 """
 
 import glob
@@ -22,11 +21,10 @@ import os
 import re
 import shutil
 
-import keras
 import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
 
-from tf_asgan import errors, numerics
+from tf_asgan import errors
 
 log = logging.getLogger(__name__)
 CORRUPT_DIR = "corrupt"
@@ -197,20 +195,3 @@ def _restore_older(checkpoint, prefix, missing):
     if ROLLBACKS in missing:
         getattr(checkpoint, ROLLBACKS).assign(0)
     return prefix
-
-
-class NonFiniteGuard(keras.callbacks.Callback):
-    """Raises :class:`~tf_asgan.numerics.NonFiniteError` after the first step with a non-finite log.
-
-    It checks the quantities of that step alone (the model's ``step_logs``), so the step
-    and the quantities it names are exact. Place it before the checkpointing callback:
-    the step's state is then never saved.
-    """
-
-    def on_train_batch_end(self, batch, logs=None):
-        values = self.model.step_logs() if hasattr(self.model, "step_logs") else (logs or {})
-        bad = numerics.nonfinite_logs(values)
-        if bad:
-            step = (self.model.completed_steps() if hasattr(self.model, "completed_steps")
-                    else batch + 1)
-            raise numerics.NonFiniteError(step, bad)

@@ -46,6 +46,18 @@ if len(_OWNER) != sum(len(cls.names()) for cls in SECTIONS.values()):
     raise RuntimeError("A field name appears in two sections: field names are flag names.")
 
 
+def check_steps_per_execution(config, steps_per_epoch):
+    """Raises ``ValueError`` when ``config.steps_per_execution`` does not divide
+    ``steps_per_epoch`` (``0``: not known yet, no check): the last execution of an epoch
+    would run into the next one."""
+    k = config.run.steps_per_execution
+    if steps_per_epoch and k >= 1 and steps_per_epoch % k:
+        raise ValueError(f"--steps_per_execution={k} does not divide the {steps_per_epoch} "
+                         "steps per epoch: an epoch's last execution would run into the "
+                         "next epoch. Choose a divisor, or set --steps_per_epoch to a "
+                         f"multiple of {k}.")
+
+
 @dataclasses.dataclass(init=False)
 class TrainConfig:
     """Everything a training run depends on. Defaults: the embedded demo (AS-DCGAN, digits).
@@ -120,6 +132,7 @@ class TrainConfig:
         if batch_size % d_steps:
             raise ValueError(f"batch_size={batch_size} must be divisible by "
                              f"d_steps={d_steps} (each D iteration takes a slice).")
+        check_steps_per_execution(self, self.optim.steps_per_epoch)
         if self.eval.eval_every_epochs:
             self.eval_protocol().validate()
 

@@ -115,6 +115,13 @@ class RunConfig(Section):
     jit_compile: str = option(
         "auto", "XLA: auto (on with one replica, off with several), on, off.",
         choices=distribute.SWITCHES)
+    steps_per_execution: int = option(
+        1, "Train steps per call into the device (Keras steps_per_execution): fewer host "
+        "round trips, which matters on GPUs. Must divide the steps per epoch, "
+        "--checkpoint_every_steps and --log_every_steps.", minimum=1, mutable=True)
+    log_every_steps: int = option(
+        10, "Log the step values to TensorBoard (step/*) and check them for NaN every N "
+        "steps (1: every step; each costs a device read).", minimum=1, mutable=True)
     sample_every_epochs: int = option(1, "Write a sample grid every N epochs.", minimum=1,
                                       mutable=True)
     checkpoint_every_steps: int = option(
@@ -143,6 +150,13 @@ class RunConfig(Section):
     def check(self):
         if self.max_rollbacks < 0 or self.checkpoint_every_minutes < 0:
             raise ValueError("max_rollbacks and checkpoint_every_minutes must be >= 0.")
+        k = self.steps_per_execution
+        for name in ("checkpoint_every_steps", "log_every_steps"):
+            if k >= 1 and getattr(self, name) % k:
+                raise ValueError(
+                    f"--{name}={getattr(self, name)} is not a multiple of "
+                    f"--steps_per_execution={k}: callbacks run only between executions, so "
+                    f"it could not land on its steps. Choose a multiple of {k}.")
         if self.on_nonfinite not in NONFINITE_ACTIONS:
             raise ValueError(f"on_nonfinite must be one of {list(NONFINITE_ACTIONS)}, got "
                              f"{self.on_nonfinite!r}.")

@@ -55,6 +55,7 @@ class GAN(keras.Model):
                                              name="rollbacks")
         self.seed = random.randrange(2**31) if seed is None else int(seed)
         self._logged = tracking.StepMetrics(metric_names)
+        self.nonfinite_monitor = tracking.NonFiniteMonitor(metric_names)
         # Sub-models are built functional models; marking the wrapper built stops `fit`
         # from symbolically calling it on an image batch (docs/dependencies.md).
         self.built = True
@@ -129,9 +130,17 @@ class GAN(keras.Model):
         return randomness.step_key(self.seed, self._step(), self.rollback_count)
 
     def _count_step(self):
-        """Adds the step just done to :attr:`step_counter` (once per step, whatever the
-        number of replicas)."""
+        """Ends a train step: records it in :attr:`nonfinite_monitor` if its logged values
+        are the first non-finite ones, and adds it to :attr:`step_counter` (once per
+        step, whatever the number of replicas)."""
+        self.nonfinite_monitor.update(self._step(), self._logged.step_results())
         self.step_counter.assign_add(1)
+
+    def check_finite(self):
+        """Raises :class:`~tf_asgan.numerics.NonFiniteError` if a train step since the
+        last check logged a NaN or infinite value, naming the first such step (1-based)
+        and its non-finite quantities."""
+        self.nonfinite_monitor.check()
 
     def _logits(self, images, training=True):
         """D's logits on ``images`` as float32 ``[N]`` (whatever D's compute dtype)."""

@@ -2,7 +2,7 @@
 that reports them.
 
 Training stops at the first step with a non-finite loss or logged quantity
-(:func:`nonfinite_logs`, used by :class:`tf_asgan.checkpoints.NonFiniteGuard`), and
+(:func:`nonfinite_logs`, used by :class:`tf_asgan.tracking.NonFiniteMonitor`), and
 weights are checked before every checkpoint, evaluation and export
 (:func:`nonfinite_variables`, :func:`check_weights`).
 """

@@ -106,6 +106,7 @@ class StudyConfig:
             dataset=dataset, width=self.width, batch_size=self.batch_size,
             steps_per_epoch=steps_per_epoch, epochs=epochs, seed=seed, epsilon=self.epsilon,
             sample_every_epochs=epochs, checkpoint_every_minutes=0.0, export=False,
+            log_every_steps=1,  # the loss spreads and traces read every step's values
             eval_num_samples=self.eval_num_samples, eval_num_real=0, jit_compile="off",
             **METHODS[method]).validate()
 

@@ -32,6 +32,8 @@ import keras
 import tensorflow as tf
 
 from tf_asgan import builder, checkpoints, data, distribute, numerics
+from tf_asgan import callbacks as callbacks_lib
+from tf_asgan import config as config_lib
 from tf_asgan.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
         config, checkpoint, run.writes, evaluator=evaluator,
         timed_checkpoints=not multi_worker, extra=callbacks)
     steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
+    config_lib.check_steps_per_execution(config, steps_per_epoch)
     start = gan.completed_steps()
     _log_start(config, strategy, source, start, steps_per_epoch, jit, precision)
     if start == 0:  # the initial weights: a rollback target from step 1 on
@@ -102,7 +105,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                            checkpoint, verbose=verbose, multi_worker=multi_worker)
     export_path = None
     if config.export:
-        numerics.check_weights(gan, step, what="weights (the generator was not exported)")
+        callbacks_lib.check_numbers(gan, step, what="weights (the generator was not exported)")
         export_path = run.export(gan.generator, config, step)
     run.finish()
     return {"step": step, "steps_per_epoch": steps_per_epoch,
@@ -172,6 +175,7 @@ def _fit(gan, config, source, steps_per_epoch, fit_callbacks, run, checkpoint, *
             count = int(gan.rollback_count.numpy())
             good = checkpoints.restore_latest(checkpoint, run.checkpoints, writer=run.chief)
             gan.rollback_count.assign(count + 1)
+            gan.nonfinite_monitor.reset()
             log.warning("%s Rolled back to %s (rollback %d of at most %d).", err, good,
                         rollbacks, config.max_rollbacks)
         step = gan.completed_steps()
