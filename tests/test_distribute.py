@@ -179,14 +179,27 @@ def test_benchmark_script_writes_json_and_table(tmp_path):
     proc = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--architectures=dcgan",
          "--methods=baseline,dat,advas", "--xla=off", "--batch_size=4", "--warmup=1",
-         "--steps=1", "--repeats=1", f"--output={tmp_path}"],
+         "--steps=1", "--repeats=1", "--loop_steps_per_epoch=2", "--loop_epochs=2",
+         "--steps_per_execution=2", "--log_every_steps=2", f"--output={tmp_path}"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "benchmark.json") as f:
         report = json.load(f)
     assert {r["method"] for r in report["rows"]} == {"baseline", "dat", "advas"}
-    assert (tmp_path / "benchmark.md").read_text().startswith("| net | method |")
+    loop = report["loop_overhead"]
+    assert [r["loop"] for r in loop["rows"]] == ["bare", "fit", "train"]
+    assert loop["steps_per_execution"] == 2 and loop["train_over_fit"] > 0
+    text = (tmp_path / "benchmark.md").read_text()
+    assert text.startswith("| net | method |") and "| loop | ms/step |" in text
+    # a loop setting that cannot work is refused with the reason, not a traceback
+    proc = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--architectures=", "--loop_steps_per_epoch=3",
+         "--steps_per_execution=2", f"--output={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode != 0 and "does not divide the 3 steps per epoch" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_gpu_rules_with_simulated_devices(monkeypatch):

@@ -86,7 +86,7 @@ def test_a_run_killed_at_random_points_ends_bit_identical(tmp_path, mirrored):
     flags = ["--mirrored"] if mirrored else []
     replicas = 2 if mirrored else 1
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    finish(start(full, "uninterrupted", *flags), killed=False)
+    uninterrupted = start(full, "uninterrupted", *flags)  # beside the killed ones
 
     after = rng.randrange(1, 6)  # after step 1-5, before or after its checkpoint
     saving = rng.choice([s for s in range(after + 1, 10) if s % 2 == 0])
@@ -97,4 +97,5 @@ def test_a_run_killed_at_random_points_ends_bit_identical(tmp_path, mirrored):
         proc = start(resumed, "external kill")
         kill_when_logged(proc, str(resumed) + ".batches", lines + rng.randrange(1, 4))
     finish(start(resumed, "last", *flags), killed=False)
+    finish(uninterrupted, killed=False)
     assert_same_run(full, resumed, replicas)
