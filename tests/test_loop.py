@@ -10,6 +10,7 @@ import tensorflow as tf
 from test_training import generated_source, small_config
 
 from tf_asgan import builder, callbacks, numerics, overhead, tracking, training
+from tf_asgan import config as config_lib
 
 NAMES = ["d_loss", "g_loss", "D_real"]
 
@@ -117,8 +118,51 @@ def test_steps_per_execution_that_splits_an_epoch_is_refused_before_training(tmp
     config = small_config(steps_per_epoch=0, checkpoint_every_steps=0, log_every_steps=2,
                           steps_per_execution=2)
     with pytest.raises(ValueError, match="does not divide the 5 steps per epoch"):
-        training.train(config, str(tmp_path), verbose=0, source=generated_source(40))
-    assert not (tmp_path / "checkpoints").exists()
+        training.train(config, str(tmp_path / "new"), verbose=0, source=generated_source(40))
+    assert not (tmp_path / "new").exists()  # nothing written, not even config.json
+    # ... and before an existing run would be replaced
+    other = tmp_path / "other"
+    training.train(small_config(epochs=1, export=False), str(other), verbose=0,
+                   source=generated_source())
+    with pytest.raises(ValueError, match="does not divide"):
+        training.train(config, str(other), verbose=0, source=generated_source(40),
+                       existing_run="overwrite")
+    assert (other / "checkpoints").exists() and config_lib.load(str(other)).epochs == 1
+
+
+def test_steps_per_execution_with_several_replicas_is_refused(tmp_path, mirrored):
+    config = small_config(checkpoint_every_steps=0, log_every_steps=2, steps_per_epoch=4,
+                          steps_per_execution=2)
+    with pytest.raises(ValueError, match="does not work with 2 replicas"):
+        training.train(config, str(tmp_path), verbose=0, strategy=mirrored,
+                       source=generated_source())
+    assert not tmp_path.joinpath("config.json").exists()
+
+
+class StopAfter(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.completed_steps() == self.step:
+            raise KeyboardInterrupt
+
+
+def test_resuming_where_a_new_steps_per_execution_cannot_land_is_refused(tmp_path):
+    config = small_config(epochs=2, steps_per_epoch=4, export=False)  # checkpoints every step
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, str(tmp_path), verbose=0, source=generated_source(),
+                       callbacks=[StopAfter(3)])
+    faster = config.replace(steps_per_execution=2, checkpoint_every_steps=2, log_every_steps=2)
+    with pytest.raises(ValueError, match="resumes at step 3, 3 steps into its epoch"):
+        training.train(faster, str(tmp_path), verbose=0, source=generated_source())
+    assert config_lib.load(str(tmp_path)).steps_per_execution == 1  # config.json kept
+    # Finishing that epoch with the old value, then the new one, works.
+    training.train(config.replace(epochs=1), str(tmp_path), verbose=0,
+                   source=generated_source())
+    result = training.train(faster, str(tmp_path), verbose=0, source=generated_source())
+    assert result["step"] == 8
 
 
 def test_callbacks_count_steps_on_the_host_exactly():
@@ -158,5 +202,8 @@ def test_the_loop_overhead_benchmark_reports_its_three_loops():
         by["train"]["ms_per_step"] / by["fit"]["ms_per_step"])
     assert by["train"]["epoch_end_ms"] > 0 == by["bare"]["epoch_end_ms"]
     text = overhead.table(report)
-    assert f"training.train / fit = {report['train_over_fit']:.3f}" in text
+    assert f"training.train / fit = {report['train_over_fit']:.3f} per step" in text
+    with_ends = {r["loop"]: r["ms_per_step"] + r["epoch_end_ms"] / 3 for r in report["rows"]}
+    assert report["train_over_fit_with_epoch_ends"] == pytest.approx(
+        with_ends["train"] / with_ends["fit"])
     assert np.isfinite(report["fit_over_bare"])

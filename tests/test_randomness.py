@@ -115,3 +115,14 @@ def test_the_step_latents_are_the_stateless_draw_of_the_step_seed():
         np.testing.assert_array_equal(z, expected)
     assert len(drawn) == 2 and not np.array_equal(drawn[0], drawn[1])
     assert gan.completed_steps() == 6
+
+
+def test_a_seed_that_is_not_a_stateless_seed_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"integer tensor of shape \[2\].*int32 of shape \(\)"):
+        perturbations.gaussian_perturbation(tf.zeros([1, 2, 2, 3]), epsilon=0.1, seed=3)
+    with pytest.raises(ValueError, match="float32"):
+        randomness.uniform([2], 0.0, 1.0, seed=tf.constant([1.0, 2.0]))
+    g, d = tiny_dcgan()
+    with pytest.raises(ValueError, match="must not set 'seed'"):
+        tf_asgan.ASGAN(g, d, latent_dim=LATENT, perturbation="gaussian",
+                       perturbation_kwargs={"seed": 1})

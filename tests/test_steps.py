@@ -6,6 +6,7 @@ The run counts steps itself, and the epsilon schedule, the data position and the
 checkpoint numbers follow that count.
 """
 
+import logging
 import os
 
 import keras
@@ -40,7 +41,7 @@ def test_mixed_float16_steps_count_batches_not_updates(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-10")
 
 
-def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_path):
+def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_path, caplog):
     # Checkpoints written before the step and rollback counts were saved hold the four
     # run objects only; their step is the generator optimizer's update count.
     config = small_config(epochs=1, steps_per_epoch=3, export=False)
@@ -57,7 +58,12 @@ def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_
     again = builder.build_model(config)
     again.rollback_count.assign(2)
     assert again.completed_steps() == 0
-    assert checkpoints.restore_one(builder.checkpoint_for(again), prefix) == prefix
+    assert checkpoints.written_before_counts(str(old_run / "checkpoints"))
+    assert not checkpoints.written_before_counts(str(tmp_path / "new" / "checkpoints"))
+    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
+        assert checkpoints.restore_one(builder.checkpoint_for(again), prefix) == prefix
+    assert "earlier tf_asgan (no step or rollbacks in it)" in caplog.text
+    assert "not bit-identical" in caplog.text
     assert again.completed_steps() == 3 == int(again.g_optimizer.iterations)
     assert int(again.rollback_count.numpy()) == 0  # not saved then: no rollback
     for a, b in zip(gan.generator.variables, again.generator.variables):

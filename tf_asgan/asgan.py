@@ -94,6 +94,10 @@ class ASGAN(GAN):
         self.track_input_grad = bool(track_input_grad)
         self._needs_input_grad = needs_input_grad
         self.perturbation_kwargs = dict(perturbation_kwargs or {})
+        if "seed" in self.perturbation_kwargs:
+            raise ValueError("perturbation_kwargs must not set 'seed': each step's random "
+                             "draws are seeded from the run seed (ASGAN(seed=...)), the "
+                             "step and the replica (tf_asgan.randomness).")
         self.epsilon_schedule, self._epsilon_factor = schedules.as_schedule(epsilon,
                                                                             epsilon_unit)
         self.epsilon_unit = epsilon_unit

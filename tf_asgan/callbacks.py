@@ -50,8 +50,14 @@ class RunCallback(keras.callbacks.Callback):
     step = 0
     _epoch_start = 0
 
+    def _read_step(self):
+        """The model's step count (a device read), or the host count for a model that
+        does not count its steps (a plain ``keras.Model``)."""
+        read = getattr(self.model, "completed_steps", None)
+        return read() if read is not None else self.step
+
     def on_train_begin(self, logs=None):
-        self.step = self._epoch_start = self.model.completed_steps()
+        self.step = self._epoch_start = self._read_step()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.step
@@ -64,7 +70,7 @@ class RunCallback(keras.callbacks.Callback):
         return before
 
     def on_epoch_end(self, epoch, logs=None):
-        self.step = self.model.completed_steps()
+        self.step = self._read_step()
 
     @staticmethod
     def crossed(before, after, every):

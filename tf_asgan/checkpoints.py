@@ -182,6 +182,19 @@ def _restore(checkpoint, prefix, partial):
     return prefix
 
 
+def written_before_counts(directory):
+    """Whether the newest checkpoint recorded in ``directory`` lacks the run's step or
+    rollback count (an earlier tf_asgan wrote it; its random draws were other ones)."""
+    candidates = recorded_checkpoints(directory)
+    if not candidates:
+        return False
+    try:
+        saved = _saved_objects(candidates[-1])
+    except (tf.errors.OpError, ValueError):
+        return False  # unreadable: restore_latest reports it
+    return not {STEP, ROLLBACKS} <= saved
+
+
 def _restore_older(checkpoint, prefix, missing):
     """Restores a run checkpoint written by an earlier version of tf_asgan, without the
     counts named in ``missing``: every saved object must match; a missing step count is
@@ -190,6 +203,10 @@ def _restore_older(checkpoint, prefix, missing):
     saved = [name for name in RUN_OBJECTS + (STEP, ROLLBACKS) if name not in missing]
     older = tf.train.Checkpoint(**{name: getattr(checkpoint, name) for name in saved})
     older.restore(prefix).assert_existing_objects_matched()
+    log.warning("%s was written by an earlier tf_asgan (no %s in it): the run goes on, but "
+                "its steps so far drew other random numbers than today's code would, so it "
+                "is not bit-identical to a run trained from scratch now.", prefix,
+                " or ".join(missing))
     if STEP in missing:
         getattr(checkpoint, STEP).assign(checkpoint.g_optimizer.iterations)
     if ROLLBACKS in missing:

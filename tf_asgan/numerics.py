@@ -1,9 +1,10 @@
 """Checks for NaN and infinite numbers in weights and logged quantities, and the error
 that reports them.
 
-Training stops at the first step with a non-finite loss or logged quantity
-(:func:`nonfinite_logs`, used by :class:`tf_asgan.tracking.NonFiniteMonitor`), and
-weights are checked before every checkpoint, evaluation and export
+Training stops with the first step whose loss or logged quantity is non-finite named
+(kept in the graph by :class:`tf_asgan.tracking.NonFiniteMonitor` and read every
+``log_every_steps`` steps and before anything is saved; :func:`nonfinite_logs` formats
+its values), and weights are checked before every checkpoint, evaluation and export
 (:func:`nonfinite_variables`, :func:`check_weights`).
 """
 

@@ -106,6 +106,12 @@ def running_mean(values, window):
     return np.convolve(values, kernel, mode="valid")
 
 
+def _points(steps, window):
+    """How many logged points span ``window`` training steps (at least 1)."""
+    spacing = float(np.median(np.diff(steps))) if len(steps) > 1 else 1.0
+    return max(1, int(round(window / max(spacing, 1.0))))
+
+
 CURVE_PANELS = (
     ("D's probability of real", ("D_real", "D_adv", "D_fake")),
     ("losses", ("d_loss", "d_loss_adv", "g_loss")),
@@ -127,7 +133,9 @@ def plot_training_curves(runs, path, smooth=10):
     Args:
       runs: ``{label: workdir}``, or one workdir (labelled with its folder name).
       path: the PNG file written.
-      smooth: running-mean window of the step curves (1: raw).
+      smooth: running-mean window of the step curves, in training steps (converted to
+        logged points: with step logs every 10 steps a window of 100 steps averages 10
+        points; 1: raw).
 
     Returns:
       ``path``.
@@ -162,7 +170,7 @@ def plot_training_curves(runs, path, smooth=10):
                 if name not in data[label]:
                     continue
                 steps, values = data[label][name]
-                values = running_mean(values, smooth)
+                values = running_mean(values, _points(steps, smooth))
                 ax.plot(steps[len(steps) - len(values):], values,
                         label=f"{label} {name}" if len(runs) > 1 else name, linewidth=1)
         ax.set_title(title, fontsize=10)

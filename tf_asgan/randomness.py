@@ -68,12 +68,25 @@ def draw_seed(key, purpose, index=0):
     return _fold(_fold(key, PURPOSES[purpose]), index)
 
 
+def _checked(seed):
+    seed = tf.convert_to_tensor(seed)
+    if seed.shape.rank is not None and seed.shape.as_list() != [2] or not seed.dtype.is_integer:
+        raise ValueError(f"A stateless seed is an integer tensor of shape [2] (e.g. "
+                         f"tf_asgan.randomness.draw_seed(...)), got {seed.dtype.name} of "
+                         f"shape {seed.shape}.")
+    return seed
+
+
 def normal(shape, seed=None, dtype=tf.float32):
     """``N(0, 1)`` samples of ``shape``: stateless from ``seed`` (int ``[2]``), or from
-    the global generator when ``seed`` is ``None``."""
+    the global generator when ``seed`` is ``None``.
+
+    Raises:
+      ValueError: a ``seed`` that is not an integer ``[2]``.
+    """
     if seed is None:
         return tf.random.normal(shape, dtype=dtype)
-    return tf.random.stateless_normal(shape, seed, dtype=dtype, alg=ALG)
+    return tf.random.stateless_normal(shape, _checked(seed), dtype=dtype, alg=ALG)
 
 
 def uniform(shape, minval, maxval, seed=None, dtype=tf.float32):
@@ -81,4 +94,5 @@ def uniform(shape, minval, maxval, seed=None, dtype=tf.float32):
     :func:`normal`."""
     if seed is None:
         return tf.random.uniform(shape, minval, maxval, dtype=dtype)
-    return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype=dtype, alg=ALG)
+    return tf.random.stateless_uniform(shape, _checked(seed), minval, maxval, dtype=dtype,
+                                       alg=ALG)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tf_asgan import analysis, builder, data, io, plots, randomness, rundir, training
+from tf_asgan import analysis, builder, checkpoints, data, io, plots, randomness, rundir, training
 from tf_asgan.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,9 @@ def run_one(study, dataset, method, seed, workdir):
             return stored
         if stored.get("draws") != randomness.SCHEME:  # the same run would draw otherwise
             rundir.remove_run(workdir, reason="trained with an earlier random-draw scheme")
+    elif checkpoints.written_before_counts(os.path.join(workdir, "checkpoints")):
+        # interrupted under an earlier scheme: resuming it would mix the two
+        rundir.remove_run(workdir, reason="started with an earlier random-draw scheme")
     start = time.time()
     source = data.source(dataset, config.resolution, seed=seed)
     # The study owns its run folders: a run of an older study setting is replaced.

@@ -90,7 +90,8 @@ class StepMetrics:
 class NonFiniteMonitor:
     """Remembers, inside the train step, the first step whose logged values are not all
     finite, and the values of that step; the host reads it only when it has to
-    (:meth:`check`: before a checkpoint, an evaluation, an export, at epoch ends).
+    (:meth:`check`: every ``log_every_steps`` steps, at epoch ends, and before a
+    checkpoint, an evaluation or an export; :mod:`tf_asgan.callbacks`).
 
     Under several replicas the values are summed over the replicas first, so a NaN on
     any replica counts (a sum is non-finite when a term is).

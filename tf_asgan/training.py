@@ -72,17 +72,18 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     """
     config.validate()
     strategy = strategy or distribute.make_strategy(config.strategy)
-    _check_batch(config, strategy.num_replicas_in_sync)
+    _check_replicas(config, strategy.num_replicas_in_sync)
+    if source is None:
+        source = builder.make_source(config)
+    steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
+    config_lib.check_steps_per_execution(config, steps_per_epoch)
     task = distribute.task(strategy)
     multi_worker = distribute.is_multi_worker(strategy)
     run = RunDir.resolve(config, workdir, existing_run, chief=distribute.is_chief(strategy),
                          task=task, multi_worker=multi_worker)
     if config.export:
         run.check_export_path()
-    if source is None:
-        source = builder.make_source(config)
     evaluator = builder.make_evaluator(config, source) if config.eval_every_epochs else None
-    run.save_config(config)
     keras.utils.set_random_seed(config.seed)
     jit = distribute.resolve_jit(config.jit_compile, strategy)
     precision = distribute.resolve_precision(config.precision)
@@ -92,12 +93,12 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     latest = checkpoints.restore_latest(checkpoint, run.checkpoints, writer=run.chief)
     if latest:
         log.info("Resumed from %s", latest)
+    start = gan.completed_steps()
+    _check_resume_position(config, start, steps_per_epoch)
+    run.save_config(config)
     fit_callbacks, manager, evaluate = builder.make_callbacks(
         config, checkpoint, run.writes, evaluator=evaluator,
         timed_checkpoints=not multi_worker, extra=callbacks)
-    steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
-    config_lib.check_steps_per_execution(config, steps_per_epoch)
-    start = gan.completed_steps()
     _log_start(config, strategy, source, start, steps_per_epoch, jit, precision)
     if start == 0:  # the initial weights: a rollback target from step 1 on
         manager.save(checkpoint_number=0)
@@ -117,11 +118,27 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
             "rollbacks": rollbacks}
 
 
-def _check_batch(config, replicas):
+def _check_replicas(config, replicas):
     if config.batch_size % (replicas * config.d_steps):
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the "
                          f"{replicas} replicas (times d_steps={config.d_steps}); choose a "
                          "multiple.")
+    if replicas > 1 and config.steps_per_execution > 1:
+        # docs/dependencies.md: Keras's multi-step loop fails under several replicas.
+        raise ValueError(f"--steps_per_execution={config.steps_per_execution} does not work "
+                         f"with {replicas} replicas (Keras 3's multi-step loop fails under "
+                         "tf.distribute with several replicas); use 1, or one device.")
+
+
+def _check_resume_position(config, step, steps_per_epoch):
+    """Refuses to resume mid-epoch at a step that ``steps_per_execution`` does not reach
+    (possible after changing it): that epoch's checkpoints and logs would miss their steps."""
+    k, done = config.steps_per_execution, step % steps_per_epoch
+    if done % k:
+        raise ValueError(f"The run resumes at step {step}, {done} steps into its epoch: not a "
+                         f"multiple of --steps_per_execution={k}. Finish this epoch with the "
+                         "value the run had (e.g. --steps_per_execution=1 --epochs=<this "
+                         "epoch>), then go on with this one.")
 
 
 def _log_start(config, strategy, source, step, steps_per_epoch, jit, precision):
