@@ -165,6 +165,11 @@ def test_resuming_where_a_new_steps_per_execution_cannot_land_is_refused(tmp_pat
     assert result["step"] == 8
 
 
+def test_the_overhead_benchmark_refuses_a_loop_that_cannot_work():
+    with pytest.raises(ValueError, match="does not divide the 3 steps per epoch"):
+        overhead.tiny_config(steps_per_epoch=3, steps_per_execution=2, log_every_steps=2)
+
+
 def test_callbacks_count_steps_on_the_host_exactly():
     class Model:
         def __init__(self):
