@@ -200,9 +200,9 @@ def test_the_loop_overhead_benchmark_reports_its_three_loops():
     by = {r["loop"]: r for r in report["rows"]}
     assert list(by) == ["bare", "fit", "train"] and len(lines) == 3
     for r in by.values():
+        # two rounds of 2 epochs; each round's first epoch (tracing) is left out
         assert r["ms_per_step"] > 0 and len(r["epochs_ms_per_step"]) == 2
-        # the reported value is the second epoch's (the first traces)
-        assert r["ms_per_step"] == pytest.approx(r["epochs_ms_per_step"][1])
+        assert r["ms_per_step"] == pytest.approx(np.median(r["epochs_ms_per_step"]))
     assert report["train_over_fit"] == pytest.approx(
         by["train"]["ms_per_step"] / by["fit"]["ms_per_step"])
     assert by["train"]["epoch_end_ms"] > 0 == by["bare"]["epoch_end_ms"]

@@ -13,10 +13,10 @@ other in this process:
 
 For each, the time from the start of an epoch's first batch to the end of its last
 (every callback's batch work included) is divided by its steps; the median over the
-epochs after the first (tracing) is reported, with the ratios ``fit / bare`` and
-``train / fit``, the loop overhead. The work done once per epoch end (checkpoint, sample
-grid, logs) is reported apart, in milliseconds per epoch: it does not grow with the
-steps.
+epochs after the first (tracing) of two rounds in opposite orders is reported, with
+the ratios ``fit / bare`` and ``train / fit``, the loop overhead. The work done once
+per epoch end (checkpoint, sample grid, logs) is reported apart, in milliseconds per
+epoch: it does not grow with the steps.
 """
 
 import statistics
@@ -105,28 +105,36 @@ def time_train(config, source):
 LOOPS = {"bare": time_bare, "fit": time_fit, "train": time_train}
 
 
-def measure(config=None, source=None, log=print):
-    """Times the three loops on ``config`` (default :func:`tiny_config`); returns
-    ``{"rows": [...], "fit_over_bare", "train_over_fit", ...}``."""
+def measure(config=None, source=None, log=print, rounds=2):
+    """Times the three loops on ``config`` (default :func:`tiny_config`), ``rounds``
+    times in alternating order (bare, fit, train, then train, fit, bare, ...) so that a
+    drift of the machine's speed falls on all three; returns ``{"rows": [...],
+    "fit_over_bare", "train_over_fit", ...}`` with per-loop medians over every round's
+    epochs after its first."""
     config = config or tiny_config()
     source = source or builder.make_source(config)
     steps = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
+    loop_s = {name: [] for name in LOOPS}
+    end_s = {name: [] for name in LOOPS}
+    for r in range(rounds):
+        for name in (list(LOOPS) if r % 2 == 0 else list(LOOPS)[::-1]):
+            keras.utils.set_random_seed(config.seed)
+            loops, ends = LOOPS[name](config, source)
+            loop_s[name] += loops[1:]
+            end_s[name] += ends[1:]
     rows = []
-    for name, loop in LOOPS.items():
-        keras.utils.set_random_seed(config.seed)
-        loop_s, end_s = loop(config, source)
-        ms = 1000 * statistics.median(loop_s[1:]) / steps
-        row = {"loop": name, "ms_per_step": ms, "epoch_end_ms": 1000 * statistics.median(
-            end_s[1:]), "epochs_ms_per_step": [1000 * t / steps for t in loop_s]}
-        rows.append(row)
-        log(f"loop {name:5s} {ms:7.2f} ms/step (median of epochs 2-{config.epochs}), "
-            f"{row['epoch_end_ms']:.1f} ms at each epoch end")
-    for row in rows:  # the epoch-end work spread over the epoch's steps
-        row["ms_per_step_with_epoch_end"] = row["ms_per_step"] + row["epoch_end_ms"] / steps
+    for name in LOOPS:
+        ms = 1000 * statistics.median(loop_s[name]) / steps
+        end_ms = 1000 * statistics.median(end_s[name])
+        rows.append({"loop": name, "ms_per_step": ms, "epoch_end_ms": end_ms,
+                     "ms_per_step_with_epoch_end": ms + end_ms / steps,
+                     "epochs_ms_per_step": [1000 * t / steps for t in loop_s[name]]})
+        log(f"loop {name:5s} {ms:7.2f} ms/step (median of {len(loop_s[name])} epochs), "
+            f"{end_ms:.1f} ms at each epoch end")
     by = {r["loop"]: r["ms_per_step"] for r in rows}
     total = {r["loop"]: r["ms_per_step_with_epoch_end"] for r in rows}
     return {"rows": rows, "steps_per_epoch": steps, "epochs": config.epochs,
-            "batch_size": config.batch_size, "width": config.width,
+            "rounds": rounds, "batch_size": config.batch_size, "width": config.width,
             "steps_per_execution": config.steps_per_execution,
             "log_every_steps": config.log_every_steps,
             "fit_over_bare": by["fit"] / by["bare"], "train_over_fit": by["train"] / by["fit"],
@@ -146,6 +154,7 @@ def table(report):
     lines.append("")
     lines.append(f"Loop overhead (DCGAN-32 at width {report['width']}, batch "
                  f"{report['batch_size']}, {report['steps_per_epoch']} steps per epoch, "
+                 f"{report['rounds']} rounds of {report['epochs']} epochs, "
                  f"steps_per_execution {report['steps_per_execution']}, step logs every "
                  f"{report['log_every_steps']}): training.train / fit = "
                  f"{report['train_over_fit']:.3f} per step, "
