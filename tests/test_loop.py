@@ -45,17 +45,26 @@ def test_the_monitor_sees_a_nan_on_any_replica(mirrored):
         monitor.check()
 
 
-class PoisonAt(keras.callbacks.Callback):
-    """Sets one D weight to NaN when the host sees ``step`` steps done."""
+class AtStep(keras.callbacks.Callback):
+    """Calls ``action(model)`` after the batch that completes step ``step``."""
 
-    def __init__(self, step):
+    def __init__(self, step, action):
         super().__init__()
-        self.step = step
+        self.step, self.action = step, action
 
     def on_train_batch_end(self, batch, logs=None):
         if self.model.completed_steps() == self.step:
-            kernel = self.model.discriminator.trainable_variables[0]
-            kernel.assign(tf.fill(kernel.shape, float("nan")))
+            self.action(self.model)
+
+
+def poison(model):
+    """Sets one D weight to NaN."""
+    kernel = model.discriminator.trainable_variables[0]
+    kernel.assign(tf.fill(kernel.shape, float("nan")))
+
+
+def interrupt(model):
+    raise KeyboardInterrupt
 
 
 def test_a_nan_between_checks_is_reported_with_its_step_and_nothing_of_it_is_saved(tmp_path):
@@ -65,7 +74,7 @@ def test_a_nan_between_checks_is_reported_with_its_step_and_nothing_of_it_is_sav
                           log_every_steps=4, export=False)
     with pytest.raises(numerics.NonFiniteError) as err:
         training.train(config, str(tmp_path), verbose=0, source=generated_source(80),
-                       callbacks=[PoisonAt(5)])
+                       callbacks=[AtStep(5, poison)])
     assert err.value.step == 6 and "d_loss=nan" in err.value.quantities
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
 
@@ -139,21 +148,11 @@ def test_steps_per_execution_with_several_replicas_is_refused(tmp_path, mirrored
     assert not tmp_path.joinpath("config.json").exists()
 
 
-class StopAfter(keras.callbacks.Callback):
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.model.completed_steps() == self.step:
-            raise KeyboardInterrupt
-
-
 def test_resuming_where_a_new_steps_per_execution_cannot_land_is_refused(tmp_path):
     config = small_config(epochs=2, steps_per_epoch=4, export=False)  # checkpoints every step
     with pytest.raises(KeyboardInterrupt):
         training.train(config, str(tmp_path), verbose=0, source=generated_source(),
-                       callbacks=[StopAfter(3)])
+                       callbacks=[AtStep(3, interrupt)])
     faster = config.replace(steps_per_execution=2, checkpoint_every_steps=2, log_every_steps=2)
     with pytest.raises(ValueError, match="resumes at step 3, 3 steps into its epoch"):
         training.train(faster, str(tmp_path), verbose=0, source=generated_source())

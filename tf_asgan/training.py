@@ -72,11 +72,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     """
     config.validate()
     strategy = strategy or distribute.make_strategy(config.strategy)
-    _check_replicas(config, strategy.num_replicas_in_sync)
-    if source is None:
-        source = builder.make_source(config)
-    steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
-    config_lib.check_steps_per_execution(config, steps_per_epoch)
+    source, steps_per_epoch = _checked_source(config, strategy, source)
     task = distribute.task(strategy)
     multi_worker = distribute.is_multi_worker(strategy)
     run = RunDir.resolve(config, workdir, existing_run, chief=distribute.is_chief(strategy),
@@ -116,6 +112,17 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
             "all_weights_sha1": builder.weights_digest(gan, trainable_only=False),
             "evaluation": evaluate.results[-1] if evaluate and evaluate.results else None,
             "rollbacks": rollbacks}
+
+
+def _checked_source(config, strategy, source):
+    """``(source, steps_per_epoch)`` after the checks of ``config`` against the strategy
+    and the data, before anything is written (raises ``ValueError``)."""
+    _check_replicas(config, strategy.num_replicas_in_sync)
+    if source is None:
+        source = builder.make_source(config)
+    steps_per_epoch = data.epoch_steps(source, config.batch_size, config.steps_per_epoch or None)
+    config_lib.check_steps_per_execution(config, steps_per_epoch)
+    return source, steps_per_epoch
 
 
 def _check_replicas(config, replicas):
