@@ -16,7 +16,9 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tf_asgan import analysis, checkpoints, data, rundir
+from tf_asgan import errors, layout
+from tf_asgan.analysis import attacks, report
+from tf_asgan.training import builder, rundir
 
 flags.DEFINE_string("workdir", None, "A training workdir.")
 flags.DEFINE_string("checkpoint", None, "A checkpoint prefix (default: the newest readable).")
@@ -36,26 +38,24 @@ def main(argv):
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)
 
-    out_dir = FLAGS.output or os.path.join(FLAGS.workdir, "analysis")
-    if os.path.exists(os.path.join(out_dir, "analysis.json")) and not FLAGS.overwrite:
+    out_dir = FLAGS.output or layout.entry(FLAGS.workdir, layout.ANALYSIS)
+    if os.path.exists(os.path.join(out_dir, layout.ANALYSIS_RECORD)) and not FLAGS.overwrite:
         sys.exit(f"analyze.py: {out_dir} already holds an analysis; pass --overwrite or "
                  "another --output.")
     try:
-        epsilons = analysis.parse_epsilons(FLAGS.epsilons)
+        epsilons = attacks.parse_epsilons(FLAGS.epsilons)
         steps = [int(s) for s in FLAGS.attack_steps]
         if min(steps) < 1 or FLAGS.num < 1:
-            raise ValueError("--attack_steps and --num must be >= 1.")
+            raise errors.InputError("--attack_steps and --num must be >= 1.")
         gan, config, ckpt = rundir.restore_model(FLAGS.workdir, FLAGS.checkpoint)
-        source = data.source(config.dataset, config.resolution, data_dir=config.data_dir,
-                             image_dir=config.image_dir, seed=config.seed,
-                             bad_images=config.bad_images)
-    except (FileNotFoundError, ValueError, checkpoints.CorruptCheckpointError) as err:
+        source = builder.make_source(config.data, config.model.resolution, config.optim.seed)
+    except errors.TfAsganError as err:
         sys.exit(f"analyze.py: {err}")
-    reals = analysis.real_batch(source, FLAGS.num, FLAGS.seed)
-    result = analysis.analyze(gan.generator, gan.discriminator, reals, out_dir,
+    reals = attacks.real_batch(source, FLAGS.num, FLAGS.seed)
+    result = report.analyze(gan.generator, gan.discriminator, reals, out_dir,
                               epsilons=epsilons, steps=steps, workdir=FLAGS.workdir,
-                              export_dir=os.path.join(FLAGS.workdir, "generator"),
-                              seed=FLAGS.seed, extra={"checkpoint": ckpt}, loss=config.loss)
+                              export_dir=layout.entry(FLAGS.workdir, layout.EXPORT),
+                              seed=FLAGS.seed, extra={"checkpoint": ckpt}, loss=config.method.loss)
     print(f"Analysed {ckpt} on {len(reals)} real and fake images; wrote {out_dir}")
     for r in result["robustness"]:
         print(f"  {r['side']:4s} eps {r['epsilon'] * 255:g}/255, {r['steps']} step(s): D "

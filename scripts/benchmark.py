@@ -1,7 +1,7 @@
 """Step cost of the baseline, AS-GAN (both readings of the second D update), DAT and
 AdvAs as their sources define them (and our variants of both: ``dat_pgd``,
 ``advas_fixed_biased``), with and without XLA, in one process; and the input pipeline's
-throughput; and the training loop's own cost (:mod:`tf_asgan.overhead`).
+throughput; and the training loop's own cost (:mod:`tf_asgan.experiments.loop_overhead`).
 
     python scripts/benchmark.py                       # DCGAN-32 and ResNet-32
     python scripts/benchmark.py --resolutions=32,64   # also the 64 px networks
@@ -19,7 +19,9 @@ import sys
 
 from absl import app, flags
 
-from tf_asgan import benchmark, io, overhead
+from tf_asgan import errors
+from tf_asgan.experiments import benchmark, loop_overhead
+from tf_asgan.utils import io
 
 flags.DEFINE_list("architectures", ["dcgan", "resnet"], "Architectures.")
 flags.DEFINE_list("resolutions", ["32"], "Resolutions (32, 64).")
@@ -55,13 +57,13 @@ def main(argv):
         parts.append(benchmark.table(report))
     if FLAGS.loop_overhead:
         try:
-            config = overhead.tiny_config(FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs,
+            config = loop_overhead.tiny_config(FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs,
                                           steps_per_execution=FLAGS.steps_per_execution,
                                           log_every_steps=FLAGS.log_every_steps)
-            report["loop_overhead"] = overhead.measure(config)
-        except ValueError as err:  # e.g. more steps per epoch than the data holds
+            report["loop_overhead"] = loop_overhead.measure(config)
+        except errors.TfAsganError as err:  # e.g. more steps per epoch than the data holds
             sys.exit(f"benchmark.py: {err}")
-        parts.append(overhead.table(report["loop_overhead"]))
+        parts.append(loop_overhead.table(report["loop_overhead"]))
     report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "processor": platform.processor()}
     os.makedirs(FLAGS.output, exist_ok=True)

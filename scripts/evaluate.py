@@ -18,7 +18,12 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tf_asgan import checkpoints, classifiers, data, evaluation, export, io, rundir
+from tf_asgan import export, layout
+from tf_asgan.data import catalog
+from tf_asgan.evaluation import classifiers
+from tf_asgan.evaluation import evaluator as evaluator_lib
+from tf_asgan.training import checkpoints, rundir
+from tf_asgan.utils import io
 
 flags.DEFINE_string("workdir", None, "Training workdir: evaluates <workdir>/generator.")
 flags.DEFINE_string("generator", None, "Exported generator (SavedModel directory).")
@@ -55,11 +60,11 @@ def resolve(workdir, generator, checkpoint=None):
                          "(an exported SavedModel).")
     if checkpoint and not workdir:
         raise ValueError("--checkpoint needs --workdir (the run it belongs to).")
-    if workdir and (checkpoint or not os.path.exists(os.path.join(workdir, "generator"))):
-        if not os.path.isfile(os.path.join(workdir, "config.json")):
+    if workdir and (checkpoint or not os.path.exists(layout.entry(workdir, layout.EXPORT))):
+        if not os.path.isfile(layout.entry(workdir, layout.CONFIG)):
             raise ValueError(f"{workdir} is not a training workdir (no config.json).")
         return "checkpoint", workdir
-    path = generator or os.path.join(workdir, "generator")
+    path = generator or layout.entry(workdir, layout.EXPORT)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ValueError(f"{path} is not an exported generator; pass the directory that "
                          "holds saved_model.pb.")
@@ -83,7 +88,7 @@ def load_generator(kind, path, checkpoint=None):
         return export.load(path), run
     generator, config, ckpt = rundir.restore_generator(path, checkpoint)
     run = dict(rundir.export_metadata(config, checkpoints.step_of(ckpt)), checkpoint=ckpt,
-               data_dir=config.data_dir, image_dir=config.image_dir)
+               data_dir=config.data.data_dir, image_dir=config.data.image_dir)
     return generator, run
 
 
@@ -97,8 +102,8 @@ def evaluate(generator, run, *, dataset=None, resolution=None, network="auto",
         raise ValueError("The generator does not record its dataset and resolution; pass "
                          "--dataset and --resolution.")
     net = classifiers.network_for(network, dataset, inception_path)
-    evaluator = evaluation.Evaluator(
-        net, dataset, resolution, protocol or evaluation.Protocol(), cache_dir=cache_dir,
+    evaluator = evaluator_lib.Evaluator(
+        net, dataset, resolution, protocol or evaluator_lib.Protocol(), cache_dir=cache_dir,
         data_dir=data_dir or run.get("data_dir"), image_dir=image_dir or run.get("image_dir"))
     result = evaluator.evaluate(generator)
     return dict(result, run=run)
@@ -117,7 +122,7 @@ def main(argv):
         sys.exit(f"evaluate.py: {output} exists; pass --overwrite or another --output.")
 
     try:
-        protocol = evaluation.Protocol(
+        protocol = evaluator_lib.Protocol(
             num_samples=FLAGS.num_samples, is_splits=FLAGS.is_splits,
             real_split=FLAGS.real_split, num_real=FLAGS.num_real,
             kid_samples=FLAGS.kid_samples, batch_size=FLAGS.batch_size,
@@ -127,7 +132,7 @@ def main(argv):
                           network=FLAGS.network, inception_path=FLAGS.inception_path,
                           data_dir=FLAGS.data_dir, image_dir=FLAGS.image_dir,
                           cache_dir=FLAGS.cache_dir, protocol=protocol)
-    except (classifiers.NetworkNotAvailableError, data.DatasetNotAvailableError,
+    except (classifiers.NetworkNotAvailableError, catalog.DatasetNotAvailableError,
             FileNotFoundError, ValueError, checkpoints.CorruptCheckpointError) as err:
         sys.exit(f"evaluate.py: {err}")
     record["generator"] = os.path.abspath(path)

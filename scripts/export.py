@@ -12,7 +12,8 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tf_asgan import checkpoints, export, numerics, rundir
+from tf_asgan import errors, export, layout
+from tf_asgan.training import checkpoints, rundir
 
 flags.DEFINE_string("workdir", None, "Training workdir (holds config.json and checkpoints/).")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: the latest of the run).")
@@ -28,15 +29,15 @@ def main(argv):
 
     try:
         generator, config, path = rundir.restore_generator(FLAGS.workdir, FLAGS.checkpoint)
-    except (FileNotFoundError, checkpoints.CorruptCheckpointError) as err:
+    except errors.TfAsganError as err:
         sys.exit(f"export.py: {err}")
-    output = FLAGS.output or os.path.join(FLAGS.workdir, "generator")
+    output = FLAGS.output or layout.entry(FLAGS.workdir, layout.EXPORT)
     meta = rundir.export_metadata(config, checkpoints.step_of(path))
     meta["checkpoint"] = os.path.abspath(path)
     try:
-        export.export_generator(generator, output, latent_dim=config.latent_dim, metadata=meta,
+        export.export_generator(generator, output, latent_dim=config.model.latent_dim, metadata=meta,
                                 overwrite=FLAGS.overwrite)
-    except (FileExistsError, numerics.NonFiniteError) as err:
+    except errors.TfAsganError as err:
         sys.exit(f"export.py: {err}")
     print(f"Exported {path} to {output}")
 

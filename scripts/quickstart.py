@@ -35,7 +35,7 @@ def main(steps=300, batch_size=64, workdir="runs/quickstart"):
     gan.compile()  # the paper's Adam(2e-4, 0.5, 0.999) for both networks
     gan.fit(data, epochs=1, steps_per_epoch=steps)
     os.makedirs(workdir, exist_ok=True)
-    tf_asgan.images.save_grid(gan.generate(tf.random.normal((32, 100), seed=1)).numpy(),
+    tf_asgan.utils.images.save_grid(gan.generate(tf.random.normal((32, 100), seed=1)).numpy(),
                               os.path.join(workdir, "samples.png"))
     print(f"wrote {workdir}/samples.png")
 

@@ -13,7 +13,9 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from tf_asgan import analysis, export, images
+from tf_asgan import errors, export
+from tf_asgan.analysis import figures
+from tf_asgan.utils import images
 
 flags.DEFINE_string("generator", None, "Exported generator (SavedModel directory).")
 flags.DEFINE_string("out_dir", None, "Output folder (default: <generator>/../exported_samples).")
@@ -35,12 +37,12 @@ def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10
     interp_path = os.path.join(out_dir, f"interpolation_seed{seed}.png")
     for path in (grid_path, interp_path):
         if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path} exists; pass --overwrite or another --seed.")
+            raise errors.ExistsError(f"{path} exists; pass --overwrite or another --seed.")
     g = export.load(generator_dir)  # kept in a variable before use
     samples = g.sample(tf.constant(num, tf.int32), tf.constant(seed, tf.int32))["images"]
     images.save_grid(samples.numpy(), grid_path, columns)
 
-    analysis.latent_interpolation(g, interp_path, rows=rows, steps=steps, seed=seed,
+    figures.latent_interpolation(g, interp_path, rows=rows, steps=steps, seed=seed,
                                   spherical=spherical)
     return grid_path, interp_path
 
@@ -56,7 +58,7 @@ def main(argv):
         paths = write(FLAGS.generator, out_dir, seed=FLAGS.seed, num=FLAGS.num,
                       columns=FLAGS.columns, rows=FLAGS.rows, steps=FLAGS.steps,
                       spherical=FLAGS.spherical, overwrite=FLAGS.overwrite)
-    except (FileExistsError, FileNotFoundError) as err:  # incl. a half-copied export
+    except errors.TfAsganError as err:  # incl. a half-copied export
         sys.exit(f"sample.py: {err}")
     print("Wrote " + " and ".join(paths))
 

@@ -16,7 +16,8 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tf_asgan import study
+from tf_asgan import errors
+from tf_asgan.experiments import study
 from tf_asgan.schedules import parse_epsilon
 
 flags.DEFINE_list("datasets", ["stacked_digits", "digits"], "Datasets (embedded).")
@@ -54,7 +55,7 @@ def main(argv):
         for d in config.datasets:  # every run's configuration, before any training
             for m in config.methods:
                 config.train_config(d, m, config.seeds_for(d)[0])
-    except ValueError as err:
+    except (errors.TfAsganError, ValueError) as err:  # ValueError: a seed that is no integer
         sys.exit(f"study.py: {err}")
     os.makedirs(FLAGS.output, exist_ok=True)
     results = study.run(config, FLAGS.output)

@@ -18,8 +18,9 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tf_asgan import checkpoints, numerics, rundir, training
-from tf_asgan import config as config_lib
+from tf_asgan import errors, layout
+from tf_asgan.config import train_config
+from tf_asgan.training import loop, rundir
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_FLAGFILE = os.path.join(REPO_ROOT, "flags", "demo.flags")
@@ -38,7 +39,7 @@ def define_flags(flag_values=flags.FLAGS):
                       "first <workdir>_2, <workdir>_3, ... that is free or holds this same "
                       "experiment). The same experiment is always resumed, so re-running a "
                       "command continues its run.", flag_values=flag_values)
-    for field in config_lib.flag_fields():
+    for field in train_config.flag_fields():
         meta = field.metadata
         if meta["choices"] is not None:
             flags.DEFINE_enum(field.name, field.default, list(meta["choices"]), meta["help"],
@@ -53,8 +54,8 @@ def define_flags(flag_values=flags.FLAGS):
 
 def config_from_flags(flag_values=flags.FLAGS):
     """The validated ``TrainConfig`` of the parsed flags."""
-    values = {f.name: flag_values[f.name].value for f in config_lib.flag_fields()}
-    return config_lib.TrainConfig(**values).validate()
+    values = {f.name: flag_values[f.name].value for f in train_config.flag_fields()}
+    return train_config.TrainConfig(**values).validate()
 
 
 def with_default_flagfile(argv):
@@ -71,17 +72,15 @@ def main(argv):
     logging.getLogger("tf_asgan").setLevel(logging.INFO)
     try:
         config = config_from_flags()
-    except ValueError as err:
+    except errors.TfAsganError as err:
         sys.exit(f"train.py: {err}")
     try:
-        result = training.train(config, flags.FLAGS.workdir,
+        result = loop.train(config, flags.FLAGS.workdir,
                                 existing_run=flags.FLAGS.existing_run)
-    except (rundir.ConfigMismatchError, FileNotFoundError, FileExistsError, ValueError,
-            rundir.ExportUnreadableError, numerics.NonFiniteError,
-            checkpoints.CorruptCheckpointError) as err:
+    except errors.TfAsganError as err:
         sys.exit(f"train.py: {err}")
     print(f"Done: {result['step']} steps in {result['workdir']}; samples in "
-          f"{os.path.join(result['workdir'], 'samples')}"
+          f"{layout.entry(result['workdir'], layout.SAMPLES)}"
           + (f"; generator exported to {result['export']}" if result["export"] else "")
           + f"; weights sha1 {result['weights_sha1'][:12]} (with batch-norm statistics "
           f"{result['all_weights_sha1'][:12]})")

@@ -22,9 +22,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.checkpoint import checkpoint_management  # noqa: E402
 
-from tf_asgan import inputs, training  # noqa: E402
+from tf_asgan import inputs
 from tf_asgan.asgan import ASGAN  # noqa: E402
-from tf_asgan.config import TrainConfig  # noqa: E402
+from tf_asgan.config.train_config import TrainConfig
+from tf_asgan.training import loop
 
 
 def config():
@@ -92,7 +93,7 @@ def main(argv):
             else:
                 kill_while_saving(int(step))
     log_batches(batch_log)
-    result = training.train(config(), workdir, verbose=0, callbacks=callbacks,
+    result = loop.train(config(), workdir, verbose=0, callbacks=callbacks,
                             strategy=strategy)
     with open(result_path, "w") as f:
         json.dump({"step": result["step"], "weights": result["all_weights_sha1"]}, f)

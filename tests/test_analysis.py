@@ -12,7 +12,10 @@ import tensorflow as tf
 from PIL import Image
 from test_training import REPO, generated_source, run_script, small_config
 
-from tf_asgan import analysis, builder, losses, randomness, study, training
+from tf_asgan import losses, randomness
+from tf_asgan.analysis import attacks, figures, report
+from tf_asgan.experiments import study
+from tf_asgan.training import builder, loop
 
 RES = 8
 
@@ -44,7 +47,7 @@ def images(n, low, high, seed=0):
 def test_a_discriminator_constant_near_the_data_flips_nothing(steps):
     d = saturated_d()
     reals, fakes = images(32, 0.3, 0.9), images(32, -0.9, -0.3, seed=1)
-    records = analysis.robustness(d, reals, fakes, [4 / 255, 16 / 255], steps=(steps,))
+    records = attacks.robustness(d, reals, fakes, [4 / 255, 16 / 255], steps=(steps,))
     assert len(records) == 4
     for r in records:
         assert r["flipped"] == 0.0
@@ -57,7 +60,7 @@ def test_a_linear_discriminator_flips_as_computed(steps):
     d, w, c = linear_d()
     reals, fakes = images(200, -0.5, 0.5), images(200, -0.5, 0.5, seed=2)
     eps = 4 / 255
-    records = {r["side"]: r for r in analysis.robustness(d, reals, fakes, [eps], (steps,))}
+    records = {r["side"]: r for r in attacks.robustness(d, reals, fakes, [eps], (steps,))}
     # By hand: the attack moves every pixel by eps against (reals) or along (fakes)
     # sign(w), so the logit moves by exactly eps * ||w||_1.
     shift = eps * np.abs(w).sum()
@@ -84,15 +87,15 @@ def test_an_attack_under_the_hinge_loss_increases_its_terms(steps):
     hinge = losses.get("hinge")
     x = images(64, -0.2, 0.2, seed=6)  # logits near 0: every hinge term is active
     for side, term in (("real", hinge.real_term), ("fake", hinge.fake_term)):
-        before = float(term(tf.constant(analysis.logits(d, x))))
-        x_adv = analysis.attack(d, x, 4 / 255, side, steps, loss="hinge")
-        after = float(term(tf.constant(analysis.logits(d, x_adv))))
+        before = float(term(tf.constant(attacks.logits(d, x))))
+        x_adv = attacks.attack(d, x, 4 / 255, side, steps, loss="hinge")
+        after = float(term(tf.constant(attacks.logits(d, x_adv))))
         assert np.abs(x_adv - x).max() <= 4 / 255 + 1e-6
         # by hand: a linear D's logit moves by eps * ||w||_1 against (real) / along (fake)
         shift = 4 / 255 * np.abs(w).sum()
         assert after == pytest.approx(before + shift, rel=1e-4)
     with pytest.raises(ValueError, match="Unknown loss"):
-        analysis.attack(d, x, 4 / 255, "real", loss="nope")
+        attacks.attack(d, x, 4 / 255, "real", loss="nope")
 
 
 def test_input_gradient_maps_and_histogram_match_a_direct_computation():
@@ -101,10 +104,10 @@ def test_input_gradient_maps_and_histogram_match_a_direct_computation():
     logit = x.reshape(6, -1) @ w + c
     # d/dx softplus(-(w.x + c)) = -sigmoid(-(w.x + c)) * w
     direct = (-(1 / (1 + np.exp(logit)))[:, None] * w[None, :]).reshape(x.shape)
-    grad = analysis.input_gradient(d, x)
+    grad = attacks.input_gradient(d, x)
     np.testing.assert_allclose(grad, direct, rtol=1e-5, atol=1e-9)
 
-    maps = analysis.gradient_maps(grad)
+    maps = attacks.gradient_maps(grad)
     for i in range(6):
         g = direct[i].astype(np.float64)
         lo, hi = g.mean() - 3 * g.std(), g.mean() + 3 * g.std()
@@ -114,9 +117,9 @@ def test_input_gradient_maps_and_histogram_match_a_direct_computation():
     spiky = np.zeros((1, 4, 4, 3))
     spiky[0, 0, 0, 0] = 100.0
     bound = spiky.mean() + 3 * spiky.std()
-    assert analysis.gradient_maps(spiky)[0, 0, 0] == pytest.approx(bound / 3)
+    assert attacks.gradient_maps(spiky)[0, 0, 0] == pytest.approx(bound / 3)
 
-    stats = analysis.gradient_statistics(grad, bins=20)
+    stats = attacks.gradient_statistics(grad, bins=20)
     top = np.abs(direct).max()
     counts, edges = np.histogram(direct.ravel(), bins=20, range=(-top, top))
     assert stats["counts"] == counts.tolist() and sum(stats["counts"]) == direct.size
@@ -128,15 +131,15 @@ def test_non_finite_values_are_reported_not_hidden():
     d, _, _ = linear_d()
     d.layers[-1].kernel.assign(np.full((RES * RES * 3, 1), np.nan, np.float32))
     reals = images(8, -0.5, 0.5)
-    for r in analysis.robustness(d, reals, reals, [4 / 255]):
+    for r in attacks.robustness(d, reals, reals, [4 / 255]):
         assert np.isnan(r["flipped"]) and np.isnan(r["D_before"])  # not "0% flipped"
     grad = np.ones((2, 4, 4, 3))
     grad[0, 0, 0, 0] = np.nan
-    stats = analysis.gradient_statistics(grad, bins=4)
+    stats = attacks.gradient_statistics(grad, bins=4)
     assert sum(stats["counts"]) == grad.size - 1 and stats["edges"][-1] == 1.0
     assert np.isnan(stats["l1"][0]) and stats["l1"][1] == 48.0
     with pytest.raises(ValueError, match="4/255"):
-        analysis.parse_epsilons("1/255,4")
+        attacks.parse_epsilons("1/255,4")
 
 
 def is_png(path, min_size=(20, 20)):
@@ -151,28 +154,28 @@ def trained_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("run"))
     config = small_config(epochs=2, checkpoint_every_steps=0)
     reals = np.stack(list(generated_source(16).images.as_numpy_iterator()))
-    callback = analysis.AnalysisCallback(reals, os.path.join(workdir, "tensorboard"),
+    callback = report.AnalysisCallback(reals, os.path.join(workdir, "tensorboard"),
                                          jsonl_path=os.path.join(workdir, "analysis.jsonl"))
-    training.train(config, workdir, verbose=0, source=generated_source(),
+    loop.train(config, workdir, verbose=0, source=generated_source(),
                    callbacks=[callback])
     return workdir, reals, callback
 
 
 def test_curves_read_back_every_step_and_plot(trained_run, tmp_path):
     workdir, _, _ = trained_run
-    scalars = analysis.read_scalars(os.path.join(workdir, "tensorboard"))
+    scalars = figures.read_scalars(os.path.join(workdir, "tensorboard"))
     for name in ("d_loss", "g_loss", "D_real", "D_fake", "D_adv", "epsilon"):
         steps, values = scalars[name]
         assert steps.tolist() == [1, 2, 3, 4, 5, 6] and np.isfinite(values).all()
     np.testing.assert_allclose(scalars["epsilon"][1], 1 / 255, rtol=1e-6)
-    assert is_png(analysis.plot_training_curves(workdir, str(tmp_path / "curves.png")))
+    assert is_png(figures.plot_training_curves(workdir, str(tmp_path / "curves.png")))
     with pytest.raises(ValueError, match="No step logs"):
-        analysis.plot_training_curves(str(tmp_path), str(tmp_path / "none.png"))
+        figures.plot_training_curves(str(tmp_path), str(tmp_path / "none.png"))
 
 
 def test_the_callback_logs_robustness_and_gradients_to_tensorboard(trained_run):
     workdir, _, callback = trained_run
-    logged = analysis.read_scalars(os.path.join(workdir, "tensorboard"), prefix="analysis/")
+    logged = figures.read_scalars(os.path.join(workdir, "tensorboard"), prefix="analysis/")
     assert logged["grad_l1"][0].tolist() == [3, 6]  # after each epoch
     assert {"flipped_real_eps1", "flipped_fake_eps4", "confidence_real_eps4"} <= set(logged)
     np.testing.assert_allclose(logged["grad_l1"][1], [r["grad_l1"] for r in callback.records],
@@ -228,7 +231,7 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch, caplog):
     assert [r["fid"] for r in again] == [r["fid"] for r in results]
     monkeypatch.undo()
     # ... and another attack radius re-measures the same trained runs without training.
-    monkeypatch.setattr(training, "train", lambda *a, **k: {"step": 4})
+    monkeypatch.setattr(loop, "train", lambda *a, **k: {"step": 4})
     wider = dataclasses.replace(config, attack_epsilon=16 / 255)
     remeasured = study.run(wider, str(tmp_path), progress=lambda _: None)
     assert [r["robustness"][0]["epsilon"] for r in remeasured] == [16 / 255] * 4
@@ -276,6 +279,6 @@ def test_study_rejects_bad_sizes_and_names():
     config = study.StudyConfig()
     for dataset in ("digits", "stacked_digits"):
         c = config.train_config(dataset, "asgan", 0)
-        assert c.epochs * c.steps_per_epoch == 800
+        assert c.optim.epochs * c.optim.steps_per_epoch == 800
     assert config.train_config("digits", "asgan", 0).steps_per_epoch == 20  # <= 22 batches
     assert os.path.exists(os.path.join(REPO, "scripts", "study.py"))

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from tf_asgan import config as config_lib
-from tf_asgan import evaluation, methods, schedules
-from tf_asgan.config import (
+from tf_asgan import methods, schedules
+from tf_asgan.config import train_config
+from tf_asgan.config.sections import (
     DataConfig,
     EvalConfig,
     MethodConfig,
@@ -15,8 +15,9 @@ from tf_asgan.config import (
     OptimConfig,
     RunConfig,
     SiblingsConfig,
-    TrainConfig,
 )
+from tf_asgan.config.train_config import TrainConfig
+from tf_asgan.evaluation import evaluator
 
 # The default configuration as config.json / flags.txt held it before the sections: the
 # files of a run must not change with the layout of the code.
@@ -117,8 +118,8 @@ MUTABLE = {"data_dir", "download", "cache", "epochs", "sample_every_epochs",
 def test_the_files_of_the_default_configuration_are_unchanged(tmp_path):
     config = TrainConfig()
     assert list(config.to_dict().items()) == DEFAULT
-    assert config_lib.to_flagfile(config) == DEFAULT_FLAGS
-    config_lib.save(config, str(tmp_path))
+    assert train_config.to_flagfile(config) == DEFAULT_FLAGS
+    train_config.save(config, str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["config.json", "flags.txt"]  # no temporaries
     assert (tmp_path / "flags.txt").read_text() == DEFAULT_FLAGS
     assert (tmp_path / "config.json").read_text() == json.dumps(dict(DEFAULT), indent=2,
@@ -129,20 +130,25 @@ def test_the_sections_hold_the_fields_in_the_order_of_config_json():
     config = TrainConfig()
     layout = {name: section.names() for name, section in config.sections().items()}
     flat = [name for names in layout.values() for name in names] + ["methods_version"]
-    assert flat == [k for k, _ in DEFAULT] == [f.name for f in config_lib.fields()]
+    assert flat == [k for k, _ in DEFAULT] == [f.name for f in train_config.fields()]
     assert layout["data"] == ("dataset", "data_dir", "image_dir", "download", "bad_images")
     assert layout["eval"][0] == "eval_every_epochs" and layout["run"][0] == "strategy"
-    assert set(config_lib.MUTABLE_FIELDS) == MUTABLE
+    assert set(train_config.MUTABLE_FIELDS) == MUTABLE
 
 
-def test_every_field_reads_by_its_flat_name():
+def test_every_field_is_read_from_its_section_and_set_by_its_flat_name():
     config = TrainConfig(dataset="stacked_digits", epochs=2, dat_epsilon="1/255",
                          jit_compile=True)
-    assert (config.dataset, config.epochs, config.jit_compile) == ("stacked_digits", 2, "on")
-    assert config.dat_epsilon == config.siblings.dat_epsilon == pytest.approx(1 / 255)
-    assert config.optim.epochs == 2 and config.data.dataset == "stacked_digits"
+    assert (config.data.dataset, config.optim.epochs, config.run.jit_compile) == (
+        "stacked_digits", 2, "on")
+    assert config.siblings.dat_epsilon == pytest.approx(1 / 255)
     for name, value in config.to_dict().items():
-        assert getattr(config, name) == value
+        section = train_config.section_of(name)
+        assert (getattr(getattr(config, section), name) if section else
+                getattr(config, name)) == value
+    # no flat reads: the message names the section to read it from
+    with pytest.raises(AttributeError, match=r"config\.optim\.epochs"):
+        config.epochs  # noqa: B018
     with pytest.raises(AttributeError, match="no field 'epoch'"):
         config.epoch  # noqa: B018
     with pytest.raises(AttributeError, match="config.replace"):
@@ -152,8 +158,8 @@ def test_every_field_reads_by_its_flat_name():
 def test_replace_and_equality():
     config = TrainConfig(epochs=2)
     other = config.replace(epochs=5, lr_d=4e-4, epsilon="2/255")
-    assert (other.epochs, other.lr_d, other.epsilon) == (5, 4e-4, pytest.approx(2 / 255))
-    assert config.epochs == 2 and config != other  # the original is untouched
+    assert (other.optim.epochs, other.optim.lr_d, other.method.epsilon) == (5, 4e-4, pytest.approx(2 / 255))
+    assert config.optim.epochs == 2 and config != other  # the original is untouched
     assert other.replace(epochs=2, lr_d=2e-4, epsilon=1 / 255) == config
     assert config.replace(optim=OptimConfig(epochs=2)) == config
     assert TrainConfig(method=MethodConfig(d_steps=2), batch_size=8).to_dict()["d_steps"] == 2
@@ -173,18 +179,18 @@ def test_the_built_objects_come_from_their_sections():
     config = TrainConfig(epsilon="2/255", epsilon_schedule="linear", epsilon_start_step=5,
                          epsilon_ramp_steps=10, perturbation="pgd", pgd_steps=3, seed=7,
                          dat="pgd", adversarial=False, advas_lambda=0.5, eval_num_samples=100)
-    schedule = config.epsilon_schedule_object()
+    schedule = config.method.epsilon_schedule_object()
     assert isinstance(schedule, schedules.LinearRamp) and schedule.ramp_steps == 10
     assert config.method.epsilon_schedule_object().get_config() == schedule.get_config()
-    assert config.perturbation_kwargs() == config.method.perturbation_kwargs() == {
+    assert config.method.perturbation_kwargs() == config.method.perturbation_kwargs() == {
         "steps": 3, "step_size": None, "random_start": False}
-    assert config.dat_object() == config.siblings.dat_object() == methods.DAT(
+    assert config.siblings.dat_object() == config.siblings.dat_object() == methods.DAT(
         variant="pgd", side="both", loss="replace", step_size=None, epsilon=2 / 255, steps=3)
-    assert config.advas_object() == methods.AdvAs(lam=0.5, weight="norm_ratio",
+    assert config.siblings.advas_object() == methods.AdvAs(lam=0.5, weight="norm_ratio",
                                                   estimate="unbiased")
-    assert config.eval_protocol() == config.eval.protocol(seed=7) == evaluation.Protocol(
+    assert config.eval.protocol(config.optim.seed) == config.eval.protocol(seed=7) == evaluator.Protocol(
         num_samples=100, seed=7)
-    assert TrainConfig().dat_object() is None and TrainConfig().advas_object() is None
+    assert TrainConfig().siblings.dat_object() is None and TrainConfig().siblings.advas_object() is None
 
 
 @pytest.mark.parametrize("section,changes,message", [
@@ -240,5 +246,6 @@ def test_the_checks_across_sections(changes, message):
         config.validate()
 
 
-def test_parse_epsilon_is_the_schedules_one():
-    assert config_lib.parse_epsilon is schedules.parse_epsilon
+def test_parse_epsilon_has_one_home():
+    # one home per name: the configuration reads it from schedules, it does not re-export it
+    assert not hasattr(train_config, "parse_epsilon") and callable(schedules.parse_epsilon)

@@ -10,8 +10,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tf_asgan import data, folders, sources
-from tf_asgan import digits as digits_lib
+from tf_asgan.data import base, catalog, folders
+from tf_asgan.data import digits as digits_lib
+from tf_asgan.data import stream as stream_lib
+from tf_asgan.evaluation import evaluator
 
 
 def _take(ds, n=None):
@@ -26,32 +28,32 @@ def test_to_model_range_crops_the_centre_square_and_maps_to_minus1_1():
     # 2 x 6 image: the centre 2 x 2 square is columns 2..3.
     img = np.zeros((2, 6, 3), np.uint8)
     img[:, 2:4] = 255
-    out = sources.to_model_range(img, 2).numpy()
+    out = base.to_model_range(img, 2).numpy()
     np.testing.assert_allclose(out, np.ones((2, 2, 3)), atol=1e-6)
     img[:, 2:4] = 0  # now the outer columns are white, the centre black
     img[:, [0, 1, 4, 5]] = 255
-    np.testing.assert_allclose(sources.to_model_range(img, 2).numpy(), -np.ones((2, 2, 3)),
+    np.testing.assert_allclose(base.to_model_range(img, 2).numpy(), -np.ones((2, 2, 3)),
                                atol=1e-6)
 
 
 def test_to_model_range_area_resize_averages_blocks():
     img = np.array([[0, 0, 255, 255]] * 4, np.uint8)[..., None]  # gray 4x4
-    out = sources.to_model_range(img, 2).numpy()
+    out = base.to_model_range(img, 2).numpy()
     assert out.shape == (2, 2, 3)
     np.testing.assert_allclose(out[:, 0], -1.0, atol=1e-6)
     np.testing.assert_allclose(out[:, 1], 1.0, atol=1e-6)
-    mid = sources.to_model_range(np.full((4, 4, 1), 51, np.uint8), 2).numpy()
+    mid = base.to_model_range(np.full((4, 4, 1), 51, np.uint8), 2).numpy()
     np.testing.assert_allclose(mid, 51 / 127.5 - 1, atol=1e-6)
 
 
 def test_gray_repeated_and_alpha_dropped():
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 255, 7
-    out = sources.to_model_range(rgba, 4).numpy()
+    out = base.to_model_range(rgba, 4).numpy()
     np.testing.assert_allclose(out[..., 0], 1.0)
     np.testing.assert_allclose(out[..., 1:], -1.0)
     gray = np.full((4, 4, 1), 255, np.uint8)
-    np.testing.assert_allclose(sources.to_model_range(gray, 4).numpy(), 1.0)
+    np.testing.assert_allclose(base.to_model_range(gray, 4).numpy(), 1.0)
 
 
 # -- embedded digits ----------------------------------------------------------------------
@@ -111,12 +113,12 @@ def test_stacked_digits_modes_match_the_stacked_digits():
 
 
 def test_source_by_name_and_unknown_name():
-    assert data.source("digits", 32).num_examples == 1437
-    assert data.source("stacked_digits", 32).num_examples == digits_lib.STACKED_DIGITS_SIZE
+    assert catalog.source("digits", 32).num_examples == 1437
+    assert catalog.source("stacked_digits", 32).num_examples == digits_lib.STACKED_DIGITS_SIZE
     with pytest.raises(ValueError, match="Unknown dataset 'mnist'"):
-        data.source("mnist", 32)
+        catalog.source("mnist", 32)
     with pytest.raises(ValueError, match="--image_dir"):
-        data.source("folder", 32)
+        catalog.source("folder", 32)
 
 
 # -- image folders -----------------------------------------------------------------------
@@ -229,7 +231,7 @@ def test_folder_fails_on_unreadable_files_when_asked_and_when_none_is_readable(t
                                       ("imagenet_resized/64x64", 64), ("cifar100", 32)])
 def test_tfds_sources_on_mock_data(name, res):
     with tfds.testing.mock_data(num_examples=5):
-        src = data.source(name, res)
+        src = catalog.source(name, res)
         images = np.stack(_take(src.images))
     assert src.num_examples == 5 and images.shape == (5, res, res, 3)
     assert images.min() >= -1 and images.max() <= 1 and images.std() > 0.1
@@ -237,14 +239,14 @@ def test_tfds_sources_on_mock_data(name, res):
 
 def test_stl10_reads_the_unlabelled_split():
     with tfds.testing.mock_data(num_examples=3):
-        src = data.source("stl10", 64)
+        src = catalog.source("stl10", 64)
         assert "unlabelled" in src.description and src.num_examples == 3
 
 
 def test_missing_dataset_fails_fast_and_names_the_remedies(tmp_path):
     start = time.monotonic()
-    with pytest.raises(data.DatasetNotAvailableError) as err:
-        data.source("cifar10", 32, data_dir=str(tmp_path))
+    with pytest.raises(catalog.DatasetNotAvailableError) as err:
+        catalog.source("cifar10", 32, data_dir=str(tmp_path))
     assert time.monotonic() - start < 10
     message = str(err.value)
     assert str(tmp_path) in message
@@ -272,24 +274,24 @@ class TfasganTiny(tfds.core.GeneratorBasedBuilder):
 
 
 def test_a_half_copied_tfds_folder_is_refused_naming_what_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setitem(data.TFDS_DATASETS, "tfasgan_tiny", "train")
+    monkeypatch.setitem(catalog.TFDS_DATASETS, "tfasgan_tiny", "train")
     TfasganTiny(data_dir=str(tmp_path)).download_and_prepare()
-    src = data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
+    src = catalog.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
     assert src.num_examples == 40 and len(_take(src.images)) == 40
     (shard,) = glob.glob(str(tmp_path / "tfasgan_tiny" / "1.0.0" / "*.tfrecord*"))
     whole = open(shard, "rb").read()
     with open(shard, "wb") as f:  # a copy interrupted half-way through the file
         f.write(whole[:len(whole) // 2])
-    with pytest.raises(data.DatasetNotAvailableError, match="truncated copy"):
-        data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
+    with pytest.raises(catalog.DatasetNotAvailableError, match="truncated copy"):
+        catalog.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
     os.remove(shard)  # the metadata is there, the data is not
-    with pytest.raises(data.DatasetNotAvailableError, match="incomplete") as err:
-        data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
+    with pytest.raises(catalog.DatasetNotAvailableError, match="incomplete") as err:
+        catalog.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
     assert os.path.basename(shard) in str(err.value)
     assert "download_and_prepare" in str(err.value)
     os.remove(tmp_path / "tfasgan_tiny" / "1.0.0" / "features.json")
-    with pytest.raises(data.DatasetNotAvailableError, match="cannot be read from"):
-        data.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
+    with pytest.raises(catalog.DatasetNotAvailableError, match="cannot be read from"):
+        catalog.source("tfasgan_tiny", 8, data_dir=str(tmp_path))
 
 
 # -- the training stream ------------------------------------------------------------------
@@ -298,7 +300,7 @@ def test_a_half_copied_tfds_folder_is_refused_naming_what_is_missing(tmp_path, m
 def _numbered(n):
     """A source whose image ``i`` is constant ``i``: batches reveal the order."""
     images = tf.data.Dataset.range(n).map(lambda i: tf.fill((2, 2, 3), tf.cast(i, tf.float32)))
-    return sources.Source(images, n, f"numbered({n})")
+    return base.Source(images, n, f"numbered({n})")
 
 
 def _ids(stream, n=None):
@@ -307,7 +309,7 @@ def _ids(stream, n=None):
 
 def _stream(src, **kw):
     tf.random.set_seed(7)  # the stream depends on the global seed at construction
-    return data.training_stream(src, 4, **kw)
+    return stream_lib.training_stream(src, 4, **kw)
 
 
 def test_stream_epochs_are_permutations_drop_the_remainder_and_differ():
@@ -346,11 +348,11 @@ def test_stream_with_short_epochs_and_cache_off():
 
 def test_stream_errors():
     with pytest.raises(ValueError, match="fewer than one batch"):
-        data.training_stream(_numbered(3), 4, epochs=1)
+        stream_lib.training_stream(_numbered(3), 4, epochs=1)
     with pytest.raises(ValueError, match="holds only 2 batches"):
-        data.training_stream(_numbered(8), 4, epochs=1, steps_per_epoch=3)
+        stream_lib.training_stream(_numbered(8), 4, epochs=1, steps_per_epoch=3)
     with pytest.raises(ValueError, match="past the end"):
-        data.training_stream(_numbered(8), 4, epochs=1, start_step=2)
+        stream_lib.training_stream(_numbered(8), 4, epochs=1, start_step=2)
 
 
 # -- folders: order, orientation, caches ------------------------------------------------------
@@ -374,7 +376,7 @@ def test_a_class_sorted_folder_is_read_in_a_full_permutation_every_epoch(tmp_pat
     _two_class_folder(tmp_path)
     src = folders.folder_source(str(tmp_path), 2)
     # A shuffle buffer of 50 over the sorted list would give a first third all black.
-    stream, steps = data.training_stream(src, 8, epochs=2, seed=3, shuffle_buffer=50)
+    stream, steps = stream_lib.training_stream(src, 8, epochs=2, seed=3, shuffle_buffer=50)
     batches = [_white(b) for b in tfds.as_numpy(stream)]
     assert steps == 75 and len(batches) == 150
     first, second = batches[:75], batches[75:]
@@ -402,7 +404,7 @@ def test_real_statistics_of_a_sorted_folder_are_a_uniform_draw(tmp_path, monkeyp
     from tf_asgan import evaluation
 
     _two_class_folder(tmp_path / "images")
-    monkeypatch.setattr(evaluation, "REAL_SHUFFLE_BUFFER", 50)
+    monkeypatch.setattr(evaluator, "REAL_SHUFFLE_BUFFER", 50)
     ev = evaluation.Evaluator(_mean_network(), "folder", 2,
                               evaluation.Protocol(num_samples=10, num_real=200, kid_samples=100),
                               cache_dir=str(tmp_path / "stats"),

@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_asgan import benchmark, distribute, rundir, training
-from tf_asgan.config import TrainConfig
+from tf_asgan.config.train_config import TrainConfig
+from tf_asgan.experiments import benchmark
+from tf_asgan.training import loop as loop_lib
+from tf_asgan.training import rundir
+from tf_asgan.utils import distribute
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,15 +90,15 @@ def small_config(**changes):
 def test_mirrored_training_run_resumes_and_logs_the_batch_split(tmp_path, caplog, mirrored):
     strategy = mirrored
     with caplog.at_level("INFO", logger="tf_asgan"):
-        result = training.train(small_config(), str(tmp_path), verbose=0, strategy=strategy)
+        result = loop_lib.train(small_config(), str(tmp_path), verbose=0, strategy=strategy)
     assert result["step"] == 2 and result["chief"]
     assert "MirroredStrategy: 2 replica(s), global batch 8 = 2 x 4 per replica" in caplog.text
     assert "XLA off" in caplog.text  # the rule: several replicas
-    result = training.train(small_config(epochs=2), str(tmp_path), verbose=0,
+    result = loop_lib.train(small_config(epochs=2), str(tmp_path), verbose=0,
                             strategy=strategy)
     assert result["step"] == 4
     with pytest.raises(ValueError, match="divisible by the 2 replicas"):
-        training.train(small_config(batch_size=7), str(tmp_path / "odd"), verbose=0,
+        loop_lib.train(small_config(batch_size=7), str(tmp_path / "odd"), verbose=0,
                        strategy=strategy)
 
 
@@ -132,7 +135,7 @@ def test_precision_and_xla_rules_on_a_cpu(mirrored):
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_run_trains_with_float32_logits(tmp_path, precision):
-    result = training.train(small_config(precision=precision, steps_per_epoch=1),
+    result = loop_lib.train(small_config(precision=precision, steps_per_epoch=1),
                             str(tmp_path), verbose=0)
     assert result["step"] == 1
     assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards

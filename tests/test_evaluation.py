@@ -18,8 +18,11 @@ import pytest
 import tensorflow as tf
 
 from helpers import damaged_copy, numpy_kid, scipy_fid
-from tf_asgan import builder, classifiers, data, evaluation, metrics, rundir, training
-from tf_asgan.config import TrainConfig
+from tf_asgan.config.train_config import TrainConfig
+from tf_asgan.data import base
+from tf_asgan.data import digits as digits_lib
+from tf_asgan.evaluation import classifiers, evaluator, metrics
+from tf_asgan.training import builder, loop, rundir
 
 CLASSES, FEATURES = 12, 16
 
@@ -68,7 +71,7 @@ def blobs(n, res=32, seed=0):
 
 
 def array_source(images):
-    return data.Source(tf.data.Dataset.from_tensor_slices(images), len(images),
+    return base.Source(tf.data.Dataset.from_tensor_slices(images), len(images),
                        f"test array {images.shape} seed-sum {float(images.sum()):.3f}")
 
 
@@ -187,7 +190,7 @@ def test_unknown_network_name():
 def make_evaluator(net, real, tmp_path, **protocol):
     values = dict(num_samples=len(real), is_splits=2, batch_size=64)
     values.update(protocol)
-    return evaluation.Evaluator(net, "folder", 32, evaluation.Protocol(**values),
+    return evaluator.Evaluator(net, "folder", 32, evaluator.Protocol(**values),
                                 cache_dir=str(tmp_path / "stats"), source=array_source(real),
                                 verbose=False)
 
@@ -305,8 +308,8 @@ def test_real_statistics_are_keyed_on_the_global_seed_the_shuffle_used(standin, 
 def test_progress_bar_and_batches(standin, tmp_path, capsys):
     net = CountingNetwork(classifiers.inception(path=standin[0]))
     real = blobs(130)
-    ev = evaluation.Evaluator(net.net, "folder", 32,
-                              evaluation.Protocol(num_samples=130, is_splits=2, batch_size=50),
+    ev = evaluator.Evaluator(net.net, "folder", 32,
+                              evaluator.Protocol(num_samples=130, is_splits=2, batch_size=50),
                               cache_dir=str(tmp_path), source=array_source(real))
     ev.evaluate(Replay(blobs(130, seed=2)), latent_dim=4)
     out = capsys.readouterr().out
@@ -316,9 +319,9 @@ def test_progress_bar_and_batches(standin, tmp_path, capsys):
 
 def test_protocol_validation():
     with pytest.raises(ValueError, match="num_samples"):
-        evaluation.Protocol(num_samples=0).validate()
+        evaluator.Protocol(num_samples=0).validate()
     with pytest.raises(ValueError, match="IS splits"):
-        evaluation.Protocol(num_samples=5, is_splits=10).validate()
+        evaluator.Protocol(num_samples=5, is_splits=10).validate()
 
 
 @pytest.mark.parametrize("scale,shift", [(127.5, 127.5), (1.1, 0.0)])
@@ -360,7 +363,7 @@ def test_digit_classifier_accuracy_and_cache():
 def test_stacked_digit_network_counts_modes():
     net = classifiers.digits_network(stacked=True)
     assert (net.num_classes, net.feature_dim, net.count_modes) == (1000, 384, True)
-    src = data.stacked_digits(32, "test", size=400, seed=1, with_labels=True)
+    src = digits_lib.stacked_digits(32, "test", size=400, seed=1, with_labels=True)
     images, modes = (np.stack(a) for a in zip(*[(x.numpy(), y.numpy()) for x, y in src.images]))
     logits, _ = net(images)
     assert np.mean(np.argmax(logits, 1) == modes) >= 0.95
@@ -395,7 +398,7 @@ def test_training_evaluates_logs_and_keeps_the_best_checkpoint(tmp_path):
                          eval_every_epochs=1, eval_num_samples=200, eval_network="digits",
                          eval_cache_dir=str(tmp_path / "stats"))
     workdir = str(tmp_path / "run")
-    result = training.train(config, workdir, verbose=0)
+    result = loop.train(config, workdir, verbose=0)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
     assert [(r["epoch"], r["step"]) for r in records] == [(1, 2), (2, 4)]
@@ -407,7 +410,8 @@ def test_training_evaluates_logs_and_keeps_the_best_checkpoint(tmp_path):
     assert tf.train.latest_checkpoint(os.path.join(workdir, "best")) == best["checkpoint"]
     # The best checkpoint holds that generator: it reproduces the recorded FID.
     g, _, _ = rundir.restore_generator(workdir, best["checkpoint"])
-    again = builder.make_evaluator(config).evaluate(g)
+    again = builder.make_evaluator(config.eval, config.data, config.model.resolution,
+                                   config.optim.seed).evaluate(g)
     assert again["metrics"]["fid"] == pytest.approx(best["fid"], rel=1e-4)
     # TensorBoard received eval/* scalars.
     tags = set()
@@ -417,7 +421,7 @@ def test_training_evaluates_logs_and_keeps_the_best_checkpoint(tmp_path):
             tags |= {v.tag for v in event.summary.value}
     assert {"eval/fid", "eval/is", "eval/kid", "eval/modes"} <= tags
     # Extending the run evaluates the new epoch and keeps the recorded best.
-    training.train(config.replace(epochs=3), workdir, verbose=0)
+    loop.train(config.replace(epochs=3), workdir, verbose=0)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
 
@@ -431,5 +435,5 @@ def test_training_needing_a_missing_network_fails_before_any_step(tmp_path, no_h
     config = TrainConfig(batch_size=16, epochs=1, steps_per_epoch=1, eval_every_epochs=1,
                          eval_network="inception")
     with pytest.raises(classifiers.NetworkNotAvailableError, match="--inception_path"):
-        training.train(config, str(tmp_path / "run"), verbose=0)
+        loop.train(config, str(tmp_path / "run"), verbose=0)
     assert not os.path.exists(tmp_path / "run" / "checkpoints")

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from helpers import LATENT, damaged_copy, tiny_dcgan
 from tf_asgan import export
+from tf_asgan.utils import saved_models
 
 # Runs in a fresh interpreter in which `import tf_asgan` fails.
 _RELOAD = textwrap.dedent("""
@@ -107,7 +108,7 @@ def test_overwrite_replaces_atomically(tmp_path):
 ])
 def test_a_half_copied_export_gets_our_error(exported, tmp_path, damage, message):
     copy = damaged_copy(exported[1], tmp_path / "generator", damage)
-    with pytest.raises(export.ExportNotReadableError, match=message):
+    with pytest.raises(saved_models.ExportNotReadableError, match=message):
         export.load(copy)
     # the scripts that read exports say it in one line (no traceback)
     script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "sample.py")

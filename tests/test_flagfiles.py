@@ -8,20 +8,14 @@ import pytest
 import tensorflow_datasets as tfds
 from absl import flags
 
-from tf_asgan import (
-    classifiers,
-    data,
-    distribute,
-    losses,
-    methods,
-    networks,
-    perturbations,
-    schedules,
-    training,
-)
-from tf_asgan import config as config_lib
+from tf_asgan import legacy, losses, methods, networks, perturbations, schedules
 from tf_asgan.asgan import SECOND_UPDATES
-from tf_asgan.config import TrainConfig
+from tf_asgan.config import sections, train_config
+from tf_asgan.config.train_config import TrainConfig
+from tf_asgan.data import catalog, folders
+from tf_asgan.evaluation import classifiers
+from tf_asgan.training import loop
+from tf_asgan.utils import distribute
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILES = sorted(os.path.relpath(p, REPO)
@@ -108,11 +102,11 @@ def test_flagfile_round_trip_and_workdir_files(tmp_path):
                          epsilon_schedule="linear", epsilon_start_step=100,
                          epsilon_ramp_steps=50, bn_d=False, lr_d=4e-4, beta2_g=0.9,
                          perturbation="pgd", pgd_steps=3, seed=9, image_dir=None)
-    config_lib.save(config, str(tmp_path))
+    train_config.save(config, str(tmp_path))
     parsed, _ = parse(f"--flagfile={tmp_path / 'flags.txt'}")
     assert parsed == config
-    assert config_lib.load(str(tmp_path)) == config
-    assert config_lib.load(str(tmp_path / "elsewhere")) is None
+    assert train_config.load(str(tmp_path)) == config
+    assert train_config.load(str(tmp_path / "elsewhere")) is None
 
 
 def test_differences_ignore_the_mutable_fields():
@@ -136,11 +130,11 @@ def test_no_flags_means_the_demo_which_is_the_library_default():
 def test_every_config_field_has_a_flag_with_help():
     values = flags.FlagValues()
     train_script.define_flags(values)
-    names = {f.name for f in config_lib.flag_fields()}
+    names = {f.name for f in train_config.flag_fields()}
     assert names | {"workdir", "existing_run"} == set(values)
     recorded = set(TrainConfig().to_dict()) - names
     assert recorded == {"methods_version"}  # recorded with a run, not chosen by a flag
-    for field in config_lib.flag_fields():
+    for field in train_config.flag_fields():
         flag, meta = values[field.name], field.metadata
         assert flag.help.endswith(meta["help"]) and len(meta["help"]) > 15, field.name
         choices = meta["choices"]
@@ -153,10 +147,10 @@ def test_every_config_field_has_a_flag_with_help():
 
 
 def test_the_choices_are_the_owning_modules():
-    choices = {f.name: f.metadata["choices"] for f in config_lib.fields()
+    choices = {f.name: f.metadata["choices"] for f in train_config.fields()
                if f.metadata["choices"] is not None}
     assert choices == {
-        "dataset": data.DATASETS, "bad_images": data.BAD_IMAGES,
+        "dataset": catalog.DATASETS, "bad_images": folders.BAD_IMAGES,
         "architecture": tuple(networks.ARCHITECTURES), "loss": tuple(losses.LOSSES),
         "perturbation": tuple(perturbations.PERTURBATIONS), "epsilon_unit": schedules.UNITS,
         "epsilon_schedule": tuple(schedules.SCHEDULES), "second_update": SECOND_UPDATES,
@@ -164,7 +158,7 @@ def test_the_choices_are_the_owning_modules():
         "dat_loss": methods.DAT_LOSSES, "advas_weight": methods.ADVAS_WEIGHTS,
         "advas_estimate": methods.ADVAS_ESTIMATES, "strategy": distribute.STRATEGIES,
         "precision": distribute.PRECISIONS, "jit_compile": distribute.SWITCHES,
-        "on_nonfinite": config_lib.NONFINITE_ACTIONS, "eval_network": classifiers.NETWORKS}
+        "on_nonfinite": sections.NONFINITE_ACTIONS, "eval_network": classifiers.NETWORKS}
 
 
 @pytest.mark.parametrize("flag", ["--architecture=vgg", "--dataset=mnist", "--loss=lsgan",
@@ -214,7 +208,7 @@ def test_flagfile_parses_names_its_source_and_has_its_own_workdir(path):
     if path.startswith(("flags/table", "flags/fig")):
         assert any(word in first for word in ("Table", "Fig.", "ImageNet"))
         assert workdir == "runs/" + os.path.relpath(path, "flags")[:-len(".flags")]
-        assert config.checkpoint_every_steps > 0
+        assert config.run.checkpoint_every_steps > 0
 
 
 def test_workdirs_are_distinct():
@@ -231,7 +225,7 @@ def _setting(path):
                                   for p in FLAGFILES if p.endswith("_baseline.flags")])
 def test_each_baseline_is_its_as_setting_without_the_second_update(name):
     as_config, base_config = _setting(f"{name}_as"), _setting(f"{name}_baseline")
-    assert as_config.adversarial and not base_config.adversarial
+    assert as_config.method.adversarial and not base_config.method.adversarial
     assert base_config.differences(as_config) == {"adversarial": (True, False)}
 
 
@@ -246,15 +240,15 @@ def test_each_baseline_is_its_as_setting_without_the_second_update(name):
 ])
 def test_table1_settings_are_the_papers(name, data, arch, res, epochs):
     c = _setting(f"{name}_as")
-    assert (c.dataset, c.architecture, c.resolution, c.epochs) == (data, arch, res, epochs)
-    assert c.epsilon == pytest.approx(1 / 255) and c.epsilon_unit == "input"
-    assert (c.perturbation, c.loss, c.second_update, c.latent_dim) == \
+    assert (c.data.dataset, c.model.architecture, c.model.resolution, c.optim.epochs) == (data, arch, res, epochs)
+    assert c.method.epsilon == pytest.approx(1 / 255) and c.method.epsilon_unit == "input"
+    assert (c.method.perturbation, c.method.loss, c.method.second_update, c.model.latent_dim) == \
         ("fgsm", "non_saturating", "real_and_fake", 100)
-    assert (c.lr_g, c.beta1_d, c.beta2_d, c.beta1_g, c.beta2_g, c.batch_size) == \
+    assert (c.optim.lr_g, c.optim.beta1_d, c.optim.beta2_d, c.optim.beta1_g, c.optim.beta2_g, c.optim.batch_size) == \
         (2e-4, 0.5, 0.999, 0.5, 0.999, 64)
     # CelebA DCGAN uses lr_D = 5e-5 (the paper, Table 3); everything else 2e-4.
-    assert c.lr_d == (5e-5 if name == "table1/celeba_dcgan" else 2e-4)
-    assert c.cache == (data not in ("lsun/bedroom", "imagenet_resized/64x64"))
+    assert c.optim.lr_d == (5e-5 if name == "table1/celeba_dcgan" else 2e-4)
+    assert c.optim.cache == (data not in ("lsun/bedroom", "imagenet_resized/64x64"))
 
 
 @pytest.mark.parametrize("row,changes", [
@@ -279,7 +273,7 @@ def test_table3_rows():
 @pytest.mark.parametrize("value", ["0.2", "0.5", "1", "2", "3", "4"])
 def test_fig3_epsilons(value):
     c = _setting(f"fig3/eps_{value}")
-    assert c.epsilon == pytest.approx(float(value) / 255)
+    assert c.method.epsilon == pytest.approx(float(value) / 255)
     assert c.differences(_setting("table1/cifar10_dcgan_as")).keys() <= {"epsilon"}
 
 
@@ -287,18 +281,18 @@ def test_sibling_settings():
     base, as_ = _setting("table1/cifar10_dcgan_baseline"), _setting("table1/cifar10_dcgan_as")
     dat = _setting("siblings/cifar10_dcgan_dat")
     assert dat.differences(base) == {"dat": ("none", "authors")}
-    assert dat.dat_object() == methods.DAT(variant="authors", side="both", loss="replace",
+    assert dat.siblings.dat_object() == methods.DAT(variant="authors", side="both", loss="replace",
                                            step_size=1.0, epsilon=2 / 255, steps=3)
-    pgd = _setting("siblings/cifar10_dcgan_dat_pgd").dat_object()
+    pgd = _setting("siblings/cifar10_dcgan_dat_pgd").siblings.dat_object()
     assert (pgd.variant, pgd.epsilon, pgd.steps) == ("pgd", pytest.approx(2 / 255), 3)
     assert _setting("siblings/cifar10_dcgan_advas").differences(base) == {
         "advas_lambda": (0.0, 1.0)}
     assert _setting("siblings/cifar10_dcgan_as_advas").differences(as_) == {
         "advas_lambda": (0.0, 1.0)}
-    assert _setting("siblings/cifar10_dcgan_advas").advas_object() == methods.AdvAs(
+    assert _setting("siblings/cifar10_dcgan_advas").siblings.advas_object() == methods.AdvAs(
         lam=1.0, weight="norm_ratio", estimate="unbiased")  # as published
     mixed = _setting("siblings/cifar10_dcgan_as_dat_fake")
-    assert mixed.adversarial and mixed.dat_object().side == "fake"
+    assert mixed.method.adversarial and mixed.siblings.dat_object().side == "fake"
 
 
 def _version_1(**changes):
@@ -312,7 +306,7 @@ def _version_1(**changes):
 def test_a_stored_run_without_dat_or_advas_is_still_the_same_experiment():
     loaded = TrainConfig.from_dict(_version_1())
     assert loaded.differences(TrainConfig()) == {}
-    assert loaded.methods_version == config_lib.METHODS_VERSION
+    assert loaded.methods_version == legacy.METHODS_VERSION
 
 
 @pytest.mark.parametrize("changes", [dict(advas_lambda=0.5), dict(dat="authors",
@@ -322,7 +316,7 @@ def test_a_stored_run_of_the_old_dat_or_advas_is_a_different_experiment(changes)
     assert loaded.methods_version == 1
     assert "methods_version" in loaded.differences(TrainConfig(**changes))
     if "advas_lambda" in changes:  # what it trained with
-        assert (loaded.advas_weight, loaded.advas_estimate) == ("fixed", "biased")
+        assert (loaded.siblings.advas_weight, loaded.siblings.advas_estimate) == ("fixed", "biased")
     with pytest.raises(ValueError, match="earlier DAT / AdvAs definitions"):
         loaded.validate()
 
@@ -334,8 +328,8 @@ def test_dat_on_the_reals_with_as_gan_is_refused_at_parse_time():
 
 def test_fig3_zero_and_gaussian():
     zero, gauss = _setting("fig3/eps_0"), _setting("fig3/gaussian")
-    assert (zero.perturbation, zero.epsilon, zero.adversarial) == ("none", 0.0, True)
-    assert (gauss.perturbation, gauss.epsilon) == ("gaussian", pytest.approx(1 / 255))
+    assert (zero.method.perturbation, zero.method.epsilon, zero.method.adversarial) == ("none", 0.0, True)
+    assert (gauss.method.perturbation, gauss.method.epsilon) == ("gaussian", pytest.approx(1 / 255))
 
 
 # One training step for every distinct model and data setting of the flagfiles.
@@ -343,9 +337,9 @@ def _distinct_settings():
     seen, out = set(), []
     for path in FLAGFILES:
         config, _ = parse_file(path)
-        key = (config.dataset, config.architecture, config.resolution, config.bn_g, config.bn_d,
-               config.adversarial, config.perturbation, config.dat, config.dat_side,
-               config.advas_lambda)
+        key = (config.data.dataset, config.model.architecture, config.model.resolution, config.model.bn_g, config.model.bn_d,
+               config.method.adversarial, config.method.perturbation, config.siblings.dat, config.siblings.dat_side,
+               config.siblings.advas_lambda)
         if key not in seen:
             seen.add(key)
             out.append(path)
@@ -355,11 +349,11 @@ def _distinct_settings():
 @pytest.mark.parametrize("path", _distinct_settings())
 def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
     config, _ = parse_file(path)
-    assert config.eval_every_epochs >= 1 and config.eval_network == "inception"
+    assert config.eval.eval_every_epochs >= 1 and config.eval.eval_network == "inception"
     config = config.replace(batch_size=8, epochs=1, steps_per_epoch=1,
                             export=False, sample_every_epochs=1, eval_every_epochs=0)
     with tfds.testing.mock_data(num_examples=8):
-        result = training.train(config, str(tmp_path), verbose=0)
+        result = loop.train(config, str(tmp_path), verbose=0)
     assert result["step"] == 1 and result["total_steps"] == 1
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-1.index")
     assert os.path.exists(tmp_path / "samples" / "epoch_0001.png")
@@ -367,8 +361,8 @@ def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
 
 def test_a_boolean_jit_compile_is_written_as_a_flag_the_parser_takes(tmp_path):
     config = TrainConfig(jit_compile=True)
-    assert config.jit_compile == "on" and TrainConfig(jit_compile=False).jit_compile == "off"
+    assert config.run.jit_compile == "on" and TrainConfig(jit_compile=False).run.jit_compile == "off"
     path = tmp_path / "flags.txt"
-    path.write_text(config_lib.to_flagfile(config))
+    path.write_text(train_config.to_flagfile(config))
     parsed, _ = parse(f"--flagfile={path}")
     assert parsed == config.validate()

@@ -1,4 +1,4 @@
-"""All-or-nothing writes, the cache folder and appended lines (tf_asgan.io)."""
+"""All-or-nothing writes, the cache folder and appended lines (tf_asgan.utils.io)."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from tf_asgan import io
+from tf_asgan.utils import io
 
 
 def _write(path, text):

@@ -9,14 +9,16 @@ import pytest
 import tensorflow as tf
 from test_training import generated_source, small_config
 
-from tf_asgan import builder, callbacks, numerics, overhead, tracking, training
-from tf_asgan import config as config_lib
+from tf_asgan.config import train_config
+from tf_asgan.experiments import loop_overhead
+from tf_asgan.training import builder, callbacks, loop
+from tf_asgan.utils import nonfinite
 
 NAMES = ["d_loss", "g_loss", "D_real"]
 
 
 def test_the_monitor_keeps_the_first_nonfinite_step_and_its_values():
-    monitor = tracking.NonFiniteMonitor(NAMES)
+    monitor = nonfinite.NonFiniteMonitor(NAMES)
     monitor.check()  # nothing yet
     steps = [{"d_loss": 1.0, "g_loss": 2.0, "D_real": 0.5},
              {"d_loss": 1.5, "g_loss": math.inf, "D_real": 0.5},  # step index 1: the first
@@ -24,7 +26,7 @@ def test_the_monitor_keeps_the_first_nonfinite_step_and_its_values():
     update = tf.function(monitor.update)
     for step, values in enumerate(steps):
         update(tf.constant(step, tf.int64), {k: tf.constant(v) for k, v in values.items()})
-    with pytest.raises(numerics.NonFiniteError) as err:
+    with pytest.raises(nonfinite.NonFiniteError) as err:
         monitor.check()
     assert err.value.step == 2 and err.value.quantities == ["g_loss=inf"]
     monitor.check()  # forgotten once reported: a rolled-back run starts clean
@@ -33,7 +35,7 @@ def test_the_monitor_keeps_the_first_nonfinite_step_and_its_values():
 
 def test_the_monitor_sees_a_nan_on_any_replica(mirrored):
     with mirrored.scope():
-        monitor = tracking.NonFiniteMonitor(["d_loss"])
+        monitor = nonfinite.NonFiniteMonitor(["d_loss"])
 
     def replica_step():
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -41,7 +43,7 @@ def test_the_monitor_sees_a_nan_on_any_replica(mirrored):
         monitor.update(tf.constant(6, tf.int64), {"d_loss": value})
 
     tf.function(lambda: mirrored.run(replica_step))()
-    with pytest.raises(numerics.NonFiniteError, match="at training step 7: d_loss=nan"):
+    with pytest.raises(nonfinite.NonFiniteError, match="at training step 7: d_loss=nan"):
         monitor.check()
 
 
@@ -72,8 +74,8 @@ def test_a_nan_between_checks_is_reported_with_its_step_and_nothing_of_it_is_sav
     # read at step 8, before checkpoint 8 would be written.
     config = small_config(epochs=2, steps_per_epoch=8, checkpoint_every_steps=4,
                           log_every_steps=4, export=False)
-    with pytest.raises(numerics.NonFiniteError) as err:
-        training.train(config, str(tmp_path), verbose=0, source=generated_source(80),
+    with pytest.raises(nonfinite.NonFiniteError) as err:
+        loop.train(config, str(tmp_path), verbose=0, source=generated_source(80),
                        callbacks=[AtStep(5, poison)])
     assert err.value.step == 6 and "d_loss=nan" in err.value.quantities
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
@@ -100,7 +102,7 @@ def test_steps_per_execution_keeps_every_callback_on_its_steps(tmp_path):
     config = small_config(epochs=3, steps_per_epoch=4, steps_per_execution=2,
                           checkpoint_every_steps=2, log_every_steps=2, checkpoints_to_keep=10)
     seen = Seen()
-    result = training.train(config, str(tmp_path), verbose=0, source=generated_source(),
+    result = loop.train(config, str(tmp_path), verbose=0, source=generated_source(),
                             callbacks=[seen])
     assert result["step"] == 12
     # Keras calls the batch hooks once per execution of 2 steps, with the last index.
@@ -127,23 +129,23 @@ def test_steps_per_execution_that_splits_an_epoch_is_refused_before_training(tmp
     config = small_config(steps_per_epoch=0, checkpoint_every_steps=0, log_every_steps=2,
                           steps_per_execution=2)
     with pytest.raises(ValueError, match="does not divide the 5 steps per epoch"):
-        training.train(config, str(tmp_path / "new"), verbose=0, source=generated_source(40))
+        loop.train(config, str(tmp_path / "new"), verbose=0, source=generated_source(40))
     assert not (tmp_path / "new").exists()  # nothing written, not even config.json
     # ... and before an existing run would be replaced
     other = tmp_path / "other"
-    training.train(small_config(epochs=1, export=False), str(other), verbose=0,
+    loop.train(small_config(epochs=1, export=False), str(other), verbose=0,
                    source=generated_source())
     with pytest.raises(ValueError, match="does not divide"):
-        training.train(config, str(other), verbose=0, source=generated_source(40),
+        loop.train(config, str(other), verbose=0, source=generated_source(40),
                        existing_run="overwrite")
-    assert (other / "checkpoints").exists() and config_lib.load(str(other)).epochs == 1
+    assert (other / "checkpoints").exists() and train_config.load(str(other)).epochs == 1
 
 
 def test_steps_per_execution_with_several_replicas_is_refused(tmp_path, mirrored):
     config = small_config(checkpoint_every_steps=0, log_every_steps=2, steps_per_epoch=4,
                           steps_per_execution=2)
     with pytest.raises(ValueError, match="does not work with 2 replicas"):
-        training.train(config, str(tmp_path), verbose=0, strategy=mirrored,
+        loop.train(config, str(tmp_path), verbose=0, strategy=mirrored,
                        source=generated_source())
     assert not tmp_path.joinpath("config.json").exists()
 
@@ -151,22 +153,22 @@ def test_steps_per_execution_with_several_replicas_is_refused(tmp_path, mirrored
 def test_resuming_where_a_new_steps_per_execution_cannot_land_is_refused(tmp_path):
     config = small_config(epochs=2, steps_per_epoch=4, export=False)  # checkpoints every step
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, str(tmp_path), verbose=0, source=generated_source(),
+        loop.train(config, str(tmp_path), verbose=0, source=generated_source(),
                        callbacks=[AtStep(3, interrupt)])
     faster = config.replace(steps_per_execution=2, checkpoint_every_steps=2, log_every_steps=2)
     with pytest.raises(ValueError, match="resumes at step 3, 3 steps into its epoch"):
-        training.train(faster, str(tmp_path), verbose=0, source=generated_source())
-    assert config_lib.load(str(tmp_path)).steps_per_execution == 1  # config.json kept
+        loop.train(faster, str(tmp_path), verbose=0, source=generated_source())
+    assert train_config.load(str(tmp_path)).steps_per_execution == 1  # config.json kept
     # Finishing that epoch with the old value, then the new one, works.
-    training.train(config.replace(epochs=1), str(tmp_path), verbose=0,
+    loop.train(config.replace(epochs=1), str(tmp_path), verbose=0,
                    source=generated_source())
-    result = training.train(faster, str(tmp_path), verbose=0, source=generated_source())
+    result = loop.train(faster, str(tmp_path), verbose=0, source=generated_source())
     assert result["step"] == 8
 
 
 def test_the_overhead_benchmark_refuses_a_loop_that_cannot_work():
     with pytest.raises(ValueError, match="does not divide the 3 steps per epoch"):
-        overhead.tiny_config(steps_per_epoch=3, steps_per_execution=2, log_every_steps=2)
+        loop_overhead.tiny_config(steps_per_epoch=3, steps_per_execution=2, log_every_steps=2)
 
 
 def test_callbacks_count_steps_on_the_host_exactly():
@@ -193,9 +195,10 @@ def test_callbacks_count_steps_on_the_host_exactly():
 
 
 def test_the_loop_overhead_benchmark_reports_its_three_loops():
-    config = overhead.tiny_config(steps_per_epoch=3, epochs=2, latent_dim=8)
+    config = loop_overhead.tiny_config(steps_per_epoch=3, epochs=2, latent_dim=8)
     lines = []
-    report = overhead.measure(config, builder.make_source(config), log=lines.append)
+    source = builder.make_source(config.data, config.model.resolution, config.optim.seed)
+    report = loop_overhead.measure(config, source, log=lines.append)
     by = {r["loop"]: r for r in report["rows"]}
     assert list(by) == ["bare", "fit", "train"] and len(lines) == 3
     for r in by.values():
@@ -205,8 +208,8 @@ def test_the_loop_overhead_benchmark_reports_its_three_loops():
     assert report["train_over_fit"] == pytest.approx(
         by["train"]["ms_per_step"] / by["fit"]["ms_per_step"])
     assert by["train"]["epoch_end_ms"] > 0 == by["bare"]["epoch_end_ms"]
-    text = overhead.table(report)
-    assert f"training.train / fit = {report['train_over_fit']:.3f} per step" in text
+    text = loop_overhead.table(report)
+    assert f"loop.train / fit = {report['train_over_fit']:.3f} per step" in text
     with_ends = {r["loop"]: r["ms_per_step"] + r["epoch_end_ms"] / 3 for r in report["rows"]}
     assert report["train_over_fit_with_epoch_ends"] == pytest.approx(
         with_ends["train"] / with_ends["fit"])

@@ -9,8 +9,9 @@ from keras import layers
 
 import tf_asgan
 from helpers import LATENT, changed, deterministic_pair, images, snapshot, tiny_dcgan
-from tf_asgan import ASGAN, distribute, methods
+from tf_asgan import ASGAN, methods
 from tf_asgan.methods import advas, dat
+from tf_asgan.utils import distribute
 
 
 def linear_d(w, b=0.0, res=2):

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from helpers import numpy_kid, scipy_fid
-from tf_asgan import _tfgan, metrics
+from tf_asgan.evaluation import metrics
+from tf_asgan.utils import _tfgan
 
 
 def _features(rng, n, dim, shift=0.0, scale=1.0):

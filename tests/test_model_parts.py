@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from helpers import LATENT, deterministic_pair
-from tf_asgan import distribute, methods, networks, optimizers, schedules, tracking
+from tf_asgan import methods, networks, optimizers, schedules, tracking
+from tf_asgan.utils import distribute
 
 
 def test_metric_names_follow_the_options():

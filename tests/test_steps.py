@@ -13,8 +13,10 @@ import keras
 import tensorflow as tf
 from test_training import small_config
 
-from tf_asgan import builder, checkpoints, distribute, training
-from tf_asgan import config as config_lib
+from tf_asgan import layout, legacy
+from tf_asgan.config import train_config
+from tf_asgan.training import builder, checkpoints, loop
+from tf_asgan.utils import distribute
 
 
 class CountBatches(keras.callbacks.Callback):
@@ -30,10 +32,10 @@ def test_mixed_float16_steps_count_batches_not_updates(tmp_path):
     counter = CountBatches()
     config = small_config(epochs=2, steps_per_epoch=5, width=0.125, checkpoint_every_steps=0,
                           precision="mixed_float16", export=False)
-    result = training.train(config, str(tmp_path), verbose=0, callbacks=[counter])
+    result = loop.train(config, str(tmp_path), verbose=0, callbacks=[counter])
     assert counter.batches == 10 and result["step"] == 10
     with distribute.precision_policy("mixed_float16"):
-        gan = builder.build_model(config)
+        gan = builder.model_of(config)
     checkpoints.restore_latest(builder.checkpoint_for(gan), str(tmp_path / "checkpoints"))
     assert gan.completed_steps() == 10
     # The case this is about happened: the loss scaler skipped at least one G update.
@@ -45,21 +47,21 @@ def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_
     # Checkpoints written before the step and rollback counts were saved hold the four
     # run objects only; their step is the generator optimizer's update count.
     config = small_config(epochs=1, steps_per_epoch=3, export=False)
-    training.train(config, str(tmp_path / "new"), verbose=0)
-    gan = builder.build_model(config)
+    loop.train(config, str(tmp_path / "new"), verbose=0)
+    gan = builder.model_of(config)
     full = builder.checkpoint_for(gan)
     checkpoints.restore_latest(full, str(tmp_path / "new" / "checkpoints"))
-    older = tf.train.Checkpoint(**{n: getattr(full, n) for n in checkpoints.RUN_OBJECTS})
+    older = tf.train.Checkpoint(**{n: getattr(full, n) for n in layout.RUN_OBJECTS})
     old_run = tmp_path / "old"
     manager = tf.train.CheckpointManager(older, str(old_run / "checkpoints"), max_to_keep=1)
     prefix = manager.save(checkpoint_number=3)
-    config_lib.save(config, str(old_run))
+    train_config.save(config, str(old_run))
 
-    again = builder.build_model(config)
+    again = builder.model_of(config)
     again.rollback_count.assign(2)
     assert again.completed_steps() == 0
-    assert checkpoints.written_before_counts(str(old_run / "checkpoints"))
-    assert not checkpoints.written_before_counts(str(tmp_path / "new" / "checkpoints"))
+    assert legacy.written_before_counts(str(old_run / "checkpoints"))
+    assert not legacy.written_before_counts(str(tmp_path / "new" / "checkpoints"))
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
         assert checkpoints.restore_one(builder.checkpoint_for(again), prefix) == prefix
     assert "earlier tf_asgan (no step or rollbacks in it)" in caplog.text
@@ -69,7 +71,7 @@ def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_
     for a, b in zip(gan.generator.variables, again.generator.variables):
         assert (a.numpy() == b.numpy()).all()
     counter = CountBatches()
-    resumed = training.train(config.replace(epochs=2), str(old_run), verbose=0,
+    resumed = loop.train(config.replace(epochs=2), str(old_run), verbose=0,
                              callbacks=[counter])
     assert counter.batches == 3 and resumed["step"] == 6  # resumed at step 3
     assert os.path.exists(str(old_run / "checkpoints" / "ckpt-6.index"))

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import scipy_fid
-from tf_asgan import _tfgan
+from tf_asgan.utils import _tfgan
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tf_asgan"
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_asgan import builder, data, export, rundir, training
-from tf_asgan import config as config_lib
-from tf_asgan.config import TrainConfig
+from tf_asgan import export
+from tf_asgan.config import train_config
+from tf_asgan.config.train_config import TrainConfig
+from tf_asgan.data import base
+from tf_asgan.training import builder, loop, rundir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,7 +27,7 @@ def generated_source(n=40, res=32, seed=0):
     centres = rng.uniform(8, res - 8, (2, n, 1, 1))
     mask = ((yy - centres[0]) ** 2 + (xx - centres[1]) ** 2 < 30)[..., None]
     images = np.where(mask, rng.uniform(0, 1, (n, 1, 1, 3)), -1.0).astype(np.float32)
-    return data.Source(tf.data.Dataset.from_tensor_slices(images), n, f"blobs({n})")
+    return base.Source(tf.data.Dataset.from_tensor_slices(images), n, f"blobs({n})")
 
 
 def small_config(**changes):
@@ -71,10 +73,10 @@ class Steps(keras.callbacks.Callback):
 
 def test_train_writes_every_output(tmp_path):
     config = small_config()
-    result = training.train(config, str(tmp_path), verbose=0, source=generated_source())
+    result = loop.train(config, str(tmp_path), verbose=0, source=generated_source())
     assert (result["step"], result["steps_per_epoch"], result["total_steps"]) == (6, 3, 6)
-    assert config_lib.load(str(tmp_path)) == config
-    assert (tmp_path / "flags.txt").read_text() == config_lib.to_flagfile(config)
+    assert train_config.load(str(tmp_path)) == config
+    assert (tmp_path / "flags.txt").read_text() == train_config.to_flagfile(config)
     assert sorted(os.listdir(tmp_path / "samples")) == ["epoch_0001.png", "epoch_0002.png"]
     with open(tmp_path / "history.csv") as f:
         rows = list(csv.DictReader(f))
@@ -104,7 +106,7 @@ def test_step_logs_are_the_last_step_and_epoch_logs_the_mean(tmp_path):
         def on_epoch_end(self, epoch, logs=None):
             per_step.append(("mean", logs["d_loss"]))
 
-    training.train(small_config(epochs=1, export=False), str(tmp_path), verbose=0,
+    loop.train(small_config(epochs=1, export=False), str(tmp_path), verbose=0,
                    source=generated_source(), callbacks=[Record()])
     *steps, (_, mean) = per_step
     assert len(steps) == 3 and len(set(steps)) == 3
@@ -116,13 +118,13 @@ def test_interrupted_run_resumes_and_finishes_with_the_right_step_count(tmp_path
     src = generated_source()
     stop = StopAt(4)
     with pytest.raises(Interrupt):
-        training.train(config, str(tmp_path), verbose=0, source=src, callbacks=[stop])
+        loop.train(config, str(tmp_path), verbose=0, source=src, callbacks=[stop])
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
     assert latest.endswith("ckpt-4")
 
     # The checkpoint holds both networks, both optimizers (with their Adam moments) and
     # the step, from which the epsilon schedule position follows.
-    gan = builder.build_model(config)
+    gan = builder.model_of(config)
     builder.checkpoint_for(gan).restore(latest).assert_consumed()
     assert int(gan.g_optimizer.iterations) == 4
     assert int(gan.d_optimizer.iterations) == 8  # two D updates per step
@@ -135,23 +137,23 @@ def test_interrupted_run_resumes_and_finishes_with_the_right_step_count(tmp_path
     assert len(at_stop["d_opt"]) == 2 + 2 * len(gan.discriminator.trainable_variables)
 
     steps = Steps()
-    result = training.train(config, str(tmp_path), verbose=0, source=src, callbacks=[steps])
+    result = loop.train(config, str(tmp_path), verbose=0, source=src, callbacks=[steps])
     assert steps.seen == [5, 6]  # the rest of epoch 2 only
     assert result["step"] == 6
     with open(tmp_path / "history.csv") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
     # Running the finished run again does nothing more.
     steps = Steps()
-    assert training.train(config, str(tmp_path), verbose=0, source=src,
+    assert loop.train(config, str(tmp_path), verbose=0, source=src,
                           callbacks=[steps])["step"] == 6
     assert steps.seen == []
 
 
 def test_a_finished_run_can_be_extended(tmp_path):
     config = small_config(epochs=1)
-    training.train(config, str(tmp_path), verbose=0, source=generated_source())
+    loop.train(config, str(tmp_path), verbose=0, source=generated_source())
     steps = Steps()
-    result = training.train(config.replace(epochs=2), str(tmp_path), verbose=0,
+    result = loop.train(config.replace(epochs=2), str(tmp_path), verbose=0,
                             source=generated_source(), callbacks=[steps])
     assert steps.seen == [4, 5, 6] and result["step"] == 6
     assert export.read_metadata(result["export"])["step"] == 6
@@ -159,10 +161,10 @@ def test_a_finished_run_can_be_extended(tmp_path):
 
 def test_a_different_configuration_is_refused(tmp_path):
     config = small_config(epochs=1, export=False)
-    training.train(config, str(tmp_path), verbose=0, source=generated_source())
+    loop.train(config, str(tmp_path), verbose=0, source=generated_source())
     before = (tmp_path / "config.json").read_text()
     with pytest.raises(rundir.ConfigMismatchError, match="lr_d: 0.0002 -> 0.0004") as err:
-        training.train(config.replace(lr_d=4e-4), str(tmp_path), verbose=0,
+        loop.train(config.replace(lr_d=4e-4), str(tmp_path), verbose=0,
                        source=generated_source())
     assert "flags.txt" in str(err.value)
     assert (tmp_path / "config.json").read_text() == before
@@ -170,15 +172,15 @@ def test_a_different_configuration_is_refused(tmp_path):
 
 def test_invalid_configuration_fails_before_writing(tmp_path):
     with pytest.raises(ValueError, match="not 48"):
-        training.train(small_config(resolution=48), str(tmp_path / "run"))
+        loop.train(small_config(resolution=48), str(tmp_path / "run"))
     assert not (tmp_path / "run" / "config.json").exists()
 
 
 def test_restore_generator_matches_the_export(tmp_path):
-    result = training.train(small_config(epochs=1), str(tmp_path), verbose=0,
+    result = loop.train(small_config(epochs=1), str(tmp_path), verbose=0,
                             source=generated_source())
     g, config, path = rundir.restore_generator(str(tmp_path))
-    assert path.endswith("ckpt-3") and config.latent_dim == 16
+    assert path.endswith("ckpt-3") and config.model.latent_dim == 16
     z = np.random.default_rng(1).standard_normal((4, 16)).astype(np.float32)
     loaded = tf.saved_model.load(result["export"])
     np.testing.assert_array_equal(g(z, training=False).numpy(),

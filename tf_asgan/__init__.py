@@ -6,23 +6,31 @@
 >>> gan = tf_asgan.ASGAN(g, d, epsilon=1 / 255)
 >>> gan.compile()
 >>> gan.fit(images_in_minus1_1_dataset, epochs=200)
+
+The package's plan is in docs/architecture.md: the method at the top level (``asgan``,
+``gan``, ``losses``, ``perturbations``, ``schedules``, ``methods/``, ``networks/``), then
+one folder per concern (``data/``, ``evaluation/``, ``config/``, ``training/``,
+``analysis/``, ``experiments/``, ``utils/``).
 """
 
 from tf_asgan import (
-    classifiers,
+    analysis,
+    config,
     data,
+    errors,
     evaluation,
     export,
-    images,
     losses,
     methods,
-    metrics,
     networks,
     perturbations,
     schedules,
+    training,
 )
 from tf_asgan.asgan import ASGAN
+from tf_asgan.errors import TfAsganError
 
 __version__ = "0.1.0"
-__all__ = ["ASGAN", "classifiers", "data", "evaluation", "export", "images", "losses",
-           "methods", "metrics", "networks", "perturbations", "schedules", "__version__"]
+__all__ = ["ASGAN", "TfAsganError", "analysis", "config", "data", "errors", "evaluation",
+           "export", "losses", "methods", "networks", "perturbations", "schedules",
+           "training", "__version__"]

@@ -19,11 +19,12 @@ import logging
 
 import tensorflow as tf
 
-from tf_asgan import distribute, inputs, methods, randomness, schedules, tracking
+from tf_asgan import errors, inputs, methods, randomness, schedules, tracking
 from tf_asgan import perturbations as perturbations_lib
 from tf_asgan.gan import GAN
 from tf_asgan.methods import advas as advas_lib
 from tf_asgan.methods import dat as dat_lib
+from tf_asgan.utils import distribute
 
 SECOND_UPDATES = ("real_and_fake", "real_only")
 MAX_EPSILON = schedules.MAX_EPSILON  # in input units: the whole [-1, 1] range
@@ -95,18 +96,18 @@ class ASGAN(GAN):
         self._needs_input_grad = needs_input_grad
         self.perturbation_kwargs = dict(perturbation_kwargs or {})
         if "seed" in self.perturbation_kwargs:
-            raise ValueError("perturbation_kwargs must not set 'seed': each step's random "
+            raise errors.InputError("perturbation_kwargs must not set 'seed': each step's random "
                              "draws are seeded from the run seed (ASGAN(seed=...)), the "
                              "step and the replica (tf_asgan.randomness).")
         self.epsilon_schedule, self._epsilon_factor = schedules.as_schedule(epsilon,
                                                                             epsilon_unit)
         self.epsilon_unit = epsilon_unit
         if second_update not in SECOND_UPDATES:
-            raise ValueError(f"Unknown second_update {second_update!r}; choose one of "
+            raise errors.InputError(f"Unknown second_update {second_update!r}; choose one of "
                              f"{list(SECOND_UPDATES)}.")
         self.second_update = second_update
         if int(d_steps) != d_steps or d_steps < 1:
-            raise ValueError(f"d_steps must be an integer >= 1, got {d_steps!r}.")
+            raise errors.InputError(f"d_steps must be an integer >= 1, got {d_steps!r}.")
         self.d_steps = int(d_steps)
         if adversarial:
             log.info("AS-GAN: perturbation=%s, epsilon=%s in %s units (%g in model-input "

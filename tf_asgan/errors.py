@@ -1,8 +1,33 @@
-"""Readable one-line reasons from TensorFlow's error messages."""
+"""The package's errors: one base class, and readable reasons from TensorFlow's messages.
+
+Every exception tf_asgan raises on purpose derives from :class:`TfAsganError`, so a
+script catches one type. Each also keeps the builtin base that says what kind of
+problem it is (``ValueError`` for a bad setting or input, ``FileNotFoundError`` for
+something missing, ...), so code that catches those keeps working.
+"""
 
 import re
 
 _NOISE = (re.compile(r"\{\{function_node [^}]*\}\}\s*"), re.compile(r"\s*\[Op:\w+\].*$"))
+
+
+class TfAsganError(Exception):
+    """Base class of every error tf_asgan raises on purpose; its message says what was
+    wrong and how to fix it."""
+
+
+class InputError(TfAsganError, ValueError):
+    """A setting, argument or input that tf_asgan refuses (a flag value, a shape, a name
+    that is not in a registry, ...)."""
+
+
+class MissingError(TfAsganError, FileNotFoundError):
+    """Something tf_asgan needs is not where it was asked for (a folder, a run, a
+    checkpoint, a dataset, a network)."""
+
+
+class ExistsError(TfAsganError, FileExistsError):
+    """Something is already where tf_asgan would write, and overwriting was not asked for."""
 
 
 def short_message(err, limit=200):

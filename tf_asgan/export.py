@@ -17,13 +17,12 @@ The same functions are attributes of the loaded object (``generate(z)``,
 
 import json
 import os
-import re
 
 import tensorflow as tf
 
-from tf_asgan import errors, io, numerics
-
-METADATA_FILE = "tf_asgan.json"
+from tf_asgan import errors, layout
+from tf_asgan.utils import io, nonfinite
+from tf_asgan.utils.saved_models import ExportNotReadableError, read_saved_model
 
 
 class _ExportedGenerator(tf.Module):
@@ -54,7 +53,7 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
     The model is written to a temporary folder beside ``path`` and renamed into place,
     so a crash never leaves a half-written export. An existing export is replaced only
     with ``overwrite=True``. A generator with a NaN or infinite weight is refused
-    (:class:`~tf_asgan.numerics.NonFiniteError`).
+    (:class:`~tf_asgan.utils.nonfinite.NonFiniteError`).
 
     Args:
       generator: a Keras model ``[N, latent_dim] -> [N, H, W, 3]`` in ``[-1, 1]``.
@@ -68,70 +67,28 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
     """
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (export.py --overwrite) to "
+        raise errors.ExistsError(f"{path} exists; pass overwrite=True (export.py --overwrite) to "
                               "replace it, or export elsewhere.")
-    bad = numerics.nonfinite_variables(generator.variables)
+    bad = nonfinite.nonfinite_variables(generator.variables)
     if bad:
-        raise numerics.NonFiniteError((metadata or {}).get("step"), bad,
+        raise nonfinite.NonFiniteError((metadata or {}).get("step"), bad,
                                          where="generator weights (not exported)")
     latent_dim = int(latent_dim or generator.inputs[0].shape[-1])
     module = _ExportedGenerator(generator, latent_dim)
     with io.atomic_directory(path, prefix=".export-") as tmp:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.generate,
                                                      "sample": module.sample})
-        extra = os.path.join(tmp, "assets.extra")
+        extra = os.path.join(tmp, layout.EXPORT_ASSETS)
         os.makedirs(extra, exist_ok=True)
-        with open(os.path.join(extra, METADATA_FILE), "w") as f:
+        with open(os.path.join(extra, layout.EXPORT_METADATA), "w") as f:
             json.dump(dict(metadata or {}, latent_dim=latent_dim), f, indent=2, sort_keys=True)
     return path
 
 
 def read_metadata(path):
     """The metadata dict stored with an export."""
-    with open(os.path.join(path, "assets.extra", METADATA_FILE)) as f:
+    with open(os.path.join(path, layout.EXPORT_ASSETS, layout.EXPORT_METADATA)) as f:
         return json.load(f)
-
-
-class ExportNotReadableError(FileNotFoundError):
-    """A SavedModel folder that is missing, incomplete or damaged."""
-
-
-def missing_variable_files(path):
-    """The variable files a SavedModel folder should hold but does not (``[]`` when
-    complete, or when the model has no ``variables/`` folder at all)."""
-    folder = os.path.join(path, "variables")
-    if not os.path.isdir(folder):
-        return []
-    names = os.listdir(folder)
-    missing = [] if "variables.index" in names else ["variables/variables.index"]
-    shards = [m for m in (re.match(r"variables\.data-(\d+)-of-(\d+)$", n) for n in names)
-              if m]
-    total = int(shards[0].group(2)) if shards else 1
-    present = {int(m.group(1)) for m in shards}
-    return missing + [f"variables/variables.data-{i:05d}-of-{total:05d}"
-                      for i in range(total) if i not in present]
-
-
-def incomplete_message(path, problem):
-    """Our message for a SavedModel folder that cannot be used."""
-    return (f"The SavedModel at {path} is incomplete or damaged: {problem}. It was probably "
-            "copied only in part; copy the whole folder again (saved_model.pb and every "
-            "file under variables/), or point to another copy.")
-
-
-def read_saved_model(path, loader, error):
-    """``loader(path)`` once the folder's variable files are all there; a missing file or
-    a failed load (a truncated file) raises ``error`` with :func:`incomplete_message`
-    instead of TensorFlow's error."""
-    missing = missing_variable_files(path)
-    if missing:
-        raise error(incomplete_message(path, f"missing {', '.join(missing)}"))
-    try:
-        return loader(path)
-    except (tf.errors.OpError, ValueError, OSError, IndexError, KeyError, TypeError) as err:
-        # (a truncated variables file surfaces as an IndexError from the checkpoint reader)
-        raise error(incomplete_message(
-            path, f"it cannot be loaded ({errors.short_message(err)})")) from err
 
 
 def load(path):

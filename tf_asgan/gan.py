@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tf_asgan import inputs, networks, optimizers, randomness, tracking
 from tf_asgan import losses as losses_lib
+from tf_asgan.utils import nonfinite
 
 
 class GAN(keras.Model):
@@ -55,7 +56,7 @@ class GAN(keras.Model):
                                              name="rollbacks")
         self.seed = random.randrange(2**31) if seed is None else int(seed)
         self._logged = tracking.StepMetrics(metric_names)
-        self.nonfinite_monitor = tracking.NonFiniteMonitor(metric_names)
+        self.nonfinite_monitor = nonfinite.NonFiniteMonitor(metric_names)
         # Sub-models are built functional models; marking the wrapper built stops `fit`
         # from symbolically calling it on an image batch (docs/dependencies.md).
         self.built = True
@@ -137,7 +138,7 @@ class GAN(keras.Model):
         self.step_counter.assign_add(1)
 
     def check_finite(self):
-        """Raises :class:`~tf_asgan.numerics.NonFiniteError` if a train step since the
+        """Raises :class:`~tf_asgan.utils.nonfinite.NonFiniteError` if a train step since the
         last check logged a NaN or infinite value, naming the first such step (1-based)
         and its non-finite quantities."""
         self.nonfinite_monitor.check()

@@ -2,7 +2,7 @@
 
 uint8 data that was not rescaled would train a different model without any error, so
 ``fit``'s images are checked to lie in ``[-1, 1]`` (up to
-:data:`tf_asgan.images.RANGE_SLACK`): arrays at once, ``tf.data`` datasets as they are
+:data:`tf_asgan.utils.images.RANGE_SLACK`): arrays at once, ``tf.data`` datasets as they are
 read. The check runs in the input pipeline, not in the train step, where XLA would
 compile it away.
 (Data in ``[0, 1]`` lies in the range and cannot be told apart.)
@@ -11,9 +11,10 @@ compile it away.
 import numpy as np
 import tensorflow as tf
 
-from tf_asgan import images as images_lib
+from tf_asgan import errors
+from tf_asgan.utils import images as images_lib
 
-_HINT = "scale uint8 images with x / 127.5 - 1 (tf_asgan.data sources already do)."
+_HINT = "scale uint8 images with x / 127.5 - 1 (tf_asgan.data.catalog sources already do)."
 
 
 def images_of(element):
@@ -26,7 +27,7 @@ def images_of(element):
     if isinstance(element, (tuple, list)):
         element = element[0]
     if isinstance(element, dict):
-        raise ValueError("ASGAN.fit expects image batches or (image, label) tuples, "
+        raise errors.InputError("ASGAN.fit expects image batches or (image, label) tuples, "
                          "not dicts.")
     return tf.cast(element, tf.float32)
 
@@ -64,6 +65,6 @@ def range_checked(x):
     if isinstance(x, (np.ndarray, tf.Tensor)) and np.size(x):
         low, high = float(np.min(x)), float(np.max(x))
         if not images_lib.in_model_range(low, high):
-            raise ValueError(f"ASGAN trains on images in [-1, 1]; these span [{low:g}, "
+            raise errors.InputError(f"ASGAN trains on images in [-1, 1]; these span [{low:g}, "
                              f"{high:g}]. Scale uint8 images with x / 127.5 - 1.")
     return x

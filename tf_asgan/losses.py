@@ -8,7 +8,7 @@ scalar; with ``fake_logits=None`` it returns only the term on real samples, with
 the "real only" reading of AS-GAN's second discriminator update and the attacks on D
 use them. Every generator loss takes ``fake_logits``. Logits have any shape (``[N]``
 or ``[N, 1]``); losses average over all elements. The arithmetic is TF-GAN's
-(``tensorflow_gan.python.losses.losses_impl``, imported through :mod:`tf_asgan._tfgan`),
+(``tensorflow_gan.python.losses.losses_impl``, imported through :mod:`tf_asgan.utils._tfgan`),
 called with no label smoothing and no loss collection.
 
 Notation: ``d(x)`` is a logit, ``D(x) = sigmoid(d(x))``.
@@ -19,7 +19,8 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from tf_asgan import _tfgan
+from tf_asgan import errors
+from tf_asgan.utils import _tfgan
 
 _L = _tfgan.losses_impl()
 # TF-GAN defaults to a TF1 loss collection and, for the minimax D loss, to 0.25 label
@@ -31,7 +32,7 @@ def _weighted(real_logits, fake_logits):
     """``dict`` of TF-GAN's arguments for the terms present: an absent side (``None``)
     gets zero logits of the other's shape and weight 0, so its term is exactly 0."""
     if real_logits is None and fake_logits is None:
-        raise ValueError("A discriminator loss needs real_logits, fake_logits or both.")
+        raise errors.InputError("A discriminator loss needs real_logits, fake_logits or both.")
     real_weight, fake_weight = float(real_logits is not None), float(fake_logits is not None)
     if real_logits is None:
         real_logits = tf.zeros_like(fake_logits)
@@ -131,6 +132,6 @@ def get(name):
     if isinstance(name, GANLoss):
         return name
     if name not in LOSSES:
-        raise ValueError(
+        raise errors.InputError(
             f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")
     return LOSSES[name]

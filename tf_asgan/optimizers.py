@@ -6,6 +6,8 @@ AS-GAN (section 4 of the paper) trains both networks with Adam, learning rate 2e
 
 import keras
 
+from tf_asgan import errors
+
 
 def paper_adam():
     """A fresh ``Adam(2e-4, beta_1=0.5, beta_2=0.999)``, the paper's optimizer."""
@@ -46,10 +48,10 @@ def prepare(d_optimizer, g_optimizer, discriminator, generator, *, double_backpr
     if float16:
         d_optimizer, g_optimizer = loss_scaled(d_optimizer), loss_scaled(g_optimizer)
     if double_backprop and float16:
-        raise ValueError("AdvAs (double back-propagation) is not supported with float16 "
+        raise errors.InputError("AdvAs (double back-propagation) is not supported with float16 "
                          "networks; use float32 or mixed_bfloat16.")
     if d_optimizer is g_optimizer:
-        raise ValueError("d_optimizer and g_optimizer must be distinct optimizer objects.")
+        raise errors.InputError("d_optimizer and g_optimizer must be distinct optimizer objects.")
     d_optimizer.build(discriminator.trainable_variables)
     g_optimizer.build(generator.trainable_variables)
     return d_optimizer, g_optimizer

@@ -25,7 +25,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from tf_asgan import randomness
+from tf_asgan import errors, randomness
 
 DEFAULT_CLIP = (-1.0, 1.0)
 
@@ -42,7 +42,7 @@ def fgsm_perturbation(x, *, epsilon, input_grad, clip_range=DEFAULT_CLIP, **unus
     """
     del unused
     if input_grad is None:
-        raise ValueError("fgsm_perturbation needs input_grad (grad_x L_D at x).")
+        raise errors.InputError("fgsm_perturbation needs input_grad (grad_x L_D at x).")
     x_hat = x + tf.cast(epsilon, x.dtype) * tf.sign(tf.cast(input_grad, x.dtype))
     return tf.stop_gradient(_clip(x_hat, clip_range))
 
@@ -76,9 +76,9 @@ def pgd_perturbation(x, *, epsilon, loss_fn, input_grad=None, clip_range=DEFAULT
     """
     del unused
     if steps < 1:
-        raise ValueError(f"pgd steps must be >= 1, got {steps}.")
+        raise errors.InputError(f"pgd steps must be >= 1, got {steps}.")
     if isinstance(step_size, numbers.Real) and not step_size > 0:
-        raise ValueError(f"pgd step_size must be > 0 (None: 2.5 * epsilon / steps), got "
+        raise errors.InputError(f"pgd step_size must be > 0 (None: 2.5 * epsilon / steps), got "
                          f"{step_size}; a negative step would descend D's loss.")
     eps = tf.cast(epsilon, x.dtype)
     alpha = eps * 2.5 / steps if step_size is None else tf.cast(step_size, x.dtype)
@@ -129,7 +129,7 @@ def get(name):
     if isinstance(name, Perturbation):
         return name
     if name not in PERTURBATIONS:
-        raise ValueError(
+        raise errors.InputError(
             f"Unknown perturbation {name!r}; choose one of {sorted(PERTURBATIONS)} "
             "(or perturbation=None / adversarial=False for the baseline GAN).")
     return PERTURBATIONS[name]
@@ -148,7 +148,7 @@ def attack(perturbation, x, loss_fn, *, epsilon, input_grad=None, **options):
     """``x_hat``: the perturbation ``perturbation`` (a name or :class:`Perturbation`) of
     ``x`` against ``loss_fn``, computing ``grad_x loss_fn(x)`` when the perturbation uses
     it and ``input_grad`` is not given. The one entry point for attacks on D outside the
-    train step (``ASGAN.adversarial_real``, :mod:`tf_asgan.analysis`).
+    train step (``ASGAN.adversarial_real``, :mod:`tf_asgan.analysis.attacks`).
 
     Args:
       x: images ``[N, H, W, C]`` in model-input units.

@@ -24,9 +24,11 @@ generator when no seed is given.
 
 import tensorflow as tf
 
+from tf_asgan import errors
+
 ALG = "philox"
 # The version of this draw scheme, recorded with results that depend on a run's exact
-# draws (tf_asgan.study): bumped by any change of the seeds or of PURPOSES. Runs of
+# draws (tf_asgan.experiments.study): bumped by any change of the seeds or of PURPOSES. Runs of
 # versions before 1 drew from a stateful generator reseeded with seed + step.
 SCHEME = 1
 # Which draw of a train step a seed is for. Values are part of the seed: never reuse or
@@ -71,7 +73,7 @@ def draw_seed(key, purpose, index=0):
 def _checked(seed):
     seed = tf.convert_to_tensor(seed)
     if seed.shape.rank is not None and seed.shape.as_list() != [2] or not seed.dtype.is_integer:
-        raise ValueError(f"A stateless seed is an integer tensor of shape [2] (e.g. "
+        raise errors.InputError(f"A stateless seed is an integer tensor of shape [2] (e.g. "
                          f"tf_asgan.randomness.draw_seed(...)), got {seed.dtype.name} of "
                          f"shape {seed.shape}.")
     return seed

@@ -10,6 +10,8 @@ from fractions import Fraction
 
 import tensorflow as tf
 
+from tf_asgan import errors
+
 UNITS = ("input", "pixel")
 
 
@@ -27,7 +29,7 @@ def parse_epsilon(value):
                     / float(Fraction(denominator.strip())))
         return float(value)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"An epsilon must be a number or a fraction like 1/255, got "
+        raise errors.InputError(f"An epsilon must be a number or a fraction like 1/255, got "
                          f"{value!r}.") from None
 
 
@@ -39,20 +41,20 @@ def to_input_units(epsilon, unit):
     pixel range (``k/255`` is ``k`` grey levels), i.e. twice as large in input units.
     """
     if unit not in UNITS:
-        raise ValueError(f"Unknown epsilon unit {unit!r}; choose one of {list(UNITS)}.")
+        raise errors.InputError(f"Unknown epsilon unit {unit!r}; choose one of {list(UNITS)}.")
     return epsilon * (2.0 if unit == "pixel" else 1.0)
 
 
 def _check_epsilon(epsilon):
     epsilon = float(epsilon)
     if not epsilon >= 0.0:  # also rejects NaN
-        raise ValueError(f"epsilon must be >= 0, got {epsilon}.")
+        raise errors.InputError(f"epsilon must be >= 0, got {epsilon}.")
     return epsilon
 
 
 def _check_steps(name, value):
     if int(value) != value or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
+        raise errors.InputError(f"{name} must be a non-negative integer, got {value!r}.")
     return int(value)
 
 
@@ -109,7 +111,7 @@ class LinearRamp(EpsilonSchedule):
         self.start_step = _check_steps("start_step", start_step)
         self.ramp_steps = _check_steps("ramp_steps", ramp_steps)
         if self.ramp_steps == 0:
-            raise ValueError("ramp_steps must be >= 1 (use 'delayed' for a step change).")
+            raise errors.InputError("ramp_steps must be >= 1 (use 'delayed' for a step change).")
 
     def __call__(self, step):
         progress = (tf.cast(step, tf.float32) - self.start_step) / self.ramp_steps
@@ -126,7 +128,7 @@ SCHEDULES = {"constant": Constant, "delayed": Delayed, "linear": LinearRamp}
 def get(name, epsilon, **kwargs):
     """Builds the schedule registered under ``name`` with peak ``epsilon``."""
     if name not in SCHEDULES:
-        raise ValueError(
+        raise errors.InputError(
             f"Unknown epsilon schedule {name!r}; choose one of {sorted(SCHEDULES)}.")
     return SCHEDULES[name](epsilon, **kwargs)
 
@@ -153,7 +155,7 @@ def as_schedule(epsilon, unit="input"):
     factor = to_input_units(1.0, unit)
     peak = epsilon.max_epsilon * factor
     if peak > MAX_EPSILON:
-        raise ValueError(
+        raise errors.InputError(
             f"epsilon {epsilon.max_epsilon} ({unit} units) is {peak:g} in input units, "
             "beyond the whole [-1, 1] image range; the paper uses 1/255 in input units "
             "(epsilon_unit='input').")

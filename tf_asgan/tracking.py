@@ -14,8 +14,6 @@ it records.
 import keras
 import tensorflow as tf
 
-from tf_asgan import distribute, numerics
-
 
 def metric_names(*, input_grad=False, adversarial=False, dat=None, advas=False):
     """The names logged by a train step with these options, in logging order.
@@ -85,55 +83,6 @@ class StepMetrics:
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
-
-
-class NonFiniteMonitor:
-    """Remembers, inside the train step, the first step whose logged values are not all
-    finite, and the values of that step; the host reads it only when it has to
-    (:meth:`check`: every ``log_every_steps`` steps, at epoch ends, and before a
-    checkpoint, an evaluation or an export; :mod:`tf_asgan.callbacks`).
-
-    Under several replicas the values are summed over the replicas first, so a NaN on
-    any replica counts (a sum is non-finite when a term is).
-
-    Args:
-      names: the logged quantities, in order (:func:`metric_names`).
-    """
-
-    def __init__(self, names):
-        self.names = list(names)
-        flags = dict(trainable=False, aggregation="only_first_replica")
-        # 0: none yet; else the 1-based number of the first non-finite step.
-        self.first_step = keras.Variable(0, dtype="int64", name="first_nonfinite_step",
-                                         **flags)
-        self.values = keras.Variable(tf.zeros([len(self.names)]), dtype="float32",
-                                     name="first_nonfinite_values", **flags)
-
-    def update(self, step, values):
-        """In the train step: records step ``step`` (0-based) if it is the first whose
-        ``values`` (``{name: scalar}``) are not all finite."""
-        v = tf.stack([tf.cast(values[name], tf.float32) for name in self.names])
-        total = distribute.cross_replica_sum()
-        if total is not None:
-            v = total(v)
-        first = tf.logical_and(tf.logical_not(tf.reduce_all(tf.math.is_finite(v))),
-                               tf.equal(self.first_step, 0))
-        self.first_step.assign(tf.where(first, tf.cast(step, tf.int64) + 1, self.first_step))
-        self.values.assign(tf.where(first, v, self.values))
-
-    def check(self):
-        """Raises :class:`~tf_asgan.numerics.NonFiniteError` naming the first non-finite
-        step and its non-finite quantities, if there was one (and forgets it, so a
-        rolled-back run starts clean). One small device read."""
-        step = int(self.first_step.numpy())
-        if step:
-            values = dict(zip(self.names, self.values.numpy()))
-            self.reset()
-            raise numerics.NonFiniteError(step, numerics.nonfinite_logs(values))
-
-    def reset(self):
-        self.first_step.assign(0)
-        self.values.assign(tf.zeros_like(self.values))
 
 
 def mean_probability(logits):

@@ -13,6 +13,7 @@ argument; ``ASGAN`` composes them the way it composes losses and perturbations.
 
 import dataclasses
 
+from tf_asgan import errors
 from tf_asgan.methods import advas, dat
 from tf_asgan.methods.advas import AdvAs
 from tf_asgan.methods.dat import DAT
@@ -34,7 +35,7 @@ def check_combination(adversarial, dat_options):
       ValueError: ``adversarial`` and a DAT whose ``side`` includes the reals.
     """
     if dat_options is not None and adversarial and dat_options.attacks_real:
-        raise ValueError(
+        raise errors.InputError(
             f"DAT with side={dat_options.side!r} attacks the real batch, which AS-GAN "
             "(adversarial=True) already does. Combine them with DAT side='fake' (AS-GAN on "
             "the reals, DAT on the fakes), or use DAT alone with adversarial=False.")
@@ -53,10 +54,10 @@ def as_option(value, cls):
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(value) - set(names))
         if unknown:
-            raise ValueError(f"Unknown {cls.__name__} option(s) {unknown}; the options are "
+            raise errors.InputError(f"Unknown {cls.__name__} option(s) {unknown}; the options are "
                              f"{names}.")
         value = cls(**value)
     if not isinstance(value, cls):
-        raise ValueError(f"Expected a tf_asgan.methods.{cls.__name__} or a dict, got "
+        raise errors.InputError(f"Expected a tf_asgan.methods.{cls.__name__} or a dict, got "
                          f"{type(value).__name__}.")
     return value.validate()

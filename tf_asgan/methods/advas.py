@@ -32,6 +32,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from tf_asgan import errors, legacy
+
 WEIGHTS = ("norm_ratio", "fixed")
 ESTIMATES = ("unbiased", "biased")
 
@@ -56,15 +58,15 @@ class AdvAs:
     def validate(self):
         """Returns ``self``; raises ``ValueError`` naming a bad field and its choices."""
         if not self.lam > 0:
-            raise ValueError(f"AdvAs lambda must be > 0, got {self.lam} (leave AdvAs off "
+            raise errors.InputError(f"AdvAs lambda must be > 0, got {self.lam} (leave AdvAs off "
                              "instead of setting it to 0).")
         if self.weight not in WEIGHTS:
-            extra = (" ('relative' was removed: it had no cap; norm_ratio is the published "
-                     "rule)" if self.weight == "relative" else "")
-            raise ValueError(f"Unknown AdvAs weight {self.weight!r}; choose one of "
+            removed = legacy.REMOVED_CHOICES["advas_weight"]
+            extra = f" ({removed[self.weight]})" if self.weight in removed else ""
+            raise errors.InputError(f"Unknown AdvAs weight {self.weight!r}; choose one of "
                              f"{list(WEIGHTS)}{extra}.")
         if self.estimate not in ESTIMATES:
-            raise ValueError(f"Unknown AdvAs estimate {self.estimate!r}; choose one of "
+            raise errors.InputError(f"Unknown AdvAs estimate {self.estimate!r}; choose one of "
                              f"{list(ESTIMATES)}.")
         return self
 
@@ -107,13 +109,13 @@ def penalty(logits_fn, discriminator_loss, real, fake, d_variables, estimate="un
         grads = loss_gradient(logits_fn, discriminator_loss, real, fake, d_variables)
         return tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
     if estimate != "unbiased":
-        raise ValueError(f"Unknown AdvAs estimate {estimate!r}; choose one of "
+        raise errors.InputError(f"Unknown AdvAs estimate {estimate!r}; choose one of "
                          f"{list(ESTIMATES)}.")
     n = real.shape[0]
     message = ("The unbiased AdvAs estimate needs at least 2 samples per replica (two "
                "halves); raise the batch size or use estimate='biased'.")
     if n is not None and n < 2:
-        raise ValueError(f"{message} Got a batch of {n}.")
+        raise errors.InputError(f"{message} Got a batch of {n}.")
     checks = [] if n is not None else [
         tf.debugging.assert_greater_equal(tf.shape(real)[0], 2, message=message)]
     with tf.control_dependencies(checks):

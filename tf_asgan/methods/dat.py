@@ -45,7 +45,7 @@ from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
-from tf_asgan import losses, perturbations
+from tf_asgan import errors, losses, perturbations
 
 VARIANTS = ("authors", "pgd")
 SIDES = ("both", "real", "fake")
@@ -82,15 +82,15 @@ class DAT:
                                      ("side", self.side, SIDES),
                                      ("loss", self.loss, LOSSES)):
             if value not in allowed:
-                raise ValueError(f"Unknown DAT {name} {value!r}; choose one of {list(allowed)}.")
+                raise errors.InputError(f"Unknown DAT {name} {value!r}; choose one of {list(allowed)}.")
         if self.variant == "pgd":
             if not 0 < self.epsilon <= 2:
-                raise ValueError(f"DAT pgd epsilon must lie in (0, 2] (model-input units), "
+                raise errors.InputError(f"DAT pgd epsilon must lie in (0, 2] (model-input units), "
                                  f"got {self.epsilon}.")
             if self.steps < 1:
-                raise ValueError(f"DAT pgd steps must be >= 1, got {self.steps}.")
+                raise errors.InputError(f"DAT pgd steps must be >= 1, got {self.steps}.")
         if self.step_size is not None and not self.step_size > 0:
-            raise ValueError(f"DAT step_size must be > 0 or None (authors: a multiplier, 1 "
+            raise errors.InputError(f"DAT step_size must be > 0 or None (authors: a multiplier, 1 "
                              f"is the published step; pgd: 2.5 * epsilon / steps), got "
                              f"{self.step_size}.")
         return self

@@ -6,6 +6,7 @@
 
 import keras
 
+from tf_asgan import errors
 from tf_asgan.networks import dcgan, resnet
 
 ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet}
@@ -14,14 +15,14 @@ ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet}
 def supported_resolutions(name):
     """The resolutions architecture ``name`` is defined for."""
     if name not in ARCHITECTURES:
-        raise ValueError(
+        raise errors.InputError(
             f"Unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}.")
     return ARCHITECTURES[name].RESOLUTIONS
 
 
 def _module(name, resolution):
     if resolution not in supported_resolutions(name):
-        raise ValueError(
+        raise errors.InputError(
             f"Architecture {name!r} supports resolutions "
             f"{list(supported_resolutions(name))}, not {resolution!r}.")
     return ARCHITECTURES[name]
@@ -32,7 +33,7 @@ def _width_kwargs(name, resolution, width, which):
     if width == 1.0:
         return {}
     if width <= 0:
-        raise ValueError(f"width must be > 0 (1: the paper's networks), got {width}.")
+        raise errors.InputError(f"width must be > 0 (1: the paper's networks), got {width}.")
     module = _module(name, resolution)
     if name == "dcgan":
         base = module.CHANNELS[resolution][0 if which == "generator" else 1]
@@ -87,15 +88,15 @@ def check_pair(generator, discriminator, latent_dim):
     """
     for name, net in (("generator", generator), ("discriminator", discriminator)):
         if not isinstance(net, keras.Model) or not net.built:
-            raise ValueError(f"{name} must be a built keras.Model (e.g. from "
+            raise errors.InputError(f"{name} must be a built keras.Model (e.g. from "
                              f"tf_asgan.networks.build_{name}).")
     g_in = generator.inputs[0].shape if generator.inputs else None
     if g_in is not None and g_in[-1] is not None and g_in[-1] != latent_dim:
-        raise ValueError(f"latent_dim={latent_dim} but the generator takes inputs of size "
+        raise errors.InputError(f"latent_dim={latent_dim} but the generator takes inputs of size "
                          f"{g_in[-1]}; pass latent_dim={g_in[-1]}.")
     g_out = generator.outputs[0].shape if generator.outputs else None
     d_in = discriminator.inputs[0].shape if discriminator.inputs else None
     if g_out is not None and d_in is not None and tuple(g_out[1:]) != tuple(d_in[1:]):
-        raise ValueError(f"The generator makes images of shape {tuple(g_out[1:])} but the "
+        raise errors.InputError(f"The generator makes images of shape {tuple(g_out[1:])} but the "
                          f"discriminator takes {tuple(d_in[1:])}; build both for the same "
                          "resolution.")

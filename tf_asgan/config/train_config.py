@@ -1,0 +1,200 @@
+"""The training configuration: sections of plain fields, validated before any work starts.
+
+A :class:`TrainConfig` holds one section per concern (``config.data``, ``config.model``,
+``config.method``, ``config.siblings``, ``config.optim``, ``config.run``, ``config.eval``;
+see :mod:`tf_asgan.config.sections`). Field names are
+unique across the sections: each is also the name of an absl flag of ``scripts/train.py``,
+made from the field's metadata (:func:`tf_asgan.config.fields.option`). So a run's
+resolved configuration is a flat dictionary (``config.json``) and a flagfile
+(:func:`to_flagfile`) that repeats it.
+"""
+
+import dataclasses
+import json
+import os
+
+from tf_asgan import errors, layout, legacy, methods
+from tf_asgan.config import checks
+from tf_asgan.config.fields import option
+from tf_asgan.config.sections import (
+    MAX_CONFIG_EPSILON,
+    NONFINITE_ACTIONS,
+    DataConfig,
+    EvalConfig,
+    MethodConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    SiblingsConfig,
+)
+from tf_asgan.utils import io
+
+__all__ = ["TrainConfig", "DataConfig", "ModelConfig", "MethodConfig", "SiblingsConfig",
+           "OptimConfig", "RunConfig", "EvalConfig", "SECTIONS",
+           "MAX_CONFIG_EPSILON", "NONFINITE_ACTIONS", "MUTABLE_FIELDS",
+           "fields", "flag_fields", "section_of", "to_flagfile", "save", "load"]
+
+
+# attribute of TrainConfig -> its section, in the order of config.json.
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig,
+            "siblings": SiblingsConfig, "optim": OptimConfig, "run": RunConfig,
+            "eval": EvalConfig}
+# field name -> the attribute of the section holding it.
+_OWNER = {name: section for section, cls in SECTIONS.items() for name in cls.names()}
+if len(_OWNER) != sum(len(cls.names()) for cls in SECTIONS.values()):
+    raise RuntimeError("A field name appears in two sections: field names are flag names.")
+
+
+@dataclasses.dataclass(init=False)
+class TrainConfig:
+    """Everything a training run depends on. Defaults: the embedded demo (AS-DCGAN, digits).
+
+    ``TrainConfig(epochs=2, dataset="stacked_digits")`` takes the fields by name (or whole
+    sections: ``TrainConfig(optim=OptimConfig(...))``). Every field reads by name too:
+    ``config.optim.epochs`` is ``config.optim.epochs`` (delegated by ``__getattr__``); change one
+    with :meth:`replace`.
+    """
+
+    data: DataConfig
+    model: ModelConfig
+    method: MethodConfig
+    siblings: SiblingsConfig
+    optim: OptimConfig
+    run: RunConfig
+    eval: EvalConfig
+    # recorded, not chosen: no flag (see legacy.METHODS_VERSION)
+    methods_version: int = option(legacy.METHODS_VERSION, "The version of the DAT / AdvAs "
+                                  "definitions the run trained with.", flag=False)
+
+    def __init__(self, *, methods_version=legacy.METHODS_VERSION, **values):
+        for name, cls in SECTIONS.items():
+            section = values.pop(name, None) or cls()
+            own = {k: values.pop(k) for k in cls.names() if k in values}
+            object.__setattr__(self, name, section.replace(**own) if own else section)
+        if values:
+            raise TypeError(f"TrainConfig got unknown fields {sorted(values)}.")
+        object.__setattr__(self, "methods_version", methods_version)
+
+    def __getattr__(self, name):  # only called for names that are not attributes
+        if name in _OWNER:
+            raise AttributeError(f"Read {name} from its section: config.{_OWNER[name]}.{name}.")
+        raise AttributeError(f"TrainConfig has no field {name!r}.")
+
+    def __setattr__(self, name, value):
+        if name in _OWNER:
+            raise AttributeError(f"Set {name} with config.replace({name}=...) (or on "
+                                 f"config.{_OWNER[name]}).")
+        object.__setattr__(self, name, value)
+
+    def sections(self):
+        """``{attribute: section}`` in order."""
+        return {name: getattr(self, name) for name in SECTIONS}
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (field names, as for the constructor, or sections)."""
+        return TrainConfig(**{"methods_version": self.methods_version, **self.sections(),
+                              **changes})
+
+    def validate(self):
+        """Raises ``ValueError`` naming the first bad field and how to fix it."""
+        if self.methods_version != legacy.METHODS_VERSION:
+            raise errors.InputError(
+                f"methods_version={self.methods_version}: this configuration was trained "
+                f"with tf_asgan's earlier DAT / AdvAs definitions (today's: "
+                f"{legacy.METHODS_VERSION}, docs/methods.md); it can be evaluated or exported, "
+                "not trained further. Start a new run.")
+        for section in self.sections().values():
+            section.validate()
+        self._check_across_sections()
+        return self
+
+    def _check_across_sections(self):
+        batch_size, d_steps = self.optim.batch_size, self.method.d_steps
+        advas = self.siblings.advas_object()
+        if advas is not None and advas.estimate == "unbiased" and batch_size // d_steps < 2:
+            raise errors.InputError("The unbiased AdvAs estimate splits each D batch into two "
+                             "halves: batch_size / d_steps must be >= 2 (and >= 2 per "
+                             "replica, which the train step checks).")
+        methods.check_combination(self.method.adversarial, self.siblings.dat_object())
+        if batch_size % d_steps:
+            raise errors.InputError(f"batch_size={batch_size} must be divisible by "
+                             f"d_steps={d_steps} (each D iteration takes a slice).")
+        checks.check_steps_per_execution(self.run, self.optim.steps_per_epoch)
+        if self.eval.eval_every_epochs:
+            self.eval.protocol(self.optim.seed).validate()
+
+    def to_dict(self):
+        """The flat ``{field: value}`` of every field (``config.json``), in order."""
+        values = {}
+        for section in self.sections().values():
+            values.update(section.items())
+        values["methods_version"] = self.methods_version
+        return values
+
+    @classmethod
+    def from_dict(cls, values):
+        values = legacy.upgrade_config(values)
+        unknown = sorted(set(values) - {f.name for f in fields()})
+        if unknown:
+            raise errors.InputError(f"Unknown configuration fields {unknown}.")
+        return cls(**values)
+
+    def differences(self, other):
+        """Fields (other than :data:`MUTABLE_FIELDS`) whose values differ from ``other``'s."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (b[k], a[k]) for k in a if k not in MUTABLE_FIELDS and a[k] != b[k]}
+
+
+def section_of(name):
+    """The attribute of :class:`TrainConfig` whose section holds field ``name`` (``None``
+    for the recorded ``methods_version``, which the configuration holds itself)."""
+    return _OWNER.get(name)
+
+
+def fields():
+    """Every field of a :class:`TrainConfig` (the sections' and the recorded ones), in the
+    order of :meth:`TrainConfig.to_dict`."""
+    own = [f for f in dataclasses.fields(TrainConfig) if f.name not in SECTIONS]
+    return [f for cls in SECTIONS.values() for f in cls.fields()] + own
+
+
+def flag_fields():
+    """The fields that are command-line flags (all but recorded ones), in order."""
+    return [f for f in fields() if f.metadata["flag"]]
+
+
+# Fields that may change between the runs of one workdir (where data lives, how
+# long to train, what to write); any other difference is a different experiment.
+MUTABLE_FIELDS = tuple(f.name for f in fields() if f.metadata["mutable"])
+
+
+def to_flagfile(config):
+    """The configuration as absl flag lines (``--name=value``), one per flag field."""
+    lines = []
+    names = {f.name for f in flag_fields()}
+    for key, value in config.to_dict().items():
+        if value is None or key not in names:
+            continue
+        if isinstance(value, bool):
+            lines.append(f"--{key}" if value else f"--no{key}")
+        elif isinstance(value, float):
+            lines.append(f"--{key}={value!r}")
+        else:
+            lines.append(f"--{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def save(config, workdir):
+    """Writes ``config.json`` and ``flags.txt`` into ``workdir`` (each atomically)."""
+    io.atomic_write_text(layout.entry(workdir, layout.CONFIG),
+                         json.dumps(config.to_dict(), indent=2, sort_keys=True))
+    io.atomic_write_text(layout.entry(workdir, layout.FLAGS), to_flagfile(config))
+
+
+def load(workdir):
+    """The configuration stored in ``workdir``, or ``None``."""
+    path = layout.entry(workdir, layout.CONFIG)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return TrainConfig.from_dict(json.load(f))

@@ -1,0 +1,13 @@
+"""Measuring a generator: IS, FID, KID (and modes for digits) under a stated protocol.
+
+- :mod:`~tf_asgan.evaluation.metrics`: the metrics as functions of features and logits.
+- :mod:`~tf_asgan.evaluation.classifiers`: the networks that give them (Inception, the
+  digit classifier, a SavedModel of the user's).
+- :mod:`~tf_asgan.evaluation.real_stats`: the cache of real-data statistics, keyed on
+  what they were computed from.
+- :mod:`~tf_asgan.evaluation.evaluator`: :class:`Evaluator` and its :class:`Protocol`.
+"""
+
+from tf_asgan.evaluation.evaluator import Evaluator, Protocol
+
+__all__ = ["Evaluator", "Protocol"]

@@ -1,0 +1,357 @@
+"""The classifier networks behind IS / FID / KID: Inception, and a digit classifier.
+
+Both are :class:`FeatureNetwork` objects with one contract, so every metric runs
+through the same code: images ``[N, H, W, 3]`` in ``[-1, 1]`` at any resolution go in,
+``(logits [N, classes], features [N, dim])`` come out.
+
+**Inception** is TF-GAN's evaluation network (TF-Hub ``tfgan/eval/inception/1``, the
+2015-12-05 graph; outputs ``logits`` (1,008 classes) and ``pool_3`` (2,048 features)).
+Images are resized to 299x299 (bilinear) and passed in ``[-1, 1]``, which is what
+TF-GAN's ``preprocess_image`` produces. :func:`inception` looks for it, in this order,
+in a local SavedModel directory (``--inception_path``), in the TF-Hub cache
+(``$TFHUB_CACHE_DIR/<sha1 of the handle>``, or TF-Hub's default cache folder), and
+on tfhub.dev; offline, with none of those, it fails within seconds naming the remedies.
+TF-GAN's own hub helpers are not used: they do not run under Keras 3.
+
+**The digit classifier** is a small CNN this project trains on the ``digits`` training
+images (scikit-learn's bundled 8x8 digits, upscaled to 32x32; the held-out ``test``
+split measures it) the first time it is needed, and caches under
+``$TF_ASGAN_CACHE`` (default ``~/.cache/tf_asgan``). For ``digits`` it classifies the
+channel mean; for ``stacked_digits`` each channel separately, giving 1,000 joint
+classes (``100 * R + 10 * G + B``) whose log-probabilities are the sum of the three
+channels' and features that are the three channels' concatenated.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import urllib.parse
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_asgan import errors
+from tf_asgan.data import digits
+from tf_asgan.utils import io, saved_models
+
+log = logging.getLogger(__name__)
+
+INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
+INCEPTION_SIZE = 299
+LOGITS, FEATURES = "logits", "pool_3"
+DIGIT_SIZE = 32
+DIGIT_CLASSIFIER_VERSION = 1
+NETWORKS = ("auto", "inception", "digits")
+
+
+class NetworkNotAvailableError(errors.TfAsganError, FileNotFoundError):
+    """The evaluation network cannot be found locally and cannot be downloaded."""
+
+
+@dataclasses.dataclass
+class FeatureNetwork:
+    """A classifier used for metrics.
+
+    Attributes:
+      name: what the results call it (e.g. ``inception:tfgan/eval/inception/1``).
+      fingerprint: identifies the weights (real-data statistics are cached per value).
+      num_classes: size of the logits (also the number of modes counted).
+      feature_dim: size of the features used for FID / KID.
+      fn: images ``[N, H, W, 3]`` in ``[-1, 1]`` -> ``(logits, features)``, both 2-D.
+      preprocessing: how the images are prepared, in words (written into results).
+      count_modes: report modes covered and their KL from uniform (digit networks).
+    """
+
+    name: str
+    fingerprint: str
+    num_classes: int
+    feature_dim: int
+    fn: Callable
+    preprocessing: str
+    count_modes: bool = False
+
+    def __call__(self, images):
+        logits, features = self.fn(tf.convert_to_tensor(images, tf.float32))
+        return logits.numpy(), features.numpy()
+
+    def describe(self):
+        return {"name": self.name, "fingerprint": self.fingerprint,
+                "num_classes": self.num_classes, "feature_dim": self.feature_dim,
+                "preprocessing": self.preprocessing}
+
+
+def _sha1_of_files(paths):
+    digest = hashlib.sha1()
+    for path in paths:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- Inception ----------------------------------------------------------------------
+
+def hub_cache_dirs():
+    """Folders TF-Hub caches models in: ``$TFHUB_CACHE_DIR`` and TF-Hub's default."""
+    dirs = []
+    if os.environ.get("TFHUB_CACHE_DIR"):
+        dirs.append(os.environ["TFHUB_CACHE_DIR"])
+    dirs.append(os.path.join(tempfile.gettempdir(), "tfhub_modules"))
+    return dirs
+
+
+def hub_cache_path(handle=INCEPTION_HANDLE, cache_dir=None):
+    """Where TF-Hub keeps ``handle``: ``<cache_dir>/<sha1 of the handle>``."""
+    cache_dir = cache_dir or hub_cache_dirs()[0]
+    return os.path.join(cache_dir, hashlib.sha1(handle.encode("utf8")).hexdigest())
+
+
+def _is_saved_model(path):
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def _reachable(url, timeout):
+    host = urllib.parse.urlparse(url).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _unavailable_message(handle, reason):
+    short = handle.split("tfhub.dev/tensorflow/")[-1]
+    return (
+        f"The Inception network ({short}) is not available: {reason}. Either (1) on a "
+        "machine with internet access run `python -c \"import tensorflow_hub as hub; "
+        f"print(hub.resolve('{handle}'))\"`, copy the printed directory here and pass "
+        "--inception_path=DIR (inception_path= in the library); or (2) copy that directory "
+        f"to {hub_cache_path(handle)} (set $TFHUB_CACHE_DIR to choose the cache folder). "
+        "For the embedded digits datasets use --eval_network=digits, which needs no "
+        "download.")
+
+
+_LOADED = {}
+_IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
+
+
+def _load_saved_model(path):
+    """``tf.saved_model.load(path)``, once per process per directory."""
+    key = os.path.realpath(path)
+    if key not in _LOADED:
+        _LOADED[key] = tf.saved_model.load(path)
+    return _LOADED[key]
+
+
+def _outputs(model, images):
+    """Calls a loaded SavedModel: directly if callable, else its only signature."""
+    if callable(model):
+        return model(images)
+    signatures = getattr(model, "signatures", {})
+    sig = signatures.get("default") or signatures.get("serving_default")
+    if sig is None:
+        raise errors.InputError("The network SavedModel is neither callable nor has a "
+                         "'default' / 'serving_default' signature.")
+    (name,) = sig.structured_input_signature[1].keys()
+    return sig(**{name: images})
+
+
+def saved_model_network(path, name=None, size=INCEPTION_SIZE):
+    """A :class:`FeatureNetwork` from a SavedModel with ``logits`` and ``pool_3`` outputs.
+
+    The model is called on images resized to ``size`` x ``size`` (bilinear), in
+    ``[-1, 1]``; that is how TF-GAN feeds the Inception network.
+    """
+    if not _is_saved_model(path):
+        raise NetworkNotAvailableError(f"{path} holds no saved_model.pb: not a SavedModel "
+                                       "directory.")
+    model = saved_models.read_saved_model(path, _load_saved_model, NetworkNotAvailableError)
+    files = [os.path.join(path, "saved_model.pb")]
+    index = os.path.join(path, "variables", "variables.index")
+    if os.path.exists(index):
+        files.append(index)
+
+    @tf.function(input_signature=[_IMAGES])
+    def fn(images):
+        x = tf.image.resize(images, (size, size), method="bilinear")
+        out = _outputs(model, tf.clip_by_value(x, -1.0, 1.0))
+        if not isinstance(out, dict) or LOGITS not in out or FEATURES not in out:
+            raise errors.InputError(f"The network at {path} must return a dict with "
+                             f"{LOGITS!r} and {FEATURES!r}.")
+        n = tf.shape(images)[0]
+        return (tf.reshape(tf.cast(out[LOGITS], tf.float32), (n, -1)),
+                tf.reshape(tf.cast(out[FEATURES], tf.float32), (n, -1)))
+
+    try:
+        probe_logits, probe_features = fn(tf.zeros((1, size, size, 3)))
+    except (tf.errors.OpError, TypeError) as err:  # e.g. damaged variable values
+        raise NetworkNotAvailableError(saved_models.incomplete_message(
+            path, f"calling it failed ({errors.short_message(err)})")) from err
+    return FeatureNetwork(
+        name=name or f"saved_model:{os.path.abspath(path)}",
+        fingerprint=_sha1_of_files(files), num_classes=int(probe_logits.shape[1]),
+        feature_dim=int(probe_features.shape[1]), fn=fn,
+        preprocessing=f"bilinear resize to {size}x{size}, values in [-1, 1]")
+
+
+def inception(path=None, handle=INCEPTION_HANDLE, timeout=5.0):
+    """The Inception :class:`FeatureNetwork`: from ``path``, the hub cache, or the hub.
+
+    Raises:
+      NetworkNotAvailableError: within about ``timeout`` seconds when offline and
+        neither ``path`` nor a cached copy exists; the message names both remedies.
+    """
+    name = "inception:" + handle.split("tfhub.dev/tensorflow/")[-1]
+    if path:
+        if not _is_saved_model(path):
+            raise NetworkNotAvailableError(_unavailable_message(
+                handle, f"--inception_path={path} is not a SavedModel directory (no "
+                        "saved_model.pb)"))
+        log.info("Inception network from %s", path)
+        return saved_model_network(path, name)
+    for cache_dir in hub_cache_dirs():
+        cached = hub_cache_path(handle, cache_dir)
+        if _is_saved_model(cached):
+            log.info("Inception network from the TF-Hub cache %s", cached)
+            return saved_model_network(cached, name)
+    if not _reachable(handle, timeout):
+        raise NetworkNotAvailableError(_unavailable_message(
+            handle, "no --inception_path was given, it is not in the TF-Hub cache "
+                    f"({', '.join(hub_cache_dirs())}) and {handle} cannot be reached"))
+    try:
+        import tensorflow_hub as hub  # downloads into the hub cache
+
+        resolved = hub.resolve(handle)
+    except Exception as err:  # noqa: BLE001 - any download failure gets the remedies
+        raise NetworkNotAvailableError(_unavailable_message(
+            handle, f"downloading it failed ({type(err).__name__}: {err})")) from err
+    log.info("Inception network downloaded to %s", resolved)
+    return saved_model_network(resolved, name)
+
+
+# -- the digit classifier -----------------------------------------------------------
+
+def build_digit_classifier():
+    """The CNN: ``[N, 32, 32, 1]`` in ``[-1, 1]`` -> ``(logits [N, 10], features [N, 128])``."""
+    x = keras.Input((DIGIT_SIZE, DIGIT_SIZE, 1))
+    h = x
+    for filters in (32, 64):
+        h = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
+        h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
+    h = keras.layers.Flatten()(h)
+    features = keras.layers.Dense(128, activation="relu", name="features")(h)
+    logits = keras.layers.Dense(10, name="logits")(features)
+    return keras.Model(x, [logits, features], name="digit_classifier")
+
+
+def digit_data(split):
+    """Digits of ``split`` as ``([N, 32, 32, 1]`` in ``[-1, 1]``, labels)."""
+    images, labels = digits.digits_arrays(split)
+    return digits.upscale_digits(images, DIGIT_SIZE)[..., None], labels
+
+
+def digit_accuracy(model, split="test"):
+    """Accuracy of the classifier on a digits split (``test``: 360 held-out images)."""
+    images, labels = digit_data(split)
+    logits, _ = model(images, training=False)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def train_digit_classifier(seed=0, epochs=30, batch_size=64):
+    """Trains the classifier on the 1,437 ``train`` digits (shifts of up to 2 px and
+    light noise as augmentation). Returns ``(model, test accuracy)``."""
+    keras.utils.set_random_seed(seed)
+    images, labels = digit_data("train")
+    inputs = keras.Input((DIGIT_SIZE, DIGIT_SIZE, 1))
+    h = keras.layers.RandomTranslation(2 / DIGIT_SIZE, 2 / DIGIT_SIZE, fill_value=-1.0,
+                                       fill_mode="constant", seed=seed)(inputs)
+    h = keras.layers.GaussianNoise(0.1, seed=seed)(h)
+    model = build_digit_classifier()
+    logits, _ = model(h)
+    trainer = keras.Model(inputs, logits)
+    trainer.compile(keras.optimizers.Adam(1e-3),
+                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    trainer.fit(images, labels, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
+    return model, digit_accuracy(model)
+
+
+def digit_classifier(cache_dir=None, seed=0):
+    """The trained digit classifier: loaded from the cache, or trained (~15 s) and cached.
+
+    Returns:
+      ``(model, info)`` where ``info`` holds the held-out accuracy and the weights file.
+    """
+    cache_dir = cache_dir or os.path.join(io.cache_root(), "digit_classifier")
+    stem = os.path.join(cache_dir, f"v{DIGIT_CLASSIFIER_VERSION}_seed{seed}")
+    weights, meta = stem + ".weights.h5", stem + ".json"
+    model = build_digit_classifier()
+    if os.path.exists(weights) and os.path.exists(meta):
+        try:
+            with open(meta) as f:
+                info = json.load(f)
+            if info.get("sha1") != _sha1_of_files([weights]):  # statistics key on the sha1
+                raise errors.InputError("its weights file does not match the recorded SHA-1")
+            model.load_weights(weights)
+            return model, dict(info, weights=weights)
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("Cached digit classifier %s is unreadable (%s); retraining it.",
+                        weights, err)
+    log.info("Training the digit classifier (once; cached in %s).", cache_dir)
+    model, accuracy = train_digit_classifier(seed)
+    os.makedirs(cache_dir, exist_ok=True)
+    with io.atomic_path(weights) as tmp:
+        model.save_weights(tmp)
+    info = {"version": DIGIT_CLASSIFIER_VERSION, "seed": seed, "test_accuracy": accuracy,
+            "sha1": _sha1_of_files([weights])}
+    io.atomic_write_json(meta, info, indent=2)
+    log.info("Digit classifier: %.2f%% accuracy on the 360 held-out digits.", 100 * accuracy)
+    return model, dict(info, weights=weights)
+
+
+def digits_network(stacked=False, cache_dir=None, seed=0):
+    """The digit classifier as a :class:`FeatureNetwork` (``stacked``: 1,000 classes)."""
+    model, info = digit_classifier(cache_dir, seed)
+
+    def classify(channel):
+        logits, features = model(channel, training=False)
+        return tf.nn.log_softmax(logits), features
+
+    @tf.function(input_signature=[_IMAGES])
+    def fn(images):
+        x = tf.image.resize(images, (DIGIT_SIZE, DIGIT_SIZE), method="area", antialias=True)
+        if not stacked:
+            return classify(tf.reduce_mean(x, axis=-1, keepdims=True))
+        parts = [classify(x[..., c:c + 1]) for c in range(3)]
+        (r, fr), (g, fg), (b, fb) = parts
+        joint = r[:, :, None, None] + g[:, None, :, None] + b[:, None, None, :]
+        return tf.reshape(joint, (-1, 1000)), tf.concat([fr, fg, fb], axis=1)
+
+    kind = "stacked_digits" if stacked else "digits"
+    how = ("each channel classified separately; joint class 100*R + 10*G + B"
+           if stacked else "the channel mean classified")
+    return FeatureNetwork(
+        name=f"digit_classifier_v{DIGIT_CLASSIFIER_VERSION}:{kind}",
+        fingerprint=info.get("sha1") or _sha1_of_files([info["weights"]]),
+        num_classes=1000 if stacked else 10, feature_dim=384 if stacked else 128, fn=fn,
+        preprocessing=f"area resize to {DIGIT_SIZE}x{DIGIT_SIZE}, values in [-1, 1]; {how}; "
+                      f"held-out accuracy {info['test_accuracy']:.4f}",
+        count_modes=True)
+
+
+def network_for(name, dataset, inception_path=None):
+    """The :class:`FeatureNetwork` named ``name`` (``auto``: digits for the embedded
+    datasets, Inception otherwise) for ``dataset``."""
+    if name not in NETWORKS:
+        raise errors.InputError(f"Unknown evaluation network {name!r}; choose one of {list(NETWORKS)}.")
+    if name == "auto":
+        name = "digits" if dataset in ("digits", "stacked_digits") else "inception"
+    if name == "digits":
+        return digits_network(stacked=dataset == "stacked_digits")
+    return inception(inception_path)

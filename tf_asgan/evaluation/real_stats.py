@@ -1,0 +1,74 @@
+"""TODO: docstring."""
+
+import hashlib
+import json
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tf_asgan.utils import io
+
+log = logging.getLogger(__name__)
+STATS_FORMAT = 1
+# The real images are shuffled with this seed before the first num_real are taken.
+REAL_SHUFFLE_SEED = 0
+REAL_IS_SPLITS = 10  # the real data's IS (a reference value) always uses 10 splits
+
+
+def stats_metadata(network, dataset, resolution, protocol, num_real, src):
+    return {"format": STATS_FORMAT, "dataset": dataset, "split": protocol.real_split,
+            "resolution": int(resolution), "num_real": int(num_real),
+            "source": src.description, "source_fingerprint": src.fingerprint,
+            "source_order": "permutation" if src.read_index else "buffer",
+            # tf.data folds TensorFlow's global seed into the shuffle's: the real subset
+            # and the KID subset's order depend on both, so the cache is keyed on both.
+            "shuffle_seeds": [int(v) for v in tf.compat.v1.get_seed(REAL_SHUFFLE_SEED)],
+            "network": network.name, "network_fingerprint": network.fingerprint,
+            "real_is_splits": min(REAL_IS_SPLITS, num_real), "kid_samples": protocol.kid_samples}
+
+
+def stats_path(cache_dir, network, dataset, split, resolution, image_dir=None):
+    """The cache file of one dataset (one image folder) / split / resolution / network.
+
+    The file's metadata records what the statistics were computed from (the source's
+    fingerprint among it); a file whose metadata differs is recomputed, never used.
+    """
+    key = hashlib.sha1(network.name.encode()).hexdigest()[:10]
+    safe = dataset.replace("/", "_")
+    if image_dir:
+        safe += "_" + hashlib.sha1(os.path.abspath(image_dir).encode()).hexdigest()[:10]
+    return os.path.join(cache_dir, f"{safe}_{split}_{resolution}px_{key}.npz")
+
+
+def read_stats(path, expected):
+    """The cached statistics at ``path`` if their metadata equals ``expected``, else None."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            stored = json.loads(str(f["metadata"]))
+            expected = json.loads(json.dumps(expected, sort_keys=True))
+            if stored != expected:
+                changed = sorted(k for k in set(stored) | set(expected)
+                                 if stored.get(k) != expected.get(k))
+                log.warning("Real-data statistics %s were computed with different settings "
+                            "(%s); recomputing them.", path, ", ".join(changed))
+                return None
+            return {"metadata": stored, "mean": f["mean"], "covariance": f["covariance"],
+                    "kid_features": f["kid_features"], "is": float(f["is"]),
+                    "is_std": float(f["is_std"]),
+                    "classes": f["classes"] if "classes" in f.files else None}
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("Real-data statistics %s are unreadable (%s); recomputing them.", path, err)
+        return None
+
+
+def write_stats(path, stats):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    arrays = {k: stats[k] for k in ("mean", "covariance", "kid_features", "is", "is_std")}
+    if stats.get("classes") is not None:
+        arrays["classes"] = stats["classes"]
+    with io.atomic_path(path, suffix=".npz") as tmp:  # a crash leaves the old file or none
+        np.savez(tmp, metadata=json.dumps(stats["metadata"], sort_keys=True), **arrays)

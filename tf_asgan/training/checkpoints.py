@@ -1,0 +1,188 @@
+"""Checkpoints that survive crashes, and the guard against non-finite numbers.
+
+Writing: ``tf.train.CheckpointManager`` writes a checkpoint's files first and records it
+in the ``checkpoint`` state file (itself replaced atomically) only afterwards, so a crash
+during a write leaves the state pointing at the previous, complete checkpoint.
+
+Reading: :func:`restore_latest` tries the recorded checkpoints newest first. One that
+cannot be read (truncated, checksum mismatch, missing files) is reported, moved into
+``<dir>/corrupt/`` by the writer of the directory, and the next older one is tried;
+nothing is loaded from a corrupt file, and when every recorded checkpoint is corrupt
+:class:`CorruptCheckpointError` says so rather than training from scratch silently.
+
+Numbers: NaN and infinite values are caught before a checkpoint is written
+(:class:`tf_asgan.training.callbacks.NonFiniteGuard`, :func:`tf_asgan.utils.nonfinite.check_numbers`,
+and :mod:`tf_asgan.utils.nonfinite` for the checks themselves).
+"""
+
+import glob
+import logging
+import os
+import re
+import shutil
+
+import tensorflow as tf
+from tensorflow.python.checkpoint import checkpoint_management
+
+from tf_asgan import errors, layout, legacy
+
+log = logging.getLogger(__name__)
+
+
+def step_of(prefix):
+    """The training step in a checkpoint prefix's name (``.../ckpt-120``,
+    ``.../best/best-120`` -> 120), or ``None`` when the name carries none."""
+    match = re.search(r"-(\d+)$", os.path.basename(os.path.normpath(str(prefix))))
+    return int(match.group(1)) if match else None
+
+
+class CorruptCheckpointError(errors.TfAsganError, RuntimeError):
+    """Every recorded checkpoint of a run is unreadable."""
+
+
+def recorded_checkpoints(directory):
+    """The checkpoint prefixes recorded in ``directory``'s state file, oldest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None:
+        return []
+    # get_checkpoint_state has already joined relative entries to ``directory``.
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    return [p for p in paths if p]
+
+
+def _quarantine(directory, prefix, remaining):
+    """Moves ``prefix``'s files into ``<directory>/corrupt/`` and records ``remaining``."""
+    target = os.path.join(directory, layout.CORRUPT)
+    os.makedirs(target, exist_ok=True)
+    for path in glob.glob(glob.escape(prefix) + ".*"):
+        dest = os.path.join(target, os.path.basename(path))
+        if os.path.exists(dest):
+            os.remove(dest)
+        shutil.move(path, dest)
+    if remaining:
+        # The public tf.compat.v1 wrapper of this function only adds a deprecation warning.
+        checkpoint_management.update_checkpoint_state_internal(
+            directory, remaining[-1], all_model_checkpoint_paths=remaining,
+            save_relative_paths=True)
+    # With none left the state file stays as it is: it keeps naming the (moved)
+    # checkpoints, so every later start reports them again instead of silently
+    # training from scratch.
+    return target
+
+
+def _is_corruption(err):
+    """Whether a read error means the checkpoint's files are damaged or missing (not,
+    e.g., a permission problem or an unavailable network file system)."""
+    if isinstance(err, (tf.errors.DataLossError, tf.errors.NotFoundError,
+                        tf.errors.OutOfRangeError, IndexError, FileNotFoundError)):
+        return True
+    # The checkpoint reader reports a checksum mismatch as a plain OpError.
+    text = str(err).lower()
+    return type(err) is tf.errors.OpError and any(
+        word in text for word in ("checksum", "corrupt", "truncated", "read less bytes"))
+
+
+def verify(prefix):
+    """Reads every tensor of checkpoint ``prefix`` (checking each one's CRC32C).
+
+    Raises a ``tf.errors.OpError`` (``DataLossError``, ``NotFoundError``, ...) or
+    ``IndexError`` when a file is missing, truncated or altered. Reading into a
+    separate reader leaves the ``tf.train.Checkpoint`` that will restore it untouched:
+    a failed ``restore`` would leave a deferred restoration behind.
+    """
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_dtype_map():
+        reader.get_tensor(name)
+
+
+def restore_latest(checkpoint, directory, writer=True, partial=False):
+    """Restores the newest readable checkpoint recorded in ``directory``.
+
+    Args:
+      checkpoint: a ``tf.train.Checkpoint`` whose objects are all built.
+      directory: the checkpoint directory.
+      writer: this process owns ``directory`` and may move corrupt checkpoints aside
+        (the others of a cluster, and readers such as ``evaluate.py``, only skip them).
+      partial: ``checkpoint`` holds only some of the saved objects (e.g. the generator).
+
+    A run checkpoint saved without the run's step count (:data:`layout.STEP`; earlier versions)
+    is restored with the count set to the generator optimizer's update count, one
+    without the rollback count (:data:`layout.ROLLBACKS`) with that count set to 0.
+
+    Returns:
+      The restored prefix, or ``None`` when ``directory`` records no checkpoint.
+
+    Raises:
+      CorruptCheckpointError: checkpoints are recorded but none is readable.
+      AssertionError: a readable checkpoint does not match ``checkpoint``'s objects
+        (a different architecture): not corruption, so nothing is moved.
+    """
+    candidates = recorded_checkpoints(directory)
+    remaining = list(candidates)
+    problems = []
+    for prefix in reversed(candidates):
+        try:
+            verify(prefix)
+        except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
+            if not _is_corruption(err):
+                raise
+            reason = f"{type(err).__name__}: {errors.short_message(err)}"
+            problems.append(f"{os.path.basename(prefix)} ({reason})")
+            remaining.remove(prefix)
+            where = _quarantine(directory, prefix, remaining) if writer else None
+            log.warning("Checkpoint %s is unreadable (%s)%s; trying the previous one.",
+                        prefix, reason, f", moved into {where}" if where else "")
+            continue
+        return _restore(checkpoint, prefix, partial)
+    if candidates:
+        raise CorruptCheckpointError(
+            f"No readable checkpoint in {directory}: {'; '.join(problems)}. Damaged files "
+            f"are kept in {os.path.join(directory, layout.CORRUPT)}. Restore the checkpoints "
+            "from a backup, train into another --workdir, or delete "
+            f"{directory} to start this run again from step 0.")
+    return None
+
+
+def restore_one(checkpoint, prefix, partial=False):
+    """Restores checkpoint ``prefix`` after checking that it is readable.
+
+    Raises:
+      CorruptCheckpointError: it is missing, truncated or altered.
+    """
+    try:
+        verify(prefix)
+    except (tf.errors.OpError, ValueError, IndexError, OSError) as err:
+        raise CorruptCheckpointError(
+            f"Checkpoint {prefix} cannot be read ({type(err).__name__}: "
+            f"{errors.short_message(err)}); pick another one (they are listed in "
+            f"{os.path.join(os.path.dirname(prefix), 'checkpoint')}).") from err
+    return _restore(checkpoint, prefix, partial)
+
+
+def _saved_objects(prefix):
+    """The names of the top-level objects saved in checkpoint ``prefix``."""
+    return {name.split("/", 1)[0] for name, _ in tf.train.list_variables(prefix)}
+
+
+def _restore(checkpoint, prefix, partial):
+    missing = [] if partial else [name for name in legacy.missing_counts(_saved_objects(prefix))
+                                  if hasattr(checkpoint, name)]
+    if missing:
+        return legacy.restore_without_counts(checkpoint, prefix, missing)
+    status = checkpoint.restore(prefix)
+    (status.expect_partial() if partial else status).assert_existing_objects_matched()
+    return prefix
+
+
+def written_before_counts(directory):
+    """Whether the newest checkpoint recorded in ``directory`` lacks the run's step or
+    rollback count (an earlier tf_asgan wrote it, :mod:`tf_asgan.legacy`; its random
+    draws were other ones)."""
+    candidates = recorded_checkpoints(directory)
+    if not candidates:
+        return False
+    try:
+        saved = _saved_objects(candidates[-1])
+    except (tf.errors.OpError, ValueError):
+        return False  # unreadable: restore_latest reports it
+    return bool(legacy.missing_counts(saved))
