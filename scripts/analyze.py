@@ -6,8 +6,9 @@ writes into ``<workdir>/analysis/`` (or ``--output``): FGSM robustness grids of 
 fake images with D's probability of "real" on each (Fig. 14/15), gradient maps (Fig. 1),
 the gradient histogram (Fig. 5), training curves (Fig. 6/7), a latent interpolation of
 the export (Fig. 9) and ``analysis.json`` (D's confidence before / after each attack,
-the fraction of decisions flipped, the gradient statistics). The attacks increase the
-run's own GAN loss (its ``loss`` setting) on the attacked side.
+the fraction of D's right decisions flipped and how many there were, the gradient
+statistics). The attacks increase the run's own GAN loss (its ``loss`` setting) on the
+attacked side.
 """
 
 import os
@@ -59,7 +60,8 @@ def main(argv):
     print(f"Analysed {ckpt} on {len(reals)} real and fake images; wrote {out_dir}")
     for r in result["robustness"]:
         print(f"  {r['side']:4s} eps {r['epsilon'] * 255:g}/255, {r['steps']} step(s): D "
-              f"{r['D_before']:.3f} -> {r['D_after']:.3f}, flipped {r['flipped']:.1%}")
+              f"{r['D_before']:.3f} -> {r['D_after']:.3f}, flipped {r['flipped']:.1%} of "
+              f"the {r['right']} D classified right")
     print(f"  input-gradient L1 per image: {result['gradient']['l1_mean']:.4g}")
 
 

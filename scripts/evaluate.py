@@ -8,7 +8,9 @@ With ``--workdir`` the exported generator of the run is evaluated (or, with
 ``--checkpoint`` or when the run has not been exported, a checkpoint of it), against
 the run's dataset. The JSON holds the metrics, the protocol (samples, real split and
 images, IS splits, KID subset, seed, the network and its fingerprint, where the
-real-data statistics are cached) and what the run's export recorded about itself.
+real-data statistics are cached) and what the run's export recorded about itself. The
+protocol's ``num_real`` and ``kid_samples`` are the numbers used (a split smaller than
+``--num_real`` is used whole); the flags' values are under ``protocol.requested``.
 """
 
 import logging
@@ -43,8 +45,10 @@ flags.DEFINE_integer("num_samples", 22_400, "Generated samples (paper: 22,400; t
                      "standard: 50,000).")
 flags.DEFINE_integer("is_splits", 10, "Inception Score splits.")
 flags.DEFINE_string("real_split", "train", "Split of the real data for FID statistics.")
-flags.DEFINE_integer("num_real", 50_000, "Real images for the statistics (0: the whole split).")
-flags.DEFINE_integer("kid_samples", 10_000, "Features per side kept for KID.")
+flags.DEFINE_integer("num_real", 50_000, "Real images for the statistics (0 or more than "
+                     "the split: the whole split).")
+flags.DEFINE_integer("kid_samples", 10_000, "Features per side kept for KID (at most the "
+                     "images of that side).")
 flags.DEFINE_integer("batch_size", 100, "Images per generator / network call.")
 flags.DEFINE_integer("seed", 0, "Seed of the generated samples.")
 flags.DEFINE_string("cache_dir", None, "Real-data statistics cache (default "
@@ -137,10 +141,11 @@ def main(argv):
         sys.exit(f"evaluate.py: {err}")
     record["generator"] = os.path.abspath(path)
     io.atomic_write_json(output, record, indent=2, sort_keys=True)
-    m = record["metrics"]
+    m, p = record["metrics"], record["protocol"]
     print(f"Wrote {output}: FID {m['fid']:.3f}, IS {m['is']:.3f} +- {m['is_std']:.3f}, "
           f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"
-          + (f", modes {m['modes']}, KL {m['modes_kl']:.3f}" if "modes" in m else ""))
+          + (f", modes {m['modes']}, KL {m['modes_kl']:.3f}" if "modes" in m else "")
+          + f" ({p['num_samples']} generated and {p['num_real']} real images)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 from test_training import REPO, generated_source, run_script, small_config
 
-from tf_asgan import losses, randomness
+from tf_asgan import layout, losses, randomness, schedules
 from tf_asgan.analysis import attacks, figures, report
 from tf_asgan.experiments import study
 from tf_asgan.training import builder, loop
@@ -71,6 +71,7 @@ def test_a_linear_discriminator_flips_as_computed(steps):
         right = (lambda t: t > 0) if side == "real" else (lambda t: t <= 0)  # noqa: E731
         was_right, is_right = right(before), right(after)
         assert r["accuracy_before"] == pytest.approx(was_right.mean(), abs=1e-9)
+        assert r["right"] == was_right.sum() > 0  # the denominator of flipped, counted
         assert r["accuracy_after"] == pytest.approx(is_right.mean(), abs=1e-9)
         assert r["flipped"] == pytest.approx((was_right & ~is_right).sum() / was_right.sum(),
                                              abs=1e-9)
@@ -127,12 +128,25 @@ def test_input_gradient_maps_and_histogram_match_a_direct_computation():
     np.testing.assert_allclose(stats["l1"], np.abs(direct).reshape(6, -1).sum(1), rtol=1e-5)
 
 
+def test_a_discriminator_that_gets_nothing_right_has_no_flipped_fraction():
+    # logits -3 on the reals and +3 on the fakes: every decision is wrong before the attack
+    d = saturated_d()
+    reals, fakes = images(16, -0.9, -0.3), images(16, 0.3, 0.9, seed=1)
+    with pytest.warns(RuntimeWarning, match="none of the 16 real images right"):
+        records = attacks.robustness(d, reals, fakes, [4 / 255])
+    for r in records:
+        assert r["right"] == 0 and r["accuracy_before"] == 0.0
+        assert np.isnan(r["flipped"])  # undefined, not "0% flipped" (fully robust)
+    json.dumps(records)  # still serialisable
+
+
 def test_non_finite_values_are_reported_not_hidden():
     d, _, _ = linear_d()
     d.layers[-1].kernel.assign(np.full((RES * RES * 3, 1), np.nan, np.float32))
     reals = images(8, -0.5, 0.5)
     for r in attacks.robustness(d, reals, reals, [4 / 255]):
         assert np.isnan(r["flipped"]) and np.isnan(r["D_before"])  # not "0% flipped"
+        assert np.isnan(r["right"])
     grad = np.ones((2, 4, 4, 3))
     grad[0, 0, 0, 0] = np.nan
     stats = attacks.gradient_statistics(grad, bins=4)
@@ -140,6 +154,18 @@ def test_non_finite_values_are_reported_not_hidden():
     assert np.isnan(stats["l1"][0]) and stats["l1"][1] == 48.0
     with pytest.raises(ValueError, match="4/255"):
         attacks.parse_epsilons("1/255,4")
+
+
+def test_analysis_epsilons_lie_below_half_the_library_ceiling():
+    assert attacks.MAX_ATTACK_EPSILON == 1.0 == schedules.MAX_EPSILON / 2
+    below = float(np.nextafter(1.0, 0.0))
+    assert attacks.parse_epsilons(f"1/255,{below!r}") == [1 / 255, below]
+    for text in ("1", "255/255", "0", "1/255,-1/255"):
+        with pytest.raises(ValueError, match="must lie in \\(0, 1\\) model-input units"):
+            attacks.parse_epsilons(text)
+    study.StudyConfig(attack_epsilon=below).validate()
+    with pytest.raises(ValueError, match="attack_epsilon must lie in \\(0, 1\\)"):
+        study.StudyConfig(attack_epsilon=1.0).validate()
 
 
 def is_png(path, min_size=(20, 20)):
@@ -171,6 +197,31 @@ def test_curves_read_back_every_step_and_plot(trained_run, tmp_path):
     assert is_png(figures.plot_training_curves(workdir, str(tmp_path / "curves.png")))
     with pytest.raises(ValueError, match="No step logs"):
         figures.plot_training_curves(str(tmp_path), str(tmp_path / "none.png"))
+
+
+def test_the_curves_legend_lists_every_line_including_is_on_the_twin_axis(tmp_path,
+                                                                          monkeypatch):
+    workdir = tmp_path / "run"
+    with tf.summary.create_file_writer(str(workdir / layout.TENSORBOARD)).as_default():
+        for step in (1, 2, 3):
+            tf.summary.scalar("step/d_loss", 1.0 / step, step=step)
+    with open(workdir / layout.METRICS, "w") as f:
+        for step, fid, score in ((2, 50.0, 3.0), (3, 40.0, 3.5)):
+            f.write(json.dumps({"step": step, "metrics": {"fid": fid, "is": score}}) + "\n")
+    kept = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: kept.setdefault("fig", fig))
+    figures.plot_training_curves(str(workdir), str(tmp_path / "curves.png"), smooth=1)
+    fig = kept["fig"]
+    legends = {ax.get_title(): [t.get_text() for t in ax.get_legend().get_texts()]
+               for ax in fig.axes if ax.get_legend() is not None}
+    assert legends["FID (left) / IS (right, dashed)"] == ["run FID", "run IS (right axis)"]
+    for ax in fig.axes:  # every line of an axis and of its twin has its entry
+        if ax.get_legend() is None:
+            continue
+        twin = [ax._tf_asgan_twin] if hasattr(ax, "_tf_asgan_twin") else []
+        lines = [line.get_label() for a in [ax, *twin] for line in a.get_lines()]
+        assert sorted(lines) == sorted(legends[ax.get_title()])
+    figures.pyplot().close(fig)
 
 
 def test_the_callback_logs_robustness_and_gradients_to_tensorboard(trained_run):
@@ -210,7 +261,10 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch, caplog):
     results = study.run(config, str(tmp_path), progress=lines.append)
     assert len(results) == 4 and len(lines) == 4 and lines[-1].startswith("[4/4] digits asgan")
     for r in results:
-        assert r["step"] == 4 and r["fid"] > 0 and 0 <= r["flipped_real"] <= 1
+        assert r["step"] == 4 and r["fid"] > 0
+        # (4 steps: D may classify no real image right yet, and then nothing can flip)
+        (real,) = [x for x in r["robustness"] if x["side"] == "real"]
+        assert 0 <= r["flipped_real"] <= 1 if real["right"] else np.isnan(r["flipped_real"])
         assert 1 <= r["modes"] <= 10 and np.isfinite(r["d_loss_std"])
         # DAT's step sizes over training are kept (the logged per-step values)
         assert ("dat_linf_fake" in r["traces"]) == (r["method"] == "dat")
@@ -250,6 +304,30 @@ def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch, caplog):
     assert [r["fid"] for r in redone[:3]] == [r["fid"] for r in results[:3]]
 
 
+def test_the_study_averages_only_defined_values_and_says_how_many():
+    config = study.StudyConfig(datasets=("digits",), methods=("asgan", "dat"),
+                               digits_seeds=(0, 1, 2))
+    nan = float("nan")
+    results = [{"dataset": "digits", "method": m, "fid": 10.0 + i, "flipped_real": f,
+                "flipped_fake": g}
+               for m, flipped in (("asgan", [(0.2, nan), (nan, nan), (0.4, nan)]),
+                                  ("dat", [(0.1, 0.5), (0.3, 0.5), (0.2, 0.5)]))
+               for i, (f, g) in enumerate(flipped)]
+    table = study.aggregate(results)["digits"]
+    mean, std, n = table["asgan"]["flipped_real"]
+    assert (mean, n) == (pytest.approx(0.3), 2)  # the NaN seed left out, not counted as 0
+    assert std == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert "flipped_fake" not in table["asgan"]  # no seed defines it
+    assert table["dat"]["flipped_real"][2] == 3
+    text = study.markdown(config, {"digits": table})
+    row = next(line for line in text.splitlines() if line.startswith("| asgan |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    titles = [t for _, t, _ in study.COLUMNS]
+    assert cells[1 + titles.index("flipped real @{eps}")] == "30.0% +- 14.1% (2 of 3 seeds)"
+    assert cells[1 + titles.index("flipped fake @{eps}")] == "-"
+    assert "(3 of 3" not in text and "when some are not" in text
+
+
 def test_study_comparisons_are_welchs_t_test_by_hand():
     rows = [("baseline", 10.0), ("baseline", 14.0), ("baseline", 12.0),
             ("asgan", 5.0), ("asgan", 6.0), ("asgan", 8.0), ("asgan", 5.0)]
@@ -280,5 +358,5 @@ def test_study_rejects_bad_sizes_and_names():
     for dataset in ("digits", "stacked_digits"):
         c = config.train_config(dataset, "asgan", 0)
         assert c.optim.epochs * c.optim.steps_per_epoch == 800
-    assert config.train_config("digits", "asgan", 0).steps_per_epoch == 20  # <= 22 batches
+    assert config.train_config("digits", "asgan", 0).optim.steps_per_epoch == 20  # <= 22
     assert os.path.exists(os.path.join(REPO, "scripts", "study.py"))

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 import tf_asgan
 from helpers import LATENT, changed, deterministic_pair, images, snapshot, tiny_dcgan
-from tf_asgan import losses, schedules
+from tf_asgan import errors, losses, perturbations, schedules
+from tf_asgan.analysis import attacks
 
 EPS = 0.05
 
@@ -84,7 +85,7 @@ def test_real_only_second_update_skips_the_fake_term():
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_adversarial_real_matches_fgsm_on_a_linear_discriminator(rng, compiled):
+def test_step_two_is_fgsm_on_a_linear_discriminator(rng, compiled):
     w = rng.normal(size=(8, 8, 3)).astype("float32")
     g, _ = deterministic_pair(8)
     x_in = keras.Input((8, 8, 3))
@@ -96,8 +97,16 @@ def test_adversarial_real_matches_fgsm_on_a_linear_discriminator(rng, compiled):
         gan.compile()
     # before compile: step 0 (no optimizer yet), the same values
     assert gan.completed_steps() == 0 and float(gan.current_epsilon()) == pytest.approx(EPS)
-    x = images(5, res=8) * 0.5
-    np.testing.assert_allclose(gan.adversarial_real(x), x - EPS * np.sign(w), atol=1e-6)
+    x = tf.constant(images(5, res=8) * 0.5)
+    # the train step's step 2, given grad_x of the real term of L_D at the current D
+    real_loss = lambda t: gan.gan_loss.real_term(tf.reshape(d(t), [-1]))  # noqa: E731
+    grad = perturbations.input_gradient(real_loss, x)
+    x_hat = gan.perturb(x, grad, gan.current_epsilon())
+    np.testing.assert_allclose(x_hat, x - EPS * np.sign(w), atol=1e-6)
+    # and the one attack entry point outside the train step agrees
+    np.testing.assert_allclose(perturbations.attack(gan.perturbation, x, real_loss,
+                                                    epsilon=gan.current_epsilon()),
+                               x_hat, atol=1e-6)
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
@@ -108,22 +117,56 @@ def test_images_outside_minus_one_one_are_refused(scale, jit_compile):
     gan.compile(jit_compile=jit_compile)  # XLA compiles in-graph asserts away
     x = (images(8) + 1) / 2 * scale  # [0, 255] (uint8 not rescaled), or a bit beyond 1
     g0 = snapshot(g)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images in \[-1, 1\]"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"(?s)images in \[-1, 1\].*x / 127.5 - 1"):  # with the remedy
         gan.fit(tf.data.Dataset.from_tensors((x, np.zeros(8))), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=rf"these span \[{x.min():g}, {x.max():g}\]"):
         gan.fit(x, epochs=1, verbose=0, batch_size=8)
     assert not changed(g0, g)  # refused before any step
-    with pytest.raises(tf.errors.InvalidArgumentError, match="x / 127.5 - 1"):
-        gan.adversarial_real(x)
 
 
-def test_adversarial_real_leaves_batch_norm_statistics_alone():
+def test_an_attack_on_the_model_s_d_leaves_its_batch_norm_statistics_alone():
+    # The analyses attack D in inference mode: its moving statistics stay as trained.
     gan = make_gan(epsilon=EPS)
     before = [v.numpy().copy() for v in gan.discriminator.non_trainable_variables]
-    x_hat = gan.adversarial_real(images(4), training=True)
+    x_hat = attacks.attack(gan.discriminator, images(4), EPS)
     after = [v.numpy() for v in gan.discriminator.non_trainable_variables]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     assert np.abs(x_hat - images(4)).max() == pytest.approx(EPS, rel=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,bad", [
+    (dict(perturbation="pgd", perturbation_kwargs={"stepz": 3}), "stepz"),
+    (dict(perturbation="fgsm", perturbation_kwargs={"steps": 3}), "steps"),
+    # the baseline still names a perturbation: its options are checked all the same
+    (dict(perturbation="pgd", adversarial=False, perturbation_kwargs={"stepz": 3}), "stepz"),
+])
+def test_a_misspelt_perturbation_option_is_refused_at_construction(kwargs, bad):
+    g, d = tiny_dcgan(False)
+    name = kwargs["perturbation"]
+    valid = ", ".join(perturbations.get(name).options)
+    with pytest.raises(errors.InputError, match=f"\\['{bad}'\\] for perturbation "
+                                                f"'{name}'; its options are: {valid}"):
+        tf_asgan.ASGAN(g, d, latent_dim=LATENT, **kwargs)
+
+
+def test_valid_perturbation_options_are_kept():
+    g, d = tiny_dcgan(False)
+    options = {"steps": 2, "step_size": 0.01, "random_start": True, "clip_range": (-1, 1)}
+    gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT, perturbation="pgd",
+                         perturbation_kwargs=options)
+    assert gan.perturbation_kwargs == options
+
+
+def test_the_model_epsilon_ceiling_is_the_whole_input_range():
+    g, d = tiny_dcgan(False)
+    assert schedules.MAX_EPSILON == 2.0
+    for epsilon, unit in ((2.0, "input"), (1.0, "pixel")):  # both 2.0 in input units
+        gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT, epsilon=epsilon, epsilon_unit=unit)
+        assert float(gan.current_epsilon()) == pytest.approx(2.0)
+    for epsilon, unit in ((np.nextafter(2.0, 3.0), "input"), (1.0 + 1e-6, "pixel")):
+        with pytest.raises(errors.InputError, match="must lie in \\[0, 2\\] in input units"):
+            tf_asgan.ASGAN(g, d, latent_dim=LATENT, epsilon=epsilon, epsilon_unit=unit)
 
 
 # ---- wiring: which weights change in which sub-step ---------------------------------------

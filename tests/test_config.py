@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from tf_asgan import methods, schedules
@@ -229,6 +230,21 @@ def test_each_section_validates_its_fields(section, changes, message):
         section(**changes).validate()
     with pytest.raises(ValueError, match=message):  # and so does the whole configuration
         TrainConfig(**changes).validate()
+
+
+def test_the_config_epsilon_cap_is_an_eighth_of_the_library_ceiling():
+    cap = train_config.MAX_CONFIG_EPSILON
+    assert cap == schedules.MAX_EPSILON / 8 == 0.25
+    above = float(np.nextafter(cap, 1.0))
+    MethodConfig(epsilon=cap).validate()
+    MethodConfig(epsilon=cap / 2, epsilon_unit="pixel").validate()  # 0.25 in input units
+    SiblingsConfig(dat_epsilon=cap).validate()
+    for section in (MethodConfig(epsilon=above), MethodConfig(epsilon=above / 2,
+                                                              epsilon_unit="pixel")):
+        with pytest.raises(ValueError, match="must lie in \\[0, 0.25\\]"):
+            section.validate()
+    with pytest.raises(ValueError, match="dat_epsilon=0.25 must lie in \\(0, 0.25\\]"):
+        SiblingsConfig(dat_epsilon=above).validate()
 
 
 @pytest.mark.parametrize("changes,message", [

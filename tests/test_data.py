@@ -13,7 +13,7 @@ from PIL import Image
 from tf_asgan.data import base, catalog, folders
 from tf_asgan.data import digits as digits_lib
 from tf_asgan.data import stream as stream_lib
-from tf_asgan.evaluation import evaluator
+from tf_asgan.evaluation import classifiers, evaluator
 
 
 def _take(ds, n=None):
@@ -391,8 +391,6 @@ def test_a_class_sorted_folder_is_read_in_a_full_permutation_every_epoch(tmp_pat
 
 
 def _mean_network():
-    from tf_asgan import classifiers
-
     def fn(images):
         m = tf.reduce_mean(images, axis=[1, 2, 3])
         return tf.stack([m, -m], 1), tf.stack([m, m * m], 1)
@@ -401,12 +399,10 @@ def _mean_network():
 
 
 def test_real_statistics_of_a_sorted_folder_are_a_uniform_draw(tmp_path, monkeypatch):
-    from tf_asgan import evaluation
-
     _two_class_folder(tmp_path / "images")
     monkeypatch.setattr(evaluator, "REAL_SHUFFLE_BUFFER", 50)
-    ev = evaluation.Evaluator(_mean_network(), "folder", 2,
-                              evaluation.Protocol(num_samples=10, num_real=200, kid_samples=100),
+    ev = evaluator.Evaluator(_mean_network(), "folder", 2,
+                              evaluator.Protocol(num_samples=10, num_real=200, kid_samples=100),
                               cache_dir=str(tmp_path / "stats"),
                               image_dir=str(tmp_path / "images"), verbose=False)
     stats = ev.real_statistics()
@@ -417,16 +413,14 @@ def test_real_statistics_of_a_sorted_folder_are_a_uniform_draw(tmp_path, monkeyp
 
 
 def test_cached_real_statistics_follow_the_folders_content(tmp_path):
-    from tf_asgan import evaluation
-
     root = tmp_path / "images"
     root.mkdir()
     for i in range(20):
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / f"{i:02d}.png")
 
     def real_mean():
-        ev = evaluation.Evaluator(_mean_network(), "folder", 4,
-                                  evaluation.Protocol(num_samples=10, kid_samples=10),
+        ev = evaluator.Evaluator(_mean_network(), "folder", 4,
+                                  evaluator.Protocol(num_samples=10, kid_samples=10),
                                   cache_dir=str(tmp_path / "stats"), image_dir=str(root),
                                   verbose=False)
         return float(ev.real_statistics()["mean"][0])

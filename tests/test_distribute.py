@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_asgan import networks
 from tf_asgan.config.train_config import TrainConfig
 from tf_asgan.experiments import benchmark
 from tf_asgan.training import loop as loop_lib
@@ -150,8 +151,6 @@ def test_mixed_precision_run_trains_with_float32_logits(tmp_path, precision):
 
 
 def test_sync_bn_builds_synchronized_layers():
-    from tf_asgan import networks
-
     d = networks.build_discriminator("dcgan", 32, sync_bn=True)
     bns = [layer for layer in d.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert bns and all(layer.synchronized for layer in bns)

@@ -240,6 +240,25 @@ def test_the_protocol_is_written_into_the_result(standin, tmp_path):
     json.dumps(result)  # serialisable as it is
 
 
+def test_the_protocol_records_the_numbers_used_not_the_requested_ones(standin, tmp_path):
+    # 120 real images where 50,000 are asked for (as the digits' 1,437 are), and KID
+    # features limited by each side's images
+    net = classifiers.inception(path=standin[0])
+    ev = make_evaluator(net, blobs(120), tmp_path, num_samples=100, num_real=50_000,
+                        kid_samples=10_000)
+    p = ev.evaluate(Replay(blobs(100, seed=1)), latent_dim=4)["protocol"]
+    assert p["num_real"] == 120 == p["real"]["num_real"]
+    assert p["kid_samples"] == {"real": 120, "generated": 100}
+    assert p["requested"] == {"num_real": 50_000, "kid_samples": 10_000}
+    assert p["num_samples"] == 100
+    # a request below what is there is used as it is
+    small = make_evaluator(net, blobs(120), tmp_path / "small", num_samples=100, num_real=80,
+                           kid_samples=50)
+    p = small.evaluate(Replay(blobs(100, seed=1)), latent_dim=4)["protocol"]
+    assert p["num_real"] == 80 and p["kid_samples"] == {"real": 50, "generated": 50}
+    assert p["requested"] == {"num_real": 80, "kid_samples": 50}
+
+
 class CountingNetwork:
     """Wraps a network and counts the images it classifies."""
 

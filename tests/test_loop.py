@@ -138,7 +138,7 @@ def test_steps_per_execution_that_splits_an_epoch_is_refused_before_training(tmp
     with pytest.raises(ValueError, match="does not divide"):
         loop.train(config, str(other), verbose=0, source=generated_source(40),
                        existing_run="overwrite")
-    assert (other / "checkpoints").exists() and train_config.load(str(other)).epochs == 1
+    assert (other / "checkpoints").exists() and train_config.load(str(other)).optim.epochs == 1
 
 
 def test_steps_per_execution_with_several_replicas_is_refused(tmp_path, mirrored):
@@ -158,7 +158,7 @@ def test_resuming_where_a_new_steps_per_execution_cannot_land_is_refused(tmp_pat
     faster = config.replace(steps_per_execution=2, checkpoint_every_steps=2, log_every_steps=2)
     with pytest.raises(ValueError, match="resumes at step 3, 3 steps into its epoch"):
         loop.train(faster, str(tmp_path), verbose=0, source=generated_source())
-    assert train_config.load(str(tmp_path)).steps_per_execution == 1  # config.json kept
+    assert train_config.load(str(tmp_path)).run.steps_per_execution == 1  # config.json kept
     # Finishing that epoch with the old value, then the new one, works.
     loop.train(config.replace(epochs=1), str(tmp_path), verbose=0,
                    source=generated_source())

@@ -9,7 +9,7 @@ from keras import layers
 
 import tf_asgan
 from helpers import LATENT, changed, deterministic_pair, images, snapshot, tiny_dcgan
-from tf_asgan import ASGAN, methods
+from tf_asgan import ASGAN, errors, methods, schedules
 from tf_asgan.methods import advas, dat
 from tf_asgan.utils import distribute
 
@@ -159,6 +159,13 @@ def _dat_gan(dat_options, w=W, loss="non_saturating", adversarial=False, advas=N
     return gan
 
 
+def dat_examples(gan, x, fake):
+    """DAT's batches at ``gan``'s current D, as its step 1 forms them: ``dat.examples``
+    with the model's options, D (in training mode, as in the step) and GAN loss."""
+    logits = lambda t: tf.reshape(gan.discriminator(t, training=True), [-1])  # noqa: E731
+    return dat.examples(gan.dat, x, fake, logits, gan.gan_loss)
+
+
 def _ns_d_loss(real_logits, fake_logits):
     softplus = lambda t: np.log1p(np.exp(t))  # noqa: E731
     return softplus(-real_logits).mean() + softplus(fake_logits).mean()
@@ -241,7 +248,7 @@ def test_dat_pgd_moves_each_side_by_epsilon_against_d():
     x_near_edge = X.copy()
     x_near_edge[0, 1] = 0.98  # its move would leave [-1, 1]: clipped
     x, fake = as_images(x_near_edge), as_images(FAKE)
-    x_dat, fake_dat, _, _ = gan.dat_examples(x, fake)
+    x_dat, fake_dat = dat_examples(gan, x, fake)[:2]
     # NS loss, linear D: the real term falls along +w, so the attack moves reals by
     # -eps * sign(w); the fake term rises along +w, fakes move by +eps * sign(w).
     np.testing.assert_allclose(x_dat.numpy().reshape(2, 4),
@@ -250,7 +257,7 @@ def test_dat_pgd_moves_each_side_by_epsilon_against_d():
                                np.clip(FAKE + eps * np.sign(W), -1, 1), atol=1e-6)
     hinge = _dat_gan(methods.DAT(variant="pgd", epsilon=eps, steps=2, side="fake"),
                      loss="wasserstein")
-    x_same, fake_w, _, _ = hinge.dat_examples(x, fake)
+    x_same, fake_w = dat_examples(hinge, x, fake)[:2]
     assert x_same is x
     np.testing.assert_allclose(fake_w.numpy().reshape(2, 4), FAKE + eps * np.sign(W), atol=1e-6)
 
@@ -453,6 +460,13 @@ def test_rejected_combinations_and_values(kwargs, message):
         ASGAN(g, d, latent_dim=LATENT, **kwargs)
 
 
+def test_dat_pgd_epsilon_ceiling_is_the_library_s():
+    top = schedules.MAX_EPSILON
+    assert methods.DAT(variant="pgd", epsilon=top).validate().epsilon == top
+    with pytest.raises(errors.InputError, match=f"\\(0, {top:g}\\]"):
+        methods.DAT(variant="pgd", epsilon=float(np.nextafter(top, 3.0))).validate()
+
+
 def test_advas_with_float16_networks_is_rejected():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -518,6 +532,6 @@ def test_dat_pgd_fake_term_follows_the_loss(loss, moves):
     gan.discriminator.layers[-1].set_weights([W.reshape(4, 1).astype(np.float32),
                                               np.array([-50.0], np.float32)])
     x, fake = as_images(X), as_images(FAKE)
-    _, fake_dat, _, _ = gan.dat_examples(x, fake)
+    fake_dat = dat_examples(gan, x, fake).fake
     moved = np.abs(fake_dat.numpy() - fake.numpy()).max()
     assert moved == pytest.approx(0.1 if moves else 0.0, abs=1e-6)

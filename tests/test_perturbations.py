@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_asgan import losses, perturbations
+from tf_asgan import errors, losses, perturbations
 
 SHAPE = (4, 3, 3, 2)
 EPS = 0.1
@@ -144,3 +144,44 @@ def test_attack_uses_a_given_gradient_and_the_hinge_real_term(linear):
     flipped = perturbations.attack("fgsm", x, hinge_real, epsilon=EPS,
                                    input_grad=-tf.ones_like(x))
     np.testing.assert_allclose(flipped, np.clip(x - EPS, -1, 1), atol=1e-6)
+
+
+def test_each_perturbation_lists_its_own_options():
+    assert perturbations.get("pgd").options == ("clip_range", "steps", "step_size",
+                                                "random_start")
+    for name in ("fgsm", "gaussian", "none"):
+        assert perturbations.get(name).options == ("clip_range",), name
+    assert perturbations.check_options("pgd", {"steps": 2, "random_start": True}) == {
+        "steps": 2, "random_start": True}
+    assert perturbations.check_options("fgsm", None) == {}
+
+
+@pytest.mark.parametrize("name,options,bad", [
+    ("pgd", {"stepz": 3, "steps": 2}, "\\['stepz'\\]"),
+    ("fgsm", {"steps": 3, "random_start": True}, "\\['random_start', 'steps'\\]"),
+    ("none", {"epsilon_scale": 2.0}, "\\['epsilon_scale'\\]"),
+])
+def test_an_unknown_option_is_refused_naming_it_and_the_valid_ones(name, options, bad):
+    valid = ", ".join(perturbations.get(name).options)
+    with pytest.raises(errors.InputError, match=f"{bad} for perturbation '{name}'.*{valid}"):
+        perturbations.check_options(name, options)
+
+
+def test_attack_refuses_an_unknown_option_before_any_gradient(linear):
+    x, _, _, _ = linear
+
+    def loss_fn(images):
+        raise AssertionError("the loss was evaluated before the options were checked")
+
+    with pytest.raises(errors.InputError, match="stepz"):
+        perturbations.attack("pgd", x, loss_fn, epsilon=EPS, stepz=2)
+
+
+def test_the_functions_take_no_stray_keyword(linear):
+    # called directly (as the train step does), a misspelt option fails instead of
+    # vanishing into **kwargs
+    x, _, loss_fn, grad = linear
+    with pytest.raises(TypeError, match="stepz"):
+        perturbations.pgd_perturbation(x, epsilon=EPS, loss_fn=loss_fn, stepz=2)
+    with pytest.raises(TypeError, match="step_size"):
+        perturbations.fgsm_perturbation(x, epsilon=EPS, input_grad=grad, step_size=0.1)

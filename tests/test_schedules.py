@@ -45,3 +45,13 @@ def test_bad_names_and_steps():
         schedules.Delayed(0.1, start_step=-1)
     with pytest.raises(ValueError, match="ramp_steps"):
         schedules.LinearRamp(0.1, ramp_steps=0)
+
+
+def test_the_ceiling_is_the_whole_input_range_in_either_unit():
+    assert schedules.MAX_EPSILON == 2.0  # images in [-1, 1]
+    assert schedules.as_schedule(2.0)[0].max_epsilon == 2.0
+    schedule, factor = schedules.as_schedule(schedules.Delayed(1.0, 5), "pixel")
+    assert schedule.max_epsilon * factor == 2.0
+    for epsilon, unit in ((float(np.nextafter(2.0, 3.0)), "input"), (1.001, "pixel")):
+        with pytest.raises(ValueError, match="must lie in \\[0, 2\\] in input units"):
+            schedules.as_schedule(epsilon, unit)

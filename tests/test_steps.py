@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from test_training import small_config
 
-from tf_asgan import layout, legacy
+from tf_asgan import layout
 from tf_asgan.config import train_config
 from tf_asgan.training import builder, checkpoints, loop
 from tf_asgan.utils import distribute
@@ -60,8 +60,8 @@ def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_
     again = builder.model_of(config)
     again.rollback_count.assign(2)
     assert again.completed_steps() == 0
-    assert legacy.written_before_counts(str(old_run / "checkpoints"))
-    assert not legacy.written_before_counts(str(tmp_path / "new" / "checkpoints"))
+    assert checkpoints.written_before_counts(str(old_run / "checkpoints"))
+    assert not checkpoints.written_before_counts(str(tmp_path / "new" / "checkpoints"))
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
         assert checkpoints.restore_one(builder.checkpoint_for(again), prefix) == prefix
     assert "earlier tf_asgan (no step or rollbacks in it)" in caplog.text

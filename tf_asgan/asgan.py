@@ -4,8 +4,8 @@ One training step, for a batch of ``m`` real images ``x`` in ``[-1, 1]``:
 
 1. D update on ``(x, G(z))``. Its backward pass also yields ``grad_x L_D`` (the
    input is watched on the same tape), so the attack costs no extra D pass (Eq. 12).
-2. ``x_hat = perturbation(x)``, for FGSM ``clip(x + eps * sign(grad_x L_D), -1, 1)``,
-   with ``grad_x`` taken at D *before* step 1's update (Eq. 13).
+2. ``x_hat = perturbation(x)``, for FGSM ``x + eps * sign(grad_x L_D)`` (Eq. 13), with
+   ``grad_x`` taken at D *before* step 1's update, then clipped to [-1, 1] (ours).
 3. Second D update on ``(x_hat, G(z))`` with the same fake batch (Eq. 14), or on the
    perturbed reals alone (``second_update="real_only"``).
 4. G update (Eq. 15), back-propagating through the fake batch generated in step 1
@@ -27,7 +27,6 @@ from tf_asgan.methods import dat as dat_lib
 from tf_asgan.utils import distribute
 
 SECOND_UPDATES = ("real_and_fake", "real_only")
-MAX_EPSILON = schedules.MAX_EPSILON  # in input units: the whole [-1, 1] range
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,8 @@ class ASGAN(GAN):
         ``d_steps * m`` images, split into ``d_steps`` sub-batches of ``m``, one per D
         iteration (each with fresh ``z``); G is updated once, on ``m`` samples.
       perturbation_kwargs: extra options of the perturbation (e.g. for "pgd":
-        ``steps``, ``step_size``, ``random_start``).
+        ``steps``, ``step_size``, ``random_start``); a key the perturbation does not
+        take is refused here (:func:`tf_asgan.perturbations.check_options`).
       track_input_grad: compute ``grad_x L_D`` in step 1 even for the baseline and
         perturbations that do not need it, to log its L1 norm (``grad_l1``).
       dat: a :class:`tf_asgan.methods.DAT` (or a dict of its fields): Direct
@@ -78,6 +78,14 @@ class ASGAN(GAN):
                  epsilon_unit="input", adversarial=True, second_update="real_and_fake",
                  d_steps=1, perturbation_kwargs=None, track_input_grad=True, dat=None,
                  advas=None, **kwargs):
+        options = dict(perturbation_kwargs or {})
+        if "seed" in options:
+            raise errors.InputError("perturbation_kwargs must not set 'seed': each step's random "
+                             "draws are seeded from the run seed (ASGAN(seed=...)), the "
+                             "step and the replica (tf_asgan.randomness).")
+        if options and perturbation is not None:
+            # checked against the named perturbation even for the baseline: a typo is a typo
+            perturbations_lib.check_options(perturbation, options)
         adversarial = bool(adversarial) and perturbation is not None
         perturbation = perturbations_lib.get(perturbation) if adversarial else None
         dat = methods.as_option(dat, methods.DAT)
@@ -94,11 +102,7 @@ class ASGAN(GAN):
                                                                      dat, advas)
         self.track_input_grad = bool(track_input_grad)
         self._needs_input_grad = needs_input_grad
-        self.perturbation_kwargs = dict(perturbation_kwargs or {})
-        if "seed" in self.perturbation_kwargs:
-            raise errors.InputError("perturbation_kwargs must not set 'seed': each step's random "
-                             "draws are seeded from the run seed (ASGAN(seed=...)), the "
-                             "step and the replica (tf_asgan.randomness).")
+        self.perturbation_kwargs = options
         self.epsilon_schedule, self._epsilon_factor = schedules.as_schedule(epsilon,
                                                                             epsilon_unit)
         self.epsilon_unit = epsilon_unit
@@ -122,28 +126,6 @@ class ASGAN(GAN):
     def current_epsilon(self):
         """Epsilon at the current step, in model-input units (images in ``[-1, 1]``)."""
         return self.epsilon_schedule(self._step()) * self._epsilon_factor
-
-    def adversarial_real(self, x, epsilon=None, training=False):
-        """The step-2 perturbation of real images ``x`` at the current discriminator.
-
-        Args:
-          x: images ``[N, H, W, C]`` in ``[-1, 1]``.
-          epsilon: radius in model-input units; default :meth:`current_epsilon`.
-          training: run D in training mode (BatchNorm on batch statistics), as in the
-            train step; D's moving statistics are restored afterwards.
-
-        Returns:
-          ``x_hat``, the same shape as ``x``.
-        """
-        x = inputs.check_range(inputs.images_of(x))
-        eps = self.current_epsilon() if epsilon is None else tf.cast(epsilon, tf.float32)
-        saved = [tf.identity(v) for v in self.discriminator.non_trainable_variables]
-        x_hat = perturbations_lib.attack(self.perturbation or "fgsm", x,
-                                         self._real_loss_fn(training), epsilon=eps,
-                                         **self.perturbation_kwargs)
-        for var, value in zip(self.discriminator.non_trainable_variables, saved):
-            var.assign(value)
-        return x_hat
 
     # -- Algorithm 1 ------------------------------------------------------------------
 
@@ -211,14 +193,6 @@ class ASGAN(GAN):
             # m * ||grad_i||_1 over the batch is the sum of |grad|.
             self._logged.record("grad_l1", tf.reduce_sum(tf.abs(grad)))
         return grad, fake
-
-    def dat_examples(self, x, fake):
-        """DAT's attacked ``(reals, fakes)`` at the current D (unattacked sides unchanged)
-        and D's clean ``(real_logits, fake_logits)``: :func:`tf_asgan.methods.dat.examples`
-        with this model's D and loss."""
-        ex = dat_lib.examples(self.dat, x, fake, self._logits, self.gan_loss,
-                              cross_replica_sum=distribute.cross_replica_sum())
-        return ex.real, ex.fake, ex.real_logits, ex.fake_logits
 
     def perturb(self, x, input_grad, epsilon, seed=None):
         """Step 2: ``x_hat`` from the registered perturbation (``seed``: the stateless

@@ -3,7 +3,7 @@
 Every random number of a train step (latents, Gaussian perturbations, PGD random
 starts) is drawn with a stateless TensorFlow op whose seed is a function of
 
-- the run seed (``TrainConfig.seed``, ``ASGAN(seed=...)``),
+- the run seed (``config.optim.seed``, ``ASGAN(seed=...)``),
 - the step (batches consumed before this one: :attr:`tf_asgan.GAN.step_counter`),
 - the rollback count (how many times the run went back to a checkpoint after a
   non-finite step: the draws after a rollback differ from those that failed),

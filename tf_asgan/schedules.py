@@ -133,7 +133,13 @@ def get(name, epsilon, **kwargs):
     return SCHEDULES[name](epsilon, **kwargs)
 
 
-# Largest epsilon a model accepts, in input units: the whole [-1, 1] range.
+# The one epsilon ceiling, in input units (images in [-1, 1]): the width of the whole
+# range. An L-infinity radius of 2.0 already lets a perturbation turn any image into any
+# other, so a larger one cannot change anything (x_hat is clipped back into [-1, 1]); the
+# models (ASGAN's epsilon, DAT's) accept epsilons up to it. Stricter bounds elsewhere are
+# derived from it, each with its reason: the configuration's sanity cap on flag values
+# (tf_asgan.config.sections.MAX_CONFIG_EPSILON) and the analysis's attack radii
+# (tf_asgan.analysis.attacks.MAX_ATTACK_EPSILON).
 MAX_EPSILON = 2.0
 
 
@@ -157,6 +163,7 @@ def as_schedule(epsilon, unit="input"):
     if peak > MAX_EPSILON:
         raise errors.InputError(
             f"epsilon {epsilon.max_epsilon} ({unit} units) is {peak:g} in input units, "
-            "beyond the whole [-1, 1] image range; the paper uses 1/255 in input units "
-            "(epsilon_unit='input').")
+            f"beyond the whole [-1, 1] image range: it must lie in [0, {MAX_EPSILON:g}] in "
+            "input units. The paper uses 1/255 (in input units, as this project reads it: "
+            "epsilon_unit='input').")
     return epsilon, factor

@@ -5,10 +5,10 @@ at each epoch start (its epoch mean is what the progress bar, ``history.csv`` an
 epoch logs show) and one reset at the start of every train step (its value is the step's
 own, read by per-step logging callbacks through ``ASGAN.step_logs``).
 
-:class:`NonFiniteMonitor` watches those step values in the graph, so that catching a
-NaN costs no host round trip per step. It also holds the few batch summaries the step
-logs (:func:`mean_probability`, :func:`mean_linf`), so that the model only says *what*
-it records.
+:class:`tf_asgan.utils.nonfinite.NonFiniteMonitor` watches those step values in the
+graph, so that catching a NaN costs no host round trip per step. This module also holds
+the few batch summaries the step logs (:func:`mean_probability`, :func:`mean_linf`), so
+that the model only says *what* it records.
 """
 
 import keras

@@ -1,20 +1,13 @@
-"""The paper's analyses as tools: what the discriminator and its input gradient look like.
+"""The paper's analyses as measurements: how robust the discriminator is, and what its
+input gradient looks like (the figures are drawn by :mod:`tf_asgan.analysis.figures`).
 
 - :func:`robustness` (Fig. 14/15): FGSM and the iterative attack on real and fake
   batches at several epsilons; D's mean probability of "real" and its confidence in the
   right answer before and after; the fraction of decisions flipped.
-  :func:`robustness_grid` writes benign and adversarial images with D's probability
-  written on each.
 - :func:`input_gradient`, :func:`gradient_maps` (Fig. 1): D's input gradient on real
   images, clipped to +-3 standard deviations, mean absolute value over channels.
 - :func:`gradient_statistics` (Fig. 5): histogram of the input gradient's entries and
   the per-image L1 norm.
-- :func:`read_scalars`, :func:`plot_training_curves` (Fig. 6, 7): D(x), D(x_hat),
-  D(G(z)), the losses, epsilon and FID / IS over steps, from a workdir's logs (these
-  live in :mod:`tf_asgan.analysis.figures`; they are importable from here too).
-- :func:`latent_interpolation` (Fig. 9): from an exported generator.
-- :class:`AnalysisCallback`: the robustness and gradient figures logged to TensorBoard
-  during training.
 
 Conventions: images in ``[-1, 1]``; epsilons in the same units. D's "loss" on a batch
 is the term of the run's GAN loss (:mod:`tf_asgan.losses`, ``loss=``, default
@@ -25,12 +18,20 @@ that of its own loss. A decision is "real" when the logit is positive. D runs in
 inference mode (``training=False``).
 """
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
 from tf_asgan import errors, losses, perturbations, schedules
 
 SIDES = ("real", "fake")
+# Attack radii of the analyses lie in (0, MAX_ATTACK_EPSILON), in input units: half the
+# library's ceiling tf_asgan.schedules.MAX_EPSILON, open at 1. At a radius of 1 an attack
+# can already move every pixel to mid-grey, i.e. turn every image into the same one, so
+# D's robustness means nothing from there on; and the open bound refuses the slips of
+# writing 4 (or 1) for 4/255.
+MAX_ATTACK_EPSILON = schedules.MAX_EPSILON / 2
 
 
 def logits(discriminator, x, batch_size=256):
@@ -94,23 +95,30 @@ def attack(discriminator, x, epsilon, side="real", steps=1, step_size=None,
                                 input_grad=input_grad, **options).numpy()
 
 
-def _summary(side, before, after):
+def _summary(side, before, after, epsilon=None):
     if not (np.isfinite(before).all() and np.isfinite(after).all()):
         nan = float("nan")  # a broken D is not reported as a robust one
         return {k: nan for k in ("D_before", "D_after", "confidence_before",
                                  "confidence_after", "accuracy_before", "accuracy_after",
-                                 "flipped")}
+                                 "right", "flipped")}
     p0, p1 = 1 / (1 + np.exp(-before)), 1 / (1 + np.exp(-after))
     right = (lambda p: p) if side == "real" else (lambda p: 1 - p)
     correct = (lambda logit: logit > 0) if side == "real" else (lambda logit: logit <= 0)
     was_right, is_right = correct(before), correct(after)
+    n_right = int(was_right.sum())
+    if n_right:  # of the decisions D got right, the fraction the attack makes wrong
+        flipped = float((was_right & ~is_right).sum() / n_right)
+    else:  # nothing to flip: undefined, not "0% flipped" (which would read as robust)
+        flipped = float("nan")
+        warnings.warn(f"D classified none of the {len(before)} {side} images right before "
+                      f"the attack (epsilon {epsilon}): the fraction flipped is undefined "
+                      "and reported as NaN.", RuntimeWarning, stacklevel=3)
     return {"D_before": float(p0.mean()), "D_after": float(p1.mean()),
             "confidence_before": float(right(p0).mean()),
             "confidence_after": float(right(p1).mean()),
             "accuracy_before": float(was_right.mean()),
             "accuracy_after": float(is_right.mean()),
-            # Of the decisions D got right, the fraction the attack makes wrong.
-            "flipped": float((was_right & ~is_right).sum() / max(1, was_right.sum()))}
+            "right": n_right, "flipped": flipped}
 
 
 def robustness(discriminator, reals, fakes, epsilons, steps=(1,), loss="non_saturating"):
@@ -120,9 +128,11 @@ def robustness(discriminator, reals, fakes, epsilons, steps=(1,), loss="non_satu
     Each record: ``side``, ``epsilon``, ``steps``, ``D_before`` / ``D_after`` (mean
     probability of "real"), ``confidence_before`` / ``confidence_after`` (mean
     probability of the true label), ``accuracy_before`` / ``accuracy_after`` (fraction
-    classified right: logit > 0 for reals, <= 0 for fakes), ``flipped`` (of the images
-    D classified right, the fraction the attack makes it classify wrong). All NaN when
-    D's logits are not finite.
+    classified right: logit > 0 for reals, <= 0 for fakes), ``right`` (how many images D
+    classified right before the attack: the denominator of ``flipped``), ``flipped`` (of
+    those images, the fraction the attack makes D classify wrong; NaN, with a
+    ``RuntimeWarning``, when ``right`` is 0). All NaN (``right`` too) when D's logits are
+    not finite.
     """
     records = []
     for side, x in (("real", reals), ("fake", fakes)):
@@ -135,7 +145,7 @@ def robustness(discriminator, reals, fakes, epsilons, steps=(1,), loss="non_satu
                 after = logits(discriminator, attack(discriminator, x, eps, side, k,
                                                      input_grad=grad, loss=loss))
                 records.append({"side": side, "epsilon": float(eps), "steps": int(k),
-                                **_summary(side, before, after)})
+                                **_summary(side, before, after, eps)})
     return records
 
 
@@ -169,16 +179,17 @@ def gradient_statistics(grad, bins=50, value_range=None):
 
 def parse_epsilons(text):
     """``"1/255,4/255,0.01"`` -> floats (the flag syntax of ``--epsilon``), each in
-    ``(0, 1)`` model-input units (``4`` is refused: write ``4/255``).
+    ``(0, MAX_ATTACK_EPSILON)`` = ``(0, 1)`` model-input units (``4`` is refused: write
+    ``4/255``).
 
     Raises:
       ValueError: a value outside ``(0, 1)``, or none at all.
     """
     values = [schedules.parse_epsilon(t) for t in str(text).split(",") if t.strip()]
-    bad = [v for v in values if not 0 < v < 1]
+    bad = [v for v in values if not 0 < v < MAX_ATTACK_EPSILON]
     if bad or not values:
-        raise errors.InputError(f"Epsilons must lie in (0, 1) model-input units, e.g. 4/255; got "
-                         f"{text!r}.")
+        raise errors.InputError(f"Epsilons must lie in (0, {MAX_ATTACK_EPSILON:g}) model-input "
+                                f"units, e.g. 4/255; got {text!r}.")
     return values
 
 

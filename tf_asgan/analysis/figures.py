@@ -169,7 +169,8 @@ def plot_training_curves(runs, path, smooth=10):
                         target.plot([r["step"] for r in recs],
                                     [r["metrics"][name] for r in recs], marker="o",
                                     linestyle="-" if name == "fid" else "--",
-                                    label=f"{label} {name}")
+                                    label=f"{label} FID" if name == "fid"
+                                    else f"{label} IS (right axis)")
                     continue
                 if name not in data[label]:
                     continue
@@ -178,7 +179,12 @@ def plot_training_curves(runs, path, smooth=10):
                 ax.plot(steps[len(steps) - len(values):], values,
                         label=f"{label} {name}" if len(runs) > 1 else name, linewidth=1)
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7, ncol=2)
+        # one legend for both y axes: the twin's lines (IS) are listed too
+        handles, labels = ax.get_legend_handles_labels()
+        if hasattr(ax, "_tf_asgan_twin"):
+            more = ax._tf_asgan_twin.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+        ax.legend(handles, labels, fontsize=7, ncol=2)
     axes[-1, 0].set_xlabel("training step")
     fig.tight_layout()
     return save_figure(fig, path)

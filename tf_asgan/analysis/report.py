@@ -1,4 +1,11 @@
-"""TODO: docstring."""
+"""All of the paper's analyses of one run, on disk or during training.
+
+:func:`analyze` writes, for a trained generator and discriminator, the robustness table
+and grids (Fig. 14/15), the input-gradient maps and statistics (Fig. 1, 5), the training
+curves (Fig. 6, 7) and a latent interpolation (Fig. 9), plus ``analysis.json`` with the
+numbers. :class:`AnalysisCallback` logs the robustness and gradient figures to
+TensorBoard every few epochs while training.
+"""
 
 import json
 import os

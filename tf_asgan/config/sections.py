@@ -1,5 +1,6 @@
-"""The sections of :class:`tf_asgan.config.train_config.TrainConfig` other than the method's: the data,
-the networks, the optimisation, the run (scale, outputs, bad numbers) and the evaluation.
+"""The sections of :class:`tf_asgan.config.train_config.TrainConfig`: the data, the networks,
+the method (AS-GAN's loss, perturbation and epsilon), the sibling methods (DAT, AdvAs), the
+optimisation, the run (scale, outputs, bad numbers) and the evaluation.
 
 Each field's help is its ``scripts/train.py`` flag's help; see :mod:`tf_asgan.config.fields`.
 """
@@ -8,7 +9,7 @@ import dataclasses
 from typing import Optional
 
 from tf_asgan import errors, losses, methods, networks, perturbations, schedules
-from tf_asgan.asgan import MAX_EPSILON, SECOND_UPDATES
+from tf_asgan.asgan import SECOND_UPDATES
 from tf_asgan.config import checks
 from tf_asgan.config.fields import Section, option
 from tf_asgan.data import catalog, folders
@@ -201,12 +202,13 @@ class EvalConfig(Section):
                                    num_real=self.eval_num_real, seed=seed)
 
 
-# Epsilons above this (in input units, images in [-1, 1]) are refused by the configuration:
-# 32 grey levels of change per pixel is no longer a small perturbation, and the usual
-# slip, --epsilon=1 meaning 1/255, lands far above it. The library itself allows up to
-# tf_asgan.asgan.MAX_EPSILON.
-MAX_CONFIG_EPSILON = 0.25
-EPSILON_LIMIT = min(MAX_EPSILON, MAX_CONFIG_EPSILON)
+# A sanity cap on flag and config.json values, a policy and not a limit of the method:
+# epsilons (AS-GAN's and DAT's, in input units, images in [-1, 1]) above an eighth of
+# the library's ceiling tf_asgan.schedules.MAX_EPSILON (the whole range), i.e. above
+# 0.25, about 32 grey levels of change per pixel, are refused. That is no longer a small
+# perturbation, and the usual slip, --epsilon=1 meaning 1/255, lands far above it. The
+# library itself (ASGAN(epsilon=...), methods.DAT) accepts up to MAX_EPSILON.
+MAX_CONFIG_EPSILON = schedules.MAX_EPSILON / 8
 DAT_OFF = "none"
 
 
@@ -230,8 +232,9 @@ class MethodConfig(Section):
     epsilon: float = option(1 / 255, "Attack radius, e.g. 1/255 or 0.0039; see --epsilon_unit.",
                             fraction="1/255")
     epsilon_unit: str = option(
-        "input", "input: units of D's input (images in [-1, 1]; the paper's reading); pixel: "
-        "fractions of [0, 1] (k/255 = k grey levels).", choices=schedules.UNITS)
+        "input", "input: units of D's input (images in [-1, 1]; ours: this project reads "
+        "the paper's epsilon in these units); pixel: fractions of [0, 1] (k/255 = k grey "
+        "levels).", choices=schedules.UNITS)
     epsilon_schedule: str = option(
         "constant", "constant; delayed (0 before --epsilon_start_step); linear (0 until "
         "--epsilon_start_step, then a ramp of --epsilon_ramp_steps).",
@@ -252,11 +255,11 @@ class MethodConfig(Section):
         perturbations.get(self.perturbation)  # checked even for the baseline: a typo is a typo
         schedules.get(self.epsilon_schedule, 0.0, **self._schedule_kwargs())  # eps: below
         eps = schedules.to_input_units(self.epsilon, self.epsilon_unit)
-        if not 0.0 <= eps <= EPSILON_LIMIT:
-            raise errors.InputError(f"epsilon={self.epsilon:g} ({self.epsilon_unit} units) is {eps:g} "
-                             "in input units (images in [-1, 1]); it must lie in "
-                             f"[0, {EPSILON_LIMIT}]. The paper uses 1/255, i.e. "
-                             "--epsilon=1/255; its Fig. 3 ablation goes up to 4/255.")
+        if not 0.0 <= eps <= MAX_CONFIG_EPSILON:
+            raise errors.InputError(
+                f"epsilon={self.epsilon:g} ({self.epsilon_unit} units) is {eps:g} in input "
+                f"units (images in [-1, 1]); it must lie in [0, {MAX_CONFIG_EPSILON:g}]. The "
+                "paper uses 1/255, i.e. --epsilon=1/255; its Fig. 3 ablation goes up to 4/255.")
         _check_step_size("pgd_step_size", self.pgd_step_size)
 
     def _schedule_kwargs(self):
@@ -315,9 +318,10 @@ class SiblingsConfig(Section):
         choices=methods.ADVAS_ESTIMATES)
 
     def check(self):
-        if not 0.0 < self.dat_epsilon <= EPSILON_LIMIT:
+        if not 0.0 < self.dat_epsilon <= MAX_CONFIG_EPSILON:
             raise errors.InputError(f"dat_epsilon={self.dat_epsilon:g} must lie in "
-                             f"(0, {EPSILON_LIMIT}] (input units); DAT's usual value is 2/255.")
+                             f"(0, {MAX_CONFIG_EPSILON:g}] (input units); DAT's usual "
+                             "value is 2/255.")
         _check_step_size("dat_pgd_step_size", self.dat_pgd_step_size)
         if self.dat not in (DAT_OFF,) + methods.DAT_VARIANTS:
             raise errors.InputError(f"Unknown dat {self.dat!r}; choose none or one of "

@@ -50,9 +50,10 @@ class TrainConfig:
     """Everything a training run depends on. Defaults: the embedded demo (AS-DCGAN, digits).
 
     ``TrainConfig(epochs=2, dataset="stacked_digits")`` takes the fields by name (or whole
-    sections: ``TrainConfig(optim=OptimConfig(...))``). Every field reads by name too:
-    ``config.optim.epochs`` is ``config.optim.epochs`` (delegated by ``__getattr__``); change one
-    with :meth:`replace`.
+    sections: ``TrainConfig(optim=OptimConfig(...))``). A field is read from its section,
+    ``config.optim.epochs``, so a call site shows which settings it depends on
+    (``config.epochs`` raises an error naming the section); change one with
+    :meth:`replace`.
     """
 
     data: DataConfig

@@ -1,11 +1,10 @@
-"""Training data: named TFDS datasets, image folders, and the embedded digits.
+"""The named training datasets: TFDS datasets, image folders and the embedded digits.
 
 Every source yields float32 images ``[H, W, 3]`` in ``[-1, 1]`` at the model's
-resolution (a :class:`~tf_asgan.data.base.Source`). :func:`source` picks one by name;
-:func:`training_stream` turns it into the batched, resumable training stream. Image
-folders are handled in :mod:`tf_asgan.data.folders`, the embedded digits in
-:mod:`tf_asgan.data.digits`; the names callers used to import from here
-(``digits_source``, ``folder_source``, ``image_files`` ...) still are.
+resolution (a :class:`~tf_asgan.data.base.Source`). :func:`source` picks one by name
+(:data:`DATASETS`); TFDS datasets are read here, image folders by
+:mod:`tf_asgan.data.folders`, the embedded digits by :mod:`tf_asgan.data.digits`.
+:func:`tf_asgan.data.stream.training_stream` turns a source into the training stream.
 """
 
 import logging

@@ -1,4 +1,12 @@
-"""TODO: docstring."""
+"""A training source as the batched, resumable stream ``fit`` consumes.
+
+:func:`training_stream` shuffles each epoch with its own seed (derived from the run's
+seed and the epoch), so the batches of step ``k`` are the same whether a run went
+straight through or was resumed at ``k``; :func:`epoch_steps` is the number of steps of
+one epoch (the data's size over the batch, or the ``steps_per_epoch`` asked for).
+Sources that can list their examples (``Source.read_index``) are shuffled by a full
+permutation; the others through a shuffle buffer.
+"""
 
 from typing import Optional
 

@@ -261,9 +261,20 @@ class Evaluator:
                 "seconds": round(time.time() - start, 2)}
 
     def describe(self, real=None):
-        """The protocol, the network and the real statistics' provenance, as a dict."""
+        """The protocol, the network and the real statistics' provenance, as a dict.
+
+        ``num_real`` and ``kid_samples`` are the numbers used: the real images the
+        statistics came from (all of a split smaller than the protocol's ``num_real``)
+        and the features per side KID compared (``{"real": ..., "generated": ...}``).
+        The protocol's own values are kept under ``requested``.
+        """
         real = real or self.real_statistics()
-        return dict(self.protocol.to_dict(), dataset=self.dataset, resolution=self.resolution,
+        p = self.protocol
+        used = {"num_real": int(real["metadata"]["num_real"]),
+                "kid_samples": {"real": int(len(real["kid_features"])),
+                                "generated": min(p.kid_samples, p.num_samples)}}
+        return dict(p.to_dict(), **used, dataset=self.dataset, resolution=self.resolution,
+                    requested={"num_real": p.num_real, "kid_samples": p.kid_samples},
                     network=self.network.describe(),
                     real={"num_real": real["metadata"]["num_real"],
                           "source": real["metadata"]["source"],

@@ -1,4 +1,13 @@
-"""TODO: docstring."""
+"""The cache of real-data statistics behind FID, IS and KID.
+
+The statistics of the real images (the features' mean and covariance, the real IS, a KID
+subset of features) are computed once per dataset (or image folder) / split /
+resolution / network / protocol and stored in an ``.npz`` file with the metadata they
+were computed from (:func:`stats_metadata`: the source's fingerprint and order, the
+shuffle seeds, the network's fingerprint, the image count, the KID subset). A file is
+used only when its metadata equals what a new computation would record
+(:func:`read_stats`); one that differs or cannot be read is recomputed, with a warning.
+"""
 
 import hashlib
 import json

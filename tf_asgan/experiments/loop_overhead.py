@@ -62,19 +62,17 @@ class EpochTimer(keras.callbacks.Callback):
         self.end.append(time.perf_counter() - self._last)
 
 
-def _stream(config, source):
-    tf.random.set_seed(config.optim.seed)
-    stream, steps = stream_lib.training_stream(source, config.optim.batch_size, epochs=config.optim.epochs,
-                                         seed=config.optim.seed,
-                                         steps_per_epoch=config.optim.steps_per_epoch)
-    return stream, steps
+def _stream(optim, source):
+    tf.random.set_seed(optim.seed)
+    return stream_lib.training_stream(source, optim.batch_size, epochs=optim.epochs,
+                                      seed=optim.seed, steps_per_epoch=optim.steps_per_epoch)
 
 
 def time_bare(config, source):
     """Seconds per epoch of a bare ``tf.function(train_step)`` loop."""
     gan = builder.model_of(config)
     step = tf.function(gan.train_step)
-    stream, steps = _stream(config, source)
+    stream, steps = _stream(config.optim, source)
     iterator = iter(inputs.range_checked(stream))
     times = []
     for _ in range(config.optim.epochs):
@@ -89,7 +87,7 @@ def time_bare(config, source):
 def time_fit(config, source):
     """Seconds per epoch of ``ASGAN.fit`` with no callbacks but the timer."""
     gan = builder.model_of(config)
-    stream, steps = _stream(config, source)
+    stream, steps = _stream(config.optim, source)
     timer = EpochTimer()
     gan.fit(stream, epochs=config.optim.epochs, steps_per_epoch=steps, callbacks=[timer],
             verbose=0)

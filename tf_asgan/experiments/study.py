@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # The methods compared by default: as their sources define them (presets.AS_PUBLISHED).
 DEFAULT_METHODS = presets.AS_PUBLISHED
 DATASETS = ("stacked_digits", "digits")
-MEASURE_VERSION = 3  # bumped when a measurement's definition changes
+MEASURE_VERSION = 4  # bumped when a measurement's definition changes (4: flipped NaN, right)
 # Logged per-step quantities summarised (median and max over training) into result.json.
 TRACES = ("dat_linf_real", "dat_linf_fake", "advas_lambda", "advas_penalty")
 # (key in result.json, column title, format)
@@ -77,8 +77,9 @@ class StudyConfig:
                 or self.analysis_num < 1 or self.eval_num_samples < 1):
             raise errors.InputError("The study needs seeds, and steps, steps_per_epoch, "
                              "analysis_num and eval_num_samples >= 1.")
-        if not 0 < self.attack_epsilon < 1:
-            raise errors.InputError(f"attack_epsilon must lie in (0, 1), e.g. 4/255; got "
+        if not 0 < self.attack_epsilon < attacks.MAX_ATTACK_EPSILON:  # an analysis radius
+            raise errors.InputError(f"attack_epsilon must lie in (0, "
+                             f"{attacks.MAX_ATTACK_EPSILON:g}), e.g. 4/255; got "
                              f"{self.attack_epsilon}.")
         if self.steps % self.steps_per_epoch:
             raise errors.InputError(f"steps={self.steps} must be a multiple of "
@@ -206,7 +207,14 @@ def run(study, output, progress=print):
 
 
 def aggregate(results):
-    """``{dataset: {method: {key: (mean, std, n)}}}`` over seeds."""
+    """``{dataset: {method: {key: (mean, std, n)}}}`` over seeds.
+
+    A value that is missing or NaN (undefined: e.g. ``flipped_<side>`` of a D that
+    classified none of those images right, or of a D with non-finite logits) counts as
+    no measurement: it is left out of the mean and the standard deviation (never read as
+    0), and ``n`` is the number of seeds whose value is defined. A key no seed defines
+    is absent from the row.
+    """
     table = {}
     for r in results:
         table.setdefault(r["dataset"], {}).setdefault(r["method"], []).append(r)
@@ -216,6 +224,7 @@ def aggregate(results):
             row = {}
             for key, _, _ in COLUMNS:
                 values = np.array([r[key] for r in runs if r.get(key) is not None], float)
+                values = values[~np.isnan(values)]  # undefined: not a measurement (docstring)
                 if len(values):
                     row[key] = (float(values.mean()), float(values.std(ddof=1))
                                 if len(values) > 1 else 0.0, len(values))
@@ -279,19 +288,23 @@ def markdown(study, table, command=None, tests=None):
               f"{study.steps} steps per run, seeds: {seeds}; FID and modes from "
               f"{study.eval_num_samples} samples with the digit classifier; FGSM at {eps} "
               f"on {study.analysis_num} real and fake images (\"flipped\": of the images "
-              f"D classifies right, the fraction the attack makes it classify wrong). "
-              f"Mean +- standard deviation over seeds.", ""]
+              f"D classifies right, the fraction the attack makes it classify wrong; "
+              f"undefined when it classifies none right). Mean +- standard deviation over "
+              f"the seeds where a value is defined: \"(k of n seeds)\" when some are not, "
+              f"\"-\" when none is.", ""]
     for dataset, by_method in table.items():
         lines += [f"## {dataset}", "",
                   "| method | " + " | ".join(t.format(eps=eps) for _, t, _ in COLUMNS) + " |",
                   "|---|" + "---:|" * len(COLUMNS)]
+        seeds = len(study.seeds_for(dataset))
         for method, row in by_method.items():
             cells = []
             for key, _, fmt in COLUMNS:
                 if key in row:
                     mean, std, n = row[key]
                     spread = f" +- {fmt.format(std)}" if n > 1 else ""
-                    cells.append(fmt.format(mean) + spread)
+                    some = f" ({n} of {seeds} seeds)" if n < seeds else ""
+                    cells.append(fmt.format(mean) + spread + some)
                 else:
                     cells.append("-")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")

@@ -24,8 +24,9 @@ shown were WGAN-GP on MNIST and StyleGAN on CelebA. With the non-saturating gene
 loss (this package's default) we apply the method by analogy: ``L_adv`` is the run's D
 loss, ``L_gen`` the run's G loss (ours).
 
-Ours: ``scale`` multiplies the published weight (1: as published); ``weight="fixed"``
-(a constant ``lambda = scale``) and ``estimate="biased"`` are kept as named options.
+Ours: with ``weight="norm_ratio"``, :attr:`AdvAs.lam` multiplies the published weight
+(1: as published); ``weight="fixed"`` (a constant ``lambda = lam``) and
+``estimate="biased"`` are kept as named options.
 """
 
 import dataclasses
@@ -137,24 +138,25 @@ def global_norm(grads):
                              for g in grads if g is not None]))
 
 
-def norm_ratio_weight(generator_grads, penalty_grads, scale=1.0):
-    """The published weight ``scale * min(1, ||grad_theta L_gen|| / ||grad_theta r~||)``.
+def norm_ratio_weight(generator_grads, penalty_grads, lam=1.0):
+    """The published weight ``min(1, ||grad_theta L_gen|| / ||grad_theta r~||)`` times
+    ``lam``.
 
     Args:
       generator_grads: ``grad_theta L_gen``, a list of tensors (the whole batch's: under
         several replicas, already summed over them).
       penalty_grads: ``grad_theta r~``, a list of the same structure.
-      scale: a multiplier (1: as published).
+      lam: :attr:`AdvAs.lam`, a multiplier (1: as published; ours).
 
     Returns:
-      A float32 scalar in ``[0, scale]``, without gradient; ``scale`` when the penalty's
+      A float32 scalar in ``[0, lam]``, without gradient; ``lam`` when the penalty's
       gradient is zero.
     """
     g_norm = global_norm(generator_grads)
     p_norm = global_norm(penalty_grads)
     ratio = tf.math.divide_no_nan(g_norm, p_norm)
     weight = tf.where(p_norm > 0, tf.minimum(1.0, ratio), 1.0)
-    return tf.stop_gradient(scale * weight)
+    return tf.stop_gradient(lam * weight)
 
 
 def generator_gradients(options, tape, loss, logits_fn, gan_loss, real, fake, d_variables,

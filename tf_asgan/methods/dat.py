@@ -45,7 +45,7 @@ from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
-from tf_asgan import errors, losses, perturbations
+from tf_asgan import errors, losses, perturbations, schedules
 
 VARIANTS = ("authors", "pgd")
 SIDES = ("both", "real", "fake")
@@ -84,8 +84,11 @@ class DAT:
             if value not in allowed:
                 raise errors.InputError(f"Unknown DAT {name} {value!r}; choose one of {list(allowed)}.")
         if self.variant == "pgd":
-            if not 0 < self.epsilon <= 2:
-                raise errors.InputError(f"DAT pgd epsilon must lie in (0, 2] (model-input units), "
+            # the library's ceiling (the whole [-1, 1] range), open at 0: a radius of 0
+            # would attack nothing
+            if not 0 < self.epsilon <= schedules.MAX_EPSILON:
+                raise errors.InputError(f"DAT pgd epsilon must lie in (0, "
+                                 f"{schedules.MAX_EPSILON:g}] (model-input units), "
                                  f"got {self.epsilon}.")
             if self.steps < 1:
                 raise errors.InputError(f"DAT pgd steps must be >= 1, got {self.steps}.")

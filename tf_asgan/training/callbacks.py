@@ -83,12 +83,12 @@ class NonFiniteGuard(RunCallback):
     """Stops training with :class:`~tf_asgan.utils.nonfinite.NonFiniteError` after a step with
     a NaN or infinite logged value, naming the first such step and its quantities.
 
-    The model watches its step values in the graph (:class:`tf_asgan.tracking.
-    NonFiniteMonitor`); this reads the verdict every ``every_steps`` steps and at epoch
-    ends. Place it first: at an epoch end it then raises before any other callback
-    saves, evaluates or draws anything of that epoch (the checkpointer checks again
-    before its mid-epoch saves). A model without that monitor has each batch's logs
-    checked instead.
+    The model watches its step values in the graph
+    (:class:`tf_asgan.utils.nonfinite.NonFiniteMonitor`); this reads the verdict every
+    ``every_steps`` steps and at epoch ends. Place it first: at an epoch end it then
+    raises before any other callback saves, evaluates or draws anything of that epoch
+    (the checkpointer checks again before its mid-epoch saves). A model without that
+    monitor has each batch's logs checked instead.
     """
 
     def __init__(self, every_steps=1):

@@ -1,4 +1,4 @@
-"""Checkpoints that survive crashes, and the guard against non-finite numbers.
+"""Checkpoints that survive crashes: atomic writes, and reads that skip corrupt ones.
 
 Writing: ``tf.train.CheckpointManager`` writes a checkpoint's files first and records it
 in the ``checkpoint`` state file (itself replaced atomically) only afterwards, so a crash

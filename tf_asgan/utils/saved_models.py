@@ -1,4 +1,10 @@
-"""TODO: docstring."""
+"""Reading a SavedModel from disk with a clear error when it is incomplete.
+
+Used for the exported generator (:mod:`tf_asgan.export`) and for networks the user
+supplies (Inception, a classifier: :mod:`tf_asgan.evaluation.classifiers`):
+:func:`read_saved_model` names what is missing (``saved_model.pb``, variable shards)
+instead of TensorFlow's raw error, and :class:`ExportNotReadableError` reports it.
+"""
 
 import os
 import re
