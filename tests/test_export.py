@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import LATENT, damaged_copy, tiny_dcgan
+from helpers import LATENT, REPO, damaged_copy, tiny_dcgan
 from tf_asgan import export
 from tf_asgan.utils import saved_models
 
@@ -111,7 +111,7 @@ def test_a_half_copied_export_gets_our_error(exported, tmp_path, damage, message
     with pytest.raises(saved_models.ExportNotReadableError, match=message):
         export.load(copy)
     # the scripts that read exports say it in one line (no traceback)
-    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "sample.py")
+    script = os.path.join(REPO, "scripts", "sample.py")
     proc = subprocess.run([sys.executable, script, f"--generator={copy}",
                            f"--out_dir={tmp_path / 'png'}"], capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
@@ -120,7 +120,7 @@ def test_a_half_copied_export_gets_our_error(exported, tmp_path, damage, message
 
 
 def test_sample_script_refuses_sizes_below_one(tmp_path):
-    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "sample.py")
+    script = os.path.join(REPO, "scripts", "sample.py")
     proc = subprocess.run([sys.executable, script, f"--generator={tmp_path}", "--columns=0"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "--columns must be >= 1, got 0" in proc.stderr

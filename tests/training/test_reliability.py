@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_training import REPO, Steps, generated_source, small_config
 
+from helpers import REPO, Steps, generated_source, script_env, small_config
 from tf_asgan import export
 from tf_asgan.training import builder, callbacks, checkpoints, loop, rundir
 from tf_asgan.utils import io, nonfinite
@@ -24,9 +24,6 @@ def recorded_steps(workdir):
             for p in checkpoints.recorded_checkpoints(os.path.join(workdir, "checkpoints"))]
 
 
-def script_env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO + os.pathsep +
-                os.path.join(REPO, "tests"))
 
 
 # -- a crash during a checkpoint write ---------------------------------------------------
@@ -35,7 +32,7 @@ CRASH_DURING_WRITE = """
 import glob, os, signal, sys
 import tensorflow as tf
 from tf_asgan.training import loop
-from test_training import generated_source, small_config
+from helpers import generated_source, small_config
 
 original = tf.train.Checkpoint._write
 

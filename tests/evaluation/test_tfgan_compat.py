@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import scipy_fid
+from helpers import REPO, scipy_fid
 from tf_asgan.utils import _tfgan
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tf_asgan"
+PACKAGE = pathlib.Path(REPO) / "tf_asgan"
 
 
 def test_submodules_load():

@@ -11,8 +11,8 @@ import os
 
 import keras
 import tensorflow as tf
-from test_training import small_config
 
+from helpers import small_config
 from tf_asgan import layout
 from tf_asgan.config import train_config
 from tf_asgan.training import builder, checkpoints, loop

@@ -4,14 +4,12 @@ the host, ``steps_per_execution`` with every callback, and the overhead benchmar
 import math
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
-from test_training import generated_source, small_config
 
+from helpers import generated_source, small_config
 from tf_asgan.config import train_config
-from tf_asgan.experiments import loop_overhead
-from tf_asgan.training import builder, callbacks, loop
+from tf_asgan.training import callbacks, loop
 from tf_asgan.utils import nonfinite
 
 NAMES = ["d_loss", "g_loss", "D_real"]
@@ -166,9 +164,6 @@ def test_resuming_where_a_new_steps_per_execution_cannot_land_is_refused(tmp_pat
     assert result["step"] == 8
 
 
-def test_the_overhead_benchmark_refuses_a_loop_that_cannot_work():
-    with pytest.raises(ValueError, match="does not divide the 3 steps per epoch"):
-        loop_overhead.tiny_config(steps_per_epoch=3, steps_per_execution=2, log_every_steps=2)
 
 
 def test_callbacks_count_steps_on_the_host_exactly():
@@ -194,23 +189,3 @@ def test_callbacks_count_steps_on_the_host_exactly():
     assert cb.crossed(19, 22, 4) and not cb.crossed(20, 23, 4) and not cb.crossed(3, 9, 0)
 
 
-def test_the_loop_overhead_benchmark_reports_its_three_loops():
-    config = loop_overhead.tiny_config(steps_per_epoch=3, epochs=2, latent_dim=8)
-    lines = []
-    source = builder.make_source(config.data, config.model.resolution, config.optim.seed)
-    report = loop_overhead.measure(config, source, log=lines.append)
-    by = {r["loop"]: r for r in report["rows"]}
-    assert list(by) == ["bare", "fit", "train"] and len(lines) == 3
-    for r in by.values():
-        # two rounds of 2 epochs; each round's first epoch (tracing) is left out
-        assert r["ms_per_step"] > 0 and len(r["epochs_ms_per_step"]) == 2
-        assert r["ms_per_step"] == pytest.approx(np.median(r["epochs_ms_per_step"]))
-    assert report["train_over_fit"] == pytest.approx(
-        by["train"]["ms_per_step"] / by["fit"]["ms_per_step"])
-    assert by["train"]["epoch_end_ms"] > 0 == by["bare"]["epoch_end_ms"]
-    text = loop_overhead.table(report)
-    assert f"loop.train / fit = {report['train_over_fit']:.3f} per step" in text
-    with_ends = {r["loop"]: r["ms_per_step"] + r["epoch_end_ms"] / 3 for r in report["rows"]}
-    assert report["train_over_fit_with_epoch_ends"] == pytest.approx(
-        with_ends["train"] / with_ends["fit"])
-    assert np.isfinite(report["fit_over_bare"])

@@ -3,72 +3,16 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import Interrupt, Steps, StopAt, generated_source, run_script, small_config
 from tf_asgan import export
 from tf_asgan.config import train_config
-from tf_asgan.config.train_config import TrainConfig
-from tf_asgan.data import base
 from tf_asgan.training import builder, loop, rundir
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def generated_source(n=40, res=32, seed=0):
-    """Blobs on a dark background, in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:res, :res]
-    centres = rng.uniform(8, res - 8, (2, n, 1, 1))
-    mask = ((yy - centres[0]) ** 2 + (xx - centres[1]) ** 2 < 30)[..., None]
-    images = np.where(mask, rng.uniform(0, 1, (n, 1, 1, 3)), -1.0).astype(np.float32)
-    return base.Source(tf.data.Dataset.from_tensor_slices(images), n, f"blobs({n})")
-
-
-def small_config(**changes):
-    base = dict(batch_size=8, epochs=2, steps_per_epoch=3, checkpoint_every_steps=1,
-                latent_dim=16, log_every_steps=1)
-    base.update(changes)
-    return TrainConfig(**base)
-
-
-class Interrupt(Exception):
-    pass
-
-
-class StopAt(keras.callbacks.Callback):
-    """Raises ``Interrupt`` once training reaches ``step`` (after its checkpoint)."""
-
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.g_optimizer.iterations) == self.step:
-            m = self.model
-            self.state = {
-                "g": [v.numpy() for v in m.generator.variables],
-                "d": [v.numpy() for v in m.discriminator.variables],
-                "g_opt": [v.numpy() for v in m.g_optimizer.variables],
-                "d_opt": [v.numpy() for v in m.d_optimizer.variables],
-            }
-            raise Interrupt
-
-
-class Steps(keras.callbacks.Callback):
-    """Records the step count at each batch end."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen.append(int(self.model.g_optimizer.iterations))
 
 
 def test_train_writes_every_output(tmp_path):
@@ -192,11 +136,6 @@ def test_restore_generator_matches_the_export(tmp_path):
 # -- the scripts, as a user runs them -----------------------------------------------------
 
 
-def run_script(name, *args, cwd=REPO):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", name), *args],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
-    return proc
 
 
 def test_scripts_train_export_sample_evaluate(tmp_path):

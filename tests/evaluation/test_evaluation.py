@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import damaged_copy, numpy_kid, scipy_fid
+from helpers import array_source, blobs, damaged_copy, numpy_kid, scipy_fid
 from tf_asgan.config.train_config import TrainConfig
-from tf_asgan.data import base
 from tf_asgan.data import digits as digits_lib
 from tf_asgan.evaluation import classifiers, evaluator, metrics
 from tf_asgan.training import builder, loop, rundir
@@ -59,20 +58,8 @@ def no_hub_cache(tmp_path, monkeypatch):
     return tmp_path / "hub"
 
 
-def blobs(n, res=32, seed=0):
-    """Images with structure (a bright disc of random place, size and colour)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:res, :res]
-    out = np.full((n, res, res, 3), -1.0, np.float32)
-    for i in range(n):
-        cy, cx, r = rng.uniform(6, res - 6, 2).tolist() + [rng.uniform(3, 10)]
-        out[i][(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(-0.5, 1, 3)
-    return out
 
 
-def array_source(images):
-    return base.Source(tf.data.Dataset.from_tensor_slices(images), len(images),
-                       f"test array {images.shape} seed-sum {float(images.sum()):.3f}")
 
 
 class Replay:

@@ -8,6 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 from absl import flags
 
+from helpers import REPO
 from tf_asgan import legacy, losses, methods, networks, perturbations, schedules
 from tf_asgan.asgan import SECOND_UPDATES
 from tf_asgan.config import sections, train_config
@@ -17,7 +18,6 @@ from tf_asgan.evaluation import classifiers
 from tf_asgan.training import loop
 from tf_asgan.utils import distribute
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILES = sorted(os.path.relpath(p, REPO)
                    for p in glob.glob(os.path.join(REPO, "flags", "**", "*.flags"),
                                       recursive=True))
