@@ -1,9 +1,10 @@
-# `make demo`: fresh venv, install, run the main job. `make test`: install, run the tests.
+# `make demo`: fresh venv, install, run the main job. `make test`: install, run every test.
+# `make test-fast`: the fast lane (tests not marked slow), for a developer's loop.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -54,9 +54,9 @@ def main(argv):
         sys.exit(f"analyze.py: {err}")
     reals = attacks.real_batch(source, FLAGS.num, FLAGS.seed)
     result = report.analyze(gan.generator, gan.discriminator, reals, out_dir,
-                              epsilons=epsilons, steps=steps, workdir=FLAGS.workdir,
-                              export_dir=layout.entry(FLAGS.workdir, layout.EXPORT),
-                              seed=FLAGS.seed, extra={"checkpoint": ckpt}, loss=config.method.loss)
+                            epsilons=epsilons, steps=steps, workdir=FLAGS.workdir,
+                            export_dir=layout.entry(FLAGS.workdir, layout.EXPORT),
+                            seed=FLAGS.seed, extra={"checkpoint": ckpt}, loss=config.method.loss)
     print(f"Analysed {ckpt} on {len(reals)} real and fake images; wrote {out_dir}")
     for r in result["robustness"]:
         print(f"  {r['side']:4s} eps {r['epsilon'] * 255:g}/255, {r['steps']} step(s): D "

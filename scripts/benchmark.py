@@ -58,8 +58,8 @@ def main(argv):
     if FLAGS.loop_overhead:
         try:
             config = loop_overhead.tiny_config(FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs,
-                                          steps_per_execution=FLAGS.steps_per_execution,
-                                          log_every_steps=FLAGS.log_every_steps)
+                                               steps_per_execution=FLAGS.steps_per_execution,
+                                               log_every_steps=FLAGS.log_every_steps)
             report["loop_overhead"] = loop_overhead.measure(config)
         except errors.TfAsganError as err:  # e.g. more steps per epoch than the data holds
             sys.exit(f"benchmark.py: {err}")

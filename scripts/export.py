@@ -35,8 +35,8 @@ def main(argv):
     meta = rundir.export_metadata(config, checkpoints.step_of(path))
     meta["checkpoint"] = os.path.abspath(path)
     try:
-        export.export_generator(generator, output, latent_dim=config.model.latent_dim, metadata=meta,
-                                overwrite=FLAGS.overwrite)
+        export.export_generator(generator, output, latent_dim=config.model.latent_dim,
+                                metadata=meta, overwrite=FLAGS.overwrite)
     except errors.TfAsganError as err:
         sys.exit(f"export.py: {err}")
     print(f"Exported {path} to {output}")

@@ -36,7 +36,7 @@ def main(steps=300, batch_size=64, workdir="runs/quickstart"):
     gan.fit(data, epochs=1, steps_per_epoch=steps)
     os.makedirs(workdir, exist_ok=True)
     tf_asgan.utils.images.save_grid(gan.generate(tf.random.normal((32, 100), seed=1)).numpy(),
-                              os.path.join(workdir, "samples.png"))
+                                    os.path.join(workdir, "samples.png"))
     print(f"wrote {workdir}/samples.png")
 
 

@@ -43,7 +43,7 @@ def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10
     images.save_grid(samples.numpy(), grid_path, columns)
 
     figures.latent_interpolation(g, interp_path, rows=rows, steps=steps, seed=seed,
-                                  spherical=spherical)
+                                 spherical=spherical)
     return grid_path, interp_path
 
 

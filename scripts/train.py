@@ -76,7 +76,7 @@ def main(argv):
         sys.exit(f"train.py: {err}")
     try:
         result = loop.train(config, flags.FLAGS.workdir,
-                                existing_run=flags.FLAGS.existing_run)
+                            existing_run=flags.FLAGS.existing_run)
     except errors.TfAsganError as err:
         sys.exit(f"train.py: {err}")
     print(f"Done: {result['step']} steps in {result['workdir']}; samples in "

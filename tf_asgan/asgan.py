@@ -81,8 +81,8 @@ class ASGAN(GAN):
         options = dict(perturbation_kwargs or {})
         if "seed" in options:
             raise errors.InputError("perturbation_kwargs must not set 'seed': each step's random "
-                             "draws are seeded from the run seed (ASGAN(seed=...)), the "
-                             "step and the replica (tf_asgan.randomness).")
+                                    "draws are seeded from the run seed (ASGAN(seed=...)), the "
+                                    "step and the replica (tf_asgan.randomness).")
         if options and perturbation is not None:
             # checked against the named perturbation even for the baseline: a typo is a typo
             perturbations_lib.check_options(perturbation, options)
@@ -108,7 +108,7 @@ class ASGAN(GAN):
         self.epsilon_unit = epsilon_unit
         if second_update not in SECOND_UPDATES:
             raise errors.InputError(f"Unknown second_update {second_update!r}; choose one of "
-                             f"{list(SECOND_UPDATES)}.")
+                                    f"{list(SECOND_UPDATES)}.")
         self.second_update = second_update
         if int(d_steps) != d_steps or d_steps < 1:
             raise errors.InputError(f"d_steps must be an integer >= 1, got {d_steps!r}.")
@@ -178,7 +178,7 @@ class ASGAN(GAN):
             loss, (dat_real_logits, dat_fake_logits), _ = self._d_apply(
                 terms + [(ex.real, ex.fake)])
             for side, clean, attacked, logits in (("real", x, ex.real, dat_real_logits),
-                                                   ("fake", fake, ex.fake, dat_fake_logits)):
+                                                  ("fake", fake, ex.fake, dat_fake_logits)):
                 if getattr(self.dat, f"attacks_{side}"):
                     self._logged.record(f"D_dat_{side}", tracking.mean_probability(logits))
                     self._logged.record(f"dat_linf_{side}", tracking.mean_linf(attacked - clean))

@@ -68,11 +68,11 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
         raise errors.ExistsError(f"{path} exists; pass overwrite=True (export.py --overwrite) to "
-                              "replace it, or export elsewhere.")
+                                 "replace it, or export elsewhere.")
     bad = nonfinite.nonfinite_variables(generator.variables)
     if bad:
         raise nonfinite.NonFiniteError((metadata or {}).get("step"), bad,
-                                         where="generator weights (not exported)")
+                                       where="generator weights (not exported)")
     latent_dim = int(latent_dim or generator.inputs[0].shape[-1])
     module = _ExportedGenerator(generator, latent_dim)
     with io.atomic_directory(path, prefix=".export-") as tmp:

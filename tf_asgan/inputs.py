@@ -28,7 +28,7 @@ def images_of(element):
         element = element[0]
     if isinstance(element, dict):
         raise errors.InputError("ASGAN.fit expects image batches or (image, label) tuples, "
-                         "not dicts.")
+                                "not dicts.")
     return tf.cast(element, tf.float32)
 
 
@@ -66,5 +66,5 @@ def range_checked(x):
         low, high = float(np.min(x)), float(np.max(x))
         if not images_lib.in_model_range(low, high):
             raise errors.InputError(f"ASGAN trains on images in [-1, 1]; these span [{low:g}, "
-                             f"{high:g}]. Scale uint8 images with x / 127.5 - 1.")
+                                    f"{high:g}]. Scale uint8 images with x / 127.5 - 1.")
     return x

@@ -49,7 +49,7 @@ def prepare(d_optimizer, g_optimizer, discriminator, generator, *, double_backpr
         d_optimizer, g_optimizer = loss_scaled(d_optimizer), loss_scaled(g_optimizer)
     if double_backprop and float16:
         raise errors.InputError("AdvAs (double back-propagation) is not supported with float16 "
-                         "networks; use float32 or mixed_bfloat16.")
+                                "networks; use float32 or mixed_bfloat16.")
     if d_optimizer is g_optimizer:
         raise errors.InputError("d_optimizer and g_optimizer must be distinct optimizer objects.")
     d_optimizer.build(discriminator.trainable_variables)

@@ -92,7 +92,7 @@ def pgd_perturbation(x, *, epsilon, loss_fn, input_grad=None, clip_range=DEFAULT
         raise errors.InputError(f"pgd steps must be >= 1, got {steps}.")
     if isinstance(step_size, numbers.Real) and not step_size > 0:
         raise errors.InputError(f"pgd step_size must be > 0 (None: 2.5 * epsilon / steps), got "
-                         f"{step_size}; a negative step would descend D's loss.")
+                                f"{step_size}; a negative step would descend D's loss.")
     eps = tf.cast(epsilon, x.dtype)
     alpha = eps * 2.5 / steps if step_size is None else tf.cast(step_size, x.dtype)
     lower, upper = x - eps, x + eps

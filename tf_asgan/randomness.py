@@ -74,8 +74,8 @@ def _checked(seed):
     seed = tf.convert_to_tensor(seed)
     if seed.shape.rank is not None and seed.shape.as_list() != [2] or not seed.dtype.is_integer:
         raise errors.InputError(f"A stateless seed is an integer tensor of shape [2] (e.g. "
-                         f"tf_asgan.randomness.draw_seed(...)), got {seed.dtype.name} of "
-                         f"shape {seed.shape}.")
+                                f"tf_asgan.randomness.draw_seed(...)), got {seed.dtype.name} of "
+                                f"shape {seed.shape}.")
     return seed
 
 

@@ -30,7 +30,7 @@ def parse_epsilon(value):
         return float(value)
     except (ValueError, ZeroDivisionError):
         raise errors.InputError(f"An epsilon must be a number or a fraction like 1/255, got "
-                         f"{value!r}.") from None
+                                f"{value!r}.") from None
 
 
 def to_input_units(epsilon, unit):

@@ -173,9 +173,9 @@ def trained_run(tmp_path_factory):
     config = small_config(epochs=2, checkpoint_every_steps=0)
     reals = np.stack(list(generated_source(16).images.as_numpy_iterator()))
     callback = report.AnalysisCallback(reals, os.path.join(workdir, "tensorboard"),
-                                         jsonl_path=os.path.join(workdir, "analysis.jsonl"))
+                                       jsonl_path=os.path.join(workdir, "analysis.jsonl"))
     loop.train(config, workdir, verbose=0, source=generated_source(),
-                   callbacks=[callback])
+               callbacks=[callback])
     return workdir, reals, callback
 
 

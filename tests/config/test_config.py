@@ -159,7 +159,8 @@ def test_every_field_is_read_from_its_section_and_set_by_its_flat_name():
 def test_replace_and_equality():
     config = TrainConfig(epochs=2)
     other = config.replace(epochs=5, lr_d=4e-4, epsilon="2/255")
-    assert (other.optim.epochs, other.optim.lr_d, other.method.epsilon) == (5, 4e-4, pytest.approx(2 / 255))
+    assert (other.optim.epochs, other.optim.lr_d,
+            other.method.epsilon) == (5, 4e-4, pytest.approx(2 / 255))
     assert config.optim.epochs == 2 and config != other  # the original is untouched
     assert other.replace(epochs=2, lr_d=2e-4, epsilon=1 / 255) == config
     assert config.replace(optim=OptimConfig(epochs=2)) == config
@@ -188,10 +189,11 @@ def test_the_built_objects_come_from_their_sections():
     assert config.siblings.dat_object() == config.siblings.dat_object() == methods.DAT(
         variant="pgd", side="both", loss="replace", step_size=None, epsilon=2 / 255, steps=3)
     assert config.siblings.advas_object() == methods.AdvAs(lam=0.5, weight="norm_ratio",
-                                                  estimate="unbiased")
-    assert config.eval.protocol(config.optim.seed) == config.eval.protocol(seed=7) == evaluator.Protocol(
-        num_samples=100, seed=7)
-    assert TrainConfig().siblings.dat_object() is None and TrainConfig().siblings.advas_object() is None
+                                                           estimate="unbiased")
+    assert (config.eval.protocol(config.optim.seed) == config.eval.protocol(seed=7)
+            == evaluator.Protocol(num_samples=100, seed=7))
+    assert (TrainConfig().siblings.dat_object() is None
+            and TrainConfig().siblings.advas_object() is None)
 
 
 @pytest.mark.parametrize("section,changes,message", [

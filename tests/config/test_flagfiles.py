@@ -190,7 +190,7 @@ def test_the_expected_flagfiles_exist():
              for a in ("dcgan", "resnet") for k in ("as", "baseline")}
     pairs |= {f"table1/imagenet64_dcgan_{k}.flags" for k in ("as", "baseline")}
     pairs |= {f"table2/{r}_{k}.flags" for r in ("standard", "beta2_0.9", "no_bn_g", "no_bn_d",
-                                                 "no_bn", "lr_d_4e-4") for k in ("as", "baseline")}
+                                                "no_bn", "lr_d_4e-4") for k in ("as", "baseline")}
     pairs |= {f"table3/{r}_{k}.flags" for r in ("lr_2e-4", "lr_d_5e-5") for k in ("as", "baseline")}
     pairs |= {f"fig3/eps_{e}.flags" for e in ("0", "0.2", "0.5", "1", "2", "3", "4")}
     pairs |= {"fig3/gaussian.flags", "defaults.flags", "demo.flags"}
@@ -240,12 +240,13 @@ def test_each_baseline_is_its_as_setting_without_the_second_update(name):
 ])
 def test_table1_settings_are_the_papers(name, data, arch, res, epochs):
     c = _setting(f"{name}_as")
-    assert (c.data.dataset, c.model.architecture, c.model.resolution, c.optim.epochs) == (data, arch, res, epochs)
+    assert (c.data.dataset, c.model.architecture, c.model.resolution,
+            c.optim.epochs) == (data, arch, res, epochs)
     assert c.method.epsilon == pytest.approx(1 / 255) and c.method.epsilon_unit == "input"
     assert (c.method.perturbation, c.method.loss, c.method.second_update, c.model.latent_dim) == \
         ("fgsm", "non_saturating", "real_and_fake", 100)
-    assert (c.optim.lr_g, c.optim.beta1_d, c.optim.beta2_d, c.optim.beta1_g, c.optim.beta2_g, c.optim.batch_size) == \
-        (2e-4, 0.5, 0.999, 0.5, 0.999, 64)
+    assert (c.optim.lr_g, c.optim.beta1_d, c.optim.beta2_d, c.optim.beta1_g, c.optim.beta2_g,
+            c.optim.batch_size) == (2e-4, 0.5, 0.999, 0.5, 0.999, 64)
     # CelebA DCGAN uses lr_D = 5e-5 (the paper, Table 3); everything else 2e-4.
     assert c.optim.lr_d == (5e-5 if name == "table1/celeba_dcgan" else 2e-4)
     assert c.optim.cache == (data not in ("lsun/bedroom", "imagenet_resized/64x64"))
@@ -282,7 +283,7 @@ def test_sibling_settings():
     dat = _setting("siblings/cifar10_dcgan_dat")
     assert dat.differences(base) == {"dat": ("none", "authors")}
     assert dat.siblings.dat_object() == methods.DAT(variant="authors", side="both", loss="replace",
-                                           step_size=1.0, epsilon=2 / 255, steps=3)
+                                                    step_size=1.0, epsilon=2 / 255, steps=3)
     pgd = _setting("siblings/cifar10_dcgan_dat_pgd").siblings.dat_object()
     assert (pgd.variant, pgd.epsilon, pgd.steps) == ("pgd", pytest.approx(2 / 255), 3)
     assert _setting("siblings/cifar10_dcgan_advas").differences(base) == {
@@ -310,7 +311,7 @@ def test_a_stored_run_without_dat_or_advas_is_still_the_same_experiment():
 
 
 @pytest.mark.parametrize("changes", [dict(advas_lambda=0.5), dict(dat="authors",
-                                                                   adversarial=False)])
+                                                                  adversarial=False)])
 def test_a_stored_run_of_the_old_dat_or_advas_is_a_different_experiment(changes):
     loaded = TrainConfig.from_dict(_version_1(**changes))
     assert loaded.methods_version == 1
@@ -328,7 +329,8 @@ def test_dat_on_the_reals_with_as_gan_is_refused_at_parse_time():
 
 def test_fig3_zero_and_gaussian():
     zero, gauss = _setting("fig3/eps_0"), _setting("fig3/gaussian")
-    assert (zero.method.perturbation, zero.method.epsilon, zero.method.adversarial) == ("none", 0.0, True)
+    assert (zero.method.perturbation, zero.method.epsilon,
+            zero.method.adversarial) == ("none", 0.0, True)
     assert (gauss.method.perturbation, gauss.method.epsilon) == ("gaussian", pytest.approx(1 / 255))
 
 
@@ -337,8 +339,9 @@ def _distinct_settings():
     seen, out = set(), []
     for path in FLAGFILES:
         config, _ = parse_file(path)
-        key = (config.data.dataset, config.model.architecture, config.model.resolution, config.model.bn_g, config.model.bn_d,
-               config.method.adversarial, config.method.perturbation, config.siblings.dat, config.siblings.dat_side,
+        key = (config.data.dataset, config.model.architecture, config.model.resolution,
+               config.model.bn_g, config.model.bn_d, config.method.adversarial,
+               config.method.perturbation, config.siblings.dat, config.siblings.dat_side,
                config.siblings.advas_lambda)
         if key not in seen:
             seen.add(key)
@@ -361,7 +364,8 @@ def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
 
 def test_a_boolean_jit_compile_is_written_as_a_flag_the_parser_takes(tmp_path):
     config = TrainConfig(jit_compile=True)
-    assert config.run.jit_compile == "on" and TrainConfig(jit_compile=False).run.jit_compile == "off"
+    assert (config.run.jit_compile == "on"
+            and TrainConfig(jit_compile=False).run.jit_compile == "off")
     path = tmp_path / "flags.txt"
     path.write_text(train_config.to_flagfile(config))
     parsed, _ = parse(f"--flagfile={path}")

@@ -132,7 +132,7 @@ def test_folder_with_rgb_gray_rgba_png_and_jpeg(tmp_path):
     rgba[..., 2], rgba[..., 3] = 255, 10
     Image.fromarray(rgba, "RGBA").save(tmp_path / "sub" / "deeper" / "c.PNG")
     Image.fromarray(np.full((40, 24, 3), (0, 255, 0), np.uint8)).save(tmp_path / "d.jpg",
-                                                                       quality=100)
+                                                                      quality=100)
     (tmp_path / "notes.txt").write_text("not an image")
     src = folders.folder_source(str(tmp_path), 8)
     assert src.num_examples == 4
@@ -402,9 +402,9 @@ def test_real_statistics_of_a_sorted_folder_are_a_uniform_draw(tmp_path, monkeyp
     _two_class_folder(tmp_path / "images")
     monkeypatch.setattr(evaluator, "REAL_SHUFFLE_BUFFER", 50)
     ev = evaluator.Evaluator(_mean_network(), "folder", 2,
-                              evaluator.Protocol(num_samples=10, num_real=200, kid_samples=100),
-                              cache_dir=str(tmp_path / "stats"),
-                              image_dir=str(tmp_path / "images"), verbose=False)
+                             evaluator.Protocol(num_samples=10, num_real=200, kid_samples=100),
+                             cache_dir=str(tmp_path / "stats"),
+                             image_dir=str(tmp_path / "images"), verbose=False)
     stats = ev.real_statistics()
     white = (stats["mean"][0] + 1) / 2  # mean pixel -1 (black) or +1 (white)
     assert 0.4 < white < 0.6
@@ -420,9 +420,9 @@ def test_cached_real_statistics_follow_the_folders_content(tmp_path):
 
     def real_mean():
         ev = evaluator.Evaluator(_mean_network(), "folder", 4,
-                                  evaluator.Protocol(num_samples=10, kid_samples=10),
-                                  cache_dir=str(tmp_path / "stats"), image_dir=str(root),
-                                  verbose=False)
+                                 evaluator.Protocol(num_samples=10, kid_samples=10),
+                                 cache_dir=str(tmp_path / "stats"), image_dir=str(root),
+                                 verbose=False)
         return float(ev.real_statistics()["mean"][0])
 
     assert real_mean() == pytest.approx(-1.0)

@@ -94,7 +94,7 @@ def main(argv):
                 kill_while_saving(int(step))
     log_batches(batch_log)
     result = loop.train(config(), workdir, verbose=0, callbacks=callbacks,
-                            strategy=strategy)
+                        strategy=strategy)
     with open(result_path, "w") as f:
         json.dump({"step": result["step"], "weights": result["all_weights_sha1"]}, f)
 

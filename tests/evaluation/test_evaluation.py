@@ -178,8 +178,8 @@ def make_evaluator(net, real, tmp_path, **protocol):
     values = dict(num_samples=len(real), is_splits=2, batch_size=64)
     values.update(protocol)
     return evaluator.Evaluator(net, "folder", 32, evaluator.Protocol(**values),
-                                cache_dir=str(tmp_path / "stats"), source=array_source(real),
-                                verbose=False)
+                               cache_dir=str(tmp_path / "stats"), source=array_source(real),
+                               verbose=False)
 
 
 def test_fid_of_a_set_against_itself_is_zero(standin, tmp_path):
@@ -315,8 +315,8 @@ def test_progress_bar_and_batches(standin, tmp_path, capsys):
     net = CountingNetwork(classifiers.inception(path=standin[0]))
     real = blobs(130)
     ev = evaluator.Evaluator(net.net, "folder", 32,
-                              evaluator.Protocol(num_samples=130, is_splits=2, batch_size=50),
-                              cache_dir=str(tmp_path), source=array_source(real))
+                             evaluator.Protocol(num_samples=130, is_splits=2, batch_size=50),
+                             cache_dir=str(tmp_path), source=array_source(real))
     ev.evaluate(Replay(blobs(130, seed=2)), latent_dim=4)
     out = capsys.readouterr().out
     assert "Generated: 130 images" in out and "130/130" in out

@@ -74,7 +74,7 @@ def test_a_nan_between_checks_is_reported_with_its_step_and_nothing_of_it_is_sav
                           log_every_steps=4, export=False)
     with pytest.raises(nonfinite.NonFiniteError) as err:
         loop.train(config, str(tmp_path), verbose=0, source=generated_source(80),
-                       callbacks=[AtStep(5, poison)])
+                   callbacks=[AtStep(5, poison)])
     assert err.value.step == 6 and "d_loss=nan" in err.value.quantities
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
 
@@ -101,7 +101,7 @@ def test_steps_per_execution_keeps_every_callback_on_its_steps(tmp_path):
                           checkpoint_every_steps=2, log_every_steps=2, checkpoints_to_keep=10)
     seen = Seen()
     result = loop.train(config, str(tmp_path), verbose=0, source=generated_source(),
-                            callbacks=[seen])
+                        callbacks=[seen])
     assert result["step"] == 12
     # Keras calls the batch hooks once per execution of 2 steps, with the last index.
     assert seen.batches == [(1, 2), (3, 4), (1, 6), (3, 8), (1, 10), (3, 12)]
@@ -132,10 +132,10 @@ def test_steps_per_execution_that_splits_an_epoch_is_refused_before_training(tmp
     # ... and before an existing run would be replaced
     other = tmp_path / "other"
     loop.train(small_config(epochs=1, export=False), str(other), verbose=0,
-                   source=generated_source())
+               source=generated_source())
     with pytest.raises(ValueError, match="does not divide"):
         loop.train(config, str(other), verbose=0, source=generated_source(40),
-                       existing_run="overwrite")
+                   existing_run="overwrite")
     assert (other / "checkpoints").exists() and train_config.load(str(other)).optim.epochs == 1
 
 
@@ -144,7 +144,7 @@ def test_steps_per_execution_with_several_replicas_is_refused(tmp_path, mirrored
                           steps_per_execution=2)
     with pytest.raises(ValueError, match="does not work with 2 replicas"):
         loop.train(config, str(tmp_path), verbose=0, strategy=mirrored,
-                       source=generated_source())
+                   source=generated_source())
     assert not tmp_path.joinpath("config.json").exists()
 
 
@@ -152,14 +152,14 @@ def test_resuming_where_a_new_steps_per_execution_cannot_land_is_refused(tmp_pat
     config = small_config(epochs=2, steps_per_epoch=4, export=False)  # checkpoints every step
     with pytest.raises(KeyboardInterrupt):
         loop.train(config, str(tmp_path), verbose=0, source=generated_source(),
-                       callbacks=[AtStep(3, interrupt)])
+                   callbacks=[AtStep(3, interrupt)])
     faster = config.replace(steps_per_execution=2, checkpoint_every_steps=2, log_every_steps=2)
     with pytest.raises(ValueError, match="resumes at step 3, 3 steps into its epoch"):
         loop.train(faster, str(tmp_path), verbose=0, source=generated_source())
     assert train_config.load(str(tmp_path)).run.steps_per_execution == 1  # config.json kept
     # Finishing that epoch with the old value, then the new one, works.
     loop.train(config.replace(epochs=1), str(tmp_path), verbose=0,
-                   source=generated_source())
+               source=generated_source())
     result = loop.train(faster, str(tmp_path), verbose=0, source=generated_source())
     assert result["step"] == 8
 

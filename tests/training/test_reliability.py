@@ -66,7 +66,7 @@ def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one_in_use(tmp_pa
 
     steps = Steps()
     result = loop.train(config, workdir, verbose=0, source=generated_source(),
-                            callbacks=[steps])
+                        callbacks=[steps])
     assert steps.seen == [4, 5, 6] and result["step"] == 6
     assert export.read_metadata(result["export"])["step"] == 6
 
@@ -84,7 +84,7 @@ def flip_a_byte(prefix):
 
 
 def test_a_corrupt_latest_checkpoint_is_moved_aside_and_the_previous_one_used(tmp_path,
-                                                                             caplog):
+                                                                              caplog):
     config = small_config(epochs=2, export=False)
     workdir = str(tmp_path)
     loop.train(config, workdir, verbose=0, source=generated_source())
@@ -95,7 +95,7 @@ def test_a_corrupt_latest_checkpoint_is_moved_aside_and_the_previous_one_used(tm
     steps = Steps()
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
         result = loop.train(config.replace(epochs=3), workdir, verbose=0,
-                                source=generated_source(), callbacks=[steps])
+                            source=generated_source(), callbacks=[steps])
     assert "ckpt-6 is unreadable (" in caplog.text and "Checksum does not match" in caplog.text
     assert os.path.exists(os.path.join(ckpt_dir, "corrupt", "ckpt-6.index"))
     assert steps.seen == [6, 7, 8, 9]  # from step 5: the rest of epoch 2, then epoch 3
@@ -112,7 +112,7 @@ def test_when_every_checkpoint_is_corrupt_nothing_is_loaded(tmp_path):
         with pytest.raises(checkpoints.CorruptCheckpointError, match="No readable checkpoint"
                            ".*ckpt-2 .*another --workdir, or delete"):
             loop.train(config.replace(epochs=2), workdir, verbose=0,
-                           source=generated_source())
+                       source=generated_source())
     assert os.path.exists(os.path.join(workdir, "checkpoints", "corrupt", "ckpt-3.index"))
 
 
@@ -122,7 +122,7 @@ def test_a_relative_workdir_resumes(tmp_path, monkeypatch):
     loop.train(config, os.path.join("runs", "x"), verbose=0, source=generated_source())
     steps = Steps()
     result = loop.train(config.replace(epochs=2), os.path.join("runs", "x"),
-                            verbose=0, source=generated_source(), callbacks=[steps])
+                        verbose=0, source=generated_source(), callbacks=[steps])
     assert steps.seen == [4, 5, 6] and result["step"] == 6
     gan, _, path = rundir.restore_model(os.path.join("runs", "x"))
     assert path == os.path.join("runs", "x", "checkpoints", "ckpt-6")
@@ -222,7 +222,7 @@ def test_an_injected_nan_stops_training_names_the_step_and_keeps_the_last_good_c
     config = small_config()
     with pytest.raises(nonfinite.NonFiniteError) as err:
         loop.train(config, str(tmp_path), verbose=0, source=generated_source(),
-                       callbacks=[PoisonAt(4)])
+                   callbacks=[PoisonAt(4)])
     message = str(err.value)
     assert message.startswith("Non-finite losses at training step 5: ")
     assert "d_loss=nan" in message and "D_real=nan" in message
@@ -241,7 +241,7 @@ def test_rollback_restores_the_last_good_checkpoint_and_finishes(tmp_path, caplo
     steps = Steps()
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
         result = loop.train(config, str(tmp_path), verbose=0, source=generated_source(),
-                                callbacks=[PoisonAt(4), steps])
+                            callbacks=[PoisonAt(4), steps])
     assert "Rolled back to " + str(tmp_path / "checkpoints" / "ckpt-4") in caplog.text
     assert result["rollbacks"] == 1 and result["step"] == 6
     assert steps.seen == [1, 2, 3, 4, 5, 6]  # the failed step 5 stopped before `steps`
@@ -257,7 +257,7 @@ def test_rollback_gives_up_after_max_rollbacks(tmp_path):
     config = small_config(on_nonfinite="rollback", max_rollbacks=2)
     with pytest.raises(nonfinite.NonFiniteError, match="2 rollback\\(s\\) did not help"):
         loop.train(config, str(tmp_path), verbose=0, source=generated_source(),
-                       callbacks=[PoisonAt(4, times=10)])
+                   callbacks=[PoisonAt(4, times=10)])
     assert not (tmp_path / "generator").exists()
 
 
@@ -266,7 +266,7 @@ def test_a_nan_in_the_first_step_rolls_back_to_the_initial_weights(tmp_path, cap
     steps = Steps()
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
         result = loop.train(config, str(tmp_path), verbose=0, source=generated_source(),
-                                callbacks=[PoisonAt(0), steps])
+                            callbacks=[PoisonAt(0), steps])
     assert "training step 1: " in caplog.text and "ckpt-0 (rollback 1" in caplog.text
     assert result["rollbacks"] == 1 and steps.seen == [1, 2, 3]
 
@@ -285,17 +285,17 @@ def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(t
         loop.train(other, workdir, verbose=0, source=generated_source())
 
     result = loop.train(other, workdir, verbose=0, source=generated_source(),
-                            existing_run="new")
+                        existing_run="new")
     assert result["workdir"] == workdir + "_2" and result["step"] == 3
     # The same command again resumes that run (here: finished) instead of a third one ...
     steps = Steps()
     result = loop.train(other.replace(epochs=2), workdir, verbose=0,
-                            source=generated_source(), existing_run="new", callbacks=[steps])
+                        source=generated_source(), existing_run="new", callbacks=[steps])
     assert result["workdir"] == workdir + "_2" and steps.seen == [4, 5, 6]
     # ... and a third experiment goes to the next free one.
     third = config.replace(lr_g=1e-4)
     result = loop.train(third, workdir, verbose=0, source=generated_source(),
-                            existing_run="new")
+                        existing_run="new")
     assert result["workdir"] == workdir + "_3"
     assert not os.path.exists(workdir + "_4")
     with open(os.path.join(workdir, "config.json")) as f:
@@ -303,7 +303,7 @@ def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(t
 
     steps = Steps()
     result = loop.train(other, workdir, verbose=0, source=generated_source(),
-                            existing_run="overwrite", callbacks=[steps])
+                        existing_run="overwrite", callbacks=[steps])
     assert steps.seen == [1, 2, 3]  # from scratch
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["lr_d"] == 4e-4
@@ -311,7 +311,7 @@ def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(t
     # Overwriting is not repeated: the same command again resumes (a finished run).
     steps = Steps()
     loop.train(other, workdir, verbose=0, source=generated_source(),
-                   existing_run="overwrite", callbacks=[steps])
+               existing_run="overwrite", callbacks=[steps])
     assert steps.seen == [] and recorded_steps(workdir)[-1] == 3
 
 
@@ -321,7 +321,7 @@ def test_a_foreign_folder_at_the_export_path_is_refused_before_training(tmp_path
     steps = Steps()
     with pytest.raises(rundir.ExportConflictError, match="is not a tf_asgan export"):
         loop.train(small_config(), str(tmp_path), verbose=0, source=generated_source(),
-                       callbacks=[steps])
+                   callbacks=[steps])
     assert steps.seen == [] and not (tmp_path / "checkpoints").exists()
     assert (tmp_path / "generator" / "weights.h5").read_text() == "someone's"
 
@@ -346,7 +346,7 @@ def test_an_extended_run_keeps_its_earlier_export(tmp_path):
     loaded = tf.saved_model.load(first["export"])  # kept referenced (docs/dependencies.md)
     before = loaded.generate(z)["images"].numpy()
     result = loop.train(config.replace(epochs=2), str(tmp_path), verbose=0,
-                            source=generated_source())
+                        source=generated_source())
     assert export.read_metadata(result["export"])["step"] == 6
     kept = str(tmp_path / "generator_step3")
     assert export.read_metadata(kept)["step"] == 3
@@ -358,7 +358,7 @@ def test_an_extended_run_keeps_its_earlier_export(tmp_path):
 
 
 def test_a_half_written_metrics_line_is_ignored_and_the_next_starts_a_new_line(tmp_path,
-                                                                              caplog):
+                                                                               caplog):
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps({"metrics": {"fid": 12.5}}) + "\n" + '{"metrics": {"fi')
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
@@ -372,7 +372,7 @@ def test_a_half_written_metrics_line_is_ignored_and_the_next_starts_a_new_line(t
 
 def test_readers_skip_a_corrupt_latest_checkpoint_without_moving_it(tmp_path, caplog):
     loop.train(small_config(epochs=1, export=False), str(tmp_path), verbose=0,
-                   source=generated_source())
+               source=generated_source())
     latest = str(tmp_path / "checkpoints" / "ckpt-3")
     flip_a_byte(latest)
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):

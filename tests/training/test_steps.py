@@ -72,6 +72,6 @@ def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_
         assert (a.numpy() == b.numpy()).all()
     counter = CountBatches()
     resumed = loop.train(config.replace(epochs=2), str(old_run), verbose=0,
-                             callbacks=[counter])
+                         callbacks=[counter])
     assert counter.batches == 3 and resumed["step"] == 6  # resumed at step 3
     assert os.path.exists(str(old_run / "checkpoints" / "ckpt-6.index"))

@@ -51,7 +51,7 @@ def test_step_logs_are_the_last_step_and_epoch_logs_the_mean(tmp_path):
             per_step.append(("mean", logs["d_loss"]))
 
     loop.train(small_config(epochs=1, export=False), str(tmp_path), verbose=0,
-                   source=generated_source(), callbacks=[Record()])
+               source=generated_source(), callbacks=[Record()])
     *steps, (_, mean) = per_step
     assert len(steps) == 3 and len(set(steps)) == 3
     assert mean == pytest.approx(np.mean(steps), rel=1e-5)
@@ -89,7 +89,7 @@ def test_interrupted_run_resumes_and_finishes_with_the_right_step_count(tmp_path
     # Running the finished run again does nothing more.
     steps = Steps()
     assert loop.train(config, str(tmp_path), verbose=0, source=src,
-                          callbacks=[steps])["step"] == 6
+                      callbacks=[steps])["step"] == 6
     assert steps.seen == []
 
 
@@ -98,7 +98,7 @@ def test_a_finished_run_can_be_extended(tmp_path):
     loop.train(config, str(tmp_path), verbose=0, source=generated_source())
     steps = Steps()
     result = loop.train(config.replace(epochs=2), str(tmp_path), verbose=0,
-                            source=generated_source(), callbacks=[steps])
+                        source=generated_source(), callbacks=[steps])
     assert steps.seen == [4, 5, 6] and result["step"] == 6
     assert export.read_metadata(result["export"])["step"] == 6
 
@@ -109,7 +109,7 @@ def test_a_different_configuration_is_refused(tmp_path):
     before = (tmp_path / "config.json").read_text()
     with pytest.raises(rundir.ConfigMismatchError, match="lr_d: 0.0002 -> 0.0004") as err:
         loop.train(config.replace(lr_d=4e-4), str(tmp_path), verbose=0,
-                       source=generated_source())
+                   source=generated_source())
     assert "flags.txt" in str(err.value)
     assert (tmp_path / "config.json").read_text() == before
 
@@ -122,7 +122,7 @@ def test_invalid_configuration_fails_before_writing(tmp_path):
 
 def test_restore_generator_matches_the_export(tmp_path):
     result = loop.train(small_config(epochs=1), str(tmp_path), verbose=0,
-                            source=generated_source())
+                        source=generated_source())
     g, config, path = rundir.restore_generator(str(tmp_path))
     assert path.endswith("ckpt-3") and config.model.latent_dim == 16
     z = np.random.default_rng(1).standard_normal((4, 16)).astype(np.float32)

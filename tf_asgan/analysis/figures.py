@@ -46,7 +46,8 @@ def save_figure(fig, path):
 
 
 def plot_histograms(named_stats, path, title="D's input gradient on real images"):
-    """Overlaid histograms (log counts) of several :func:`tf_asgan.analysis.attacks.gradient_statistics`."""
+    """Overlaid histograms (log counts) of several
+    :func:`tf_asgan.analysis.attacks.gradient_statistics`."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, stats in named_stats.items():

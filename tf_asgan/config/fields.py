@@ -1,4 +1,5 @@
-"""The building blocks of :mod:`tf_asgan.config.train_config`: a field that is also a flag, and a section.
+"""The building blocks of :mod:`tf_asgan.config.train_config`: a field that is also a flag,
+and a section.
 
 A configuration field is declared with :func:`option`, which records in the field's
 metadata everything ``scripts/train.py`` needs to make it a command-line flag (its help,

@@ -45,7 +45,7 @@ class DataConfig(Section):
             raise errors.InputError("--dataset=folder needs --image_dir=PATH.")
         if self.bad_images not in folders.BAD_IMAGES:
             raise errors.InputError(f"bad_images must be {' or '.join(folders.BAD_IMAGES)}, got "
-                             f"{self.bad_images!r}.")
+                                    f"{self.bad_images!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +68,10 @@ class ModelConfig(Section):
         supported = networks.supported_resolutions(self.architecture)
         if self.resolution not in supported:
             raise errors.InputError(f"Architecture {self.architecture!r} supports resolutions "
-                             f"{list(supported)}, not {self.resolution}; set --resolution.")
+                                    f"{list(supported)}, not {self.resolution}; set --resolution.")
         if not self.width > 0:
-            raise errors.InputError(f"width must be > 0 (1: the paper's networks), got {self.width}.")
+            raise errors.InputError("width must be > 0 (1: the paper's networks), "
+                                    f"got {self.width}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,10 +160,10 @@ class RunConfig(Section):
         checks.check_intervals(self)
         if self.on_nonfinite not in NONFINITE_ACTIONS:
             raise errors.InputError(f"on_nonfinite must be one of {list(NONFINITE_ACTIONS)}, got "
-                             f"{self.on_nonfinite!r}.")
+                                    f"{self.on_nonfinite!r}.")
         if self.jit_compile not in distribute.SWITCHES:
             raise errors.InputError(f"jit_compile must be one of {list(distribute.SWITCHES)}, got "
-                             f"{self.jit_compile!r}.")
+                                    f"{self.jit_compile!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,8 +199,8 @@ class EvalConfig(Section):
         """The :class:`~tf_asgan.evaluation.evaluator.Protocol` of the evaluations (latents from
         ``seed``, the run's seed)."""
         return evaluator.Protocol(num_samples=self.eval_num_samples, is_splits=self.is_splits,
-                                   real_split=self.eval_real_split,
-                                   num_real=self.eval_num_real, seed=seed)
+                                  real_split=self.eval_real_split,
+                                  num_real=self.eval_num_real, seed=seed)
 
 
 # A sanity cap on flag and config.json values, a policy and not a limit of the method:
@@ -215,7 +216,7 @@ DAT_OFF = "none"
 def _check_step_size(name, value):
     if value < 0:
         raise errors.InputError(f"{name} must be >= 0 (0: the default 2.5 * epsilon / steps), got "
-                         f"{value}; a negative step would run the attack the wrong way.")
+                                f"{value}; a negative step would run the attack the wrong way.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,15 +321,15 @@ class SiblingsConfig(Section):
     def check(self):
         if not 0.0 < self.dat_epsilon <= MAX_CONFIG_EPSILON:
             raise errors.InputError(f"dat_epsilon={self.dat_epsilon:g} must lie in "
-                             f"(0, {MAX_CONFIG_EPSILON:g}] (input units); DAT's usual "
-                             "value is 2/255.")
+                                    f"(0, {MAX_CONFIG_EPSILON:g}] (input units); DAT's usual "
+                                    "value is 2/255.")
         _check_step_size("dat_pgd_step_size", self.dat_pgd_step_size)
         if self.dat not in (DAT_OFF,) + methods.DAT_VARIANTS:
             raise errors.InputError(f"Unknown dat {self.dat!r}; choose none or one of "
-                             f"{list(methods.DAT_VARIANTS)}.")
+                                    f"{list(methods.DAT_VARIANTS)}.")
         if self.advas_lambda < 0:
             raise errors.InputError(f"advas_lambda must be >= 0 (0: AdvAs off), got "
-                             f"{self.advas_lambda}.")
+                                    f"{self.advas_lambda}.")
         for sibling in (self.dat_object(), self.advas_object()):
             if sibling is not None:
                 sibling.validate()

@@ -114,12 +114,12 @@ class TrainConfig:
         advas = self.siblings.advas_object()
         if advas is not None and advas.estimate == "unbiased" and batch_size // d_steps < 2:
             raise errors.InputError("The unbiased AdvAs estimate splits each D batch into two "
-                             "halves: batch_size / d_steps must be >= 2 (and >= 2 per "
-                             "replica, which the train step checks).")
+                                    "halves: batch_size / d_steps must be >= 2 (and >= 2 per "
+                                    "replica, which the train step checks).")
         methods.check_combination(self.method.adversarial, self.siblings.dat_object())
         if batch_size % d_steps:
             raise errors.InputError(f"batch_size={batch_size} must be divisible by "
-                             f"d_steps={d_steps} (each D iteration takes a slice).")
+                                    f"d_steps={d_steps} (each D iteration takes a slice).")
         checks.check_steps_per_execution(self.run, self.optim.steps_per_epoch)
         if self.eval.eval_every_epochs:
             self.eval.protocol(self.optim.seed).validate()

@@ -33,7 +33,7 @@ def image_files(directory):
         if f.lower().endswith(IMAGE_EXTENSIONS))
     if not paths:
         raise errors.InputError(f"Image folder {directory!r} holds no {'/'.join(IMAGE_EXTENSIONS)} "
-                         "files (searched recursively).")
+                                "files (searched recursively).")
     return paths
 
 
@@ -170,7 +170,8 @@ def folder_source(directory, resolution, bad_images="skip", scan=True):
     bad file then stops training when it is read).
     """
     if bad_images not in BAD_IMAGES:
-        raise errors.InputError(f"bad_images must be one of {list(BAD_IMAGES)}, got {bad_images!r}.")
+        raise errors.InputError(f"bad_images must be one of {list(BAD_IMAGES)}, "
+                                f"got {bad_images!r}.")
     paths = image_files(directory)
     bad = scan_images(paths) if scan else []
     if bad:

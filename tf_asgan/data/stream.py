@@ -22,10 +22,10 @@ def epoch_steps(src: Source, batch_size, steps_per_epoch: Optional[int] = None):
     steps = steps_per_epoch or natural
     if steps < 1:
         raise errors.InputError(f"{src.description} has {src.num_examples} images, fewer than one "
-                         f"batch of {batch_size}; lower the batch size.")
+                                f"batch of {batch_size}; lower the batch size.")
     if natural and steps > natural:
         raise errors.InputError(f"steps_per_epoch={steps} but {src.description} holds only "
-                         f"{natural} batches of {batch_size}; leave it unset or lower it.")
+                                f"{natural} batches of {batch_size}; leave it unset or lower it.")
     return steps
 
 
@@ -101,7 +101,7 @@ def training_stream(src: Source, batch_size, *, epochs, seed=0, start_step=0,
     first_epoch, skip = divmod(int(start_step), steps_per_epoch)
     if first_epoch >= epochs:
         raise errors.InputError(f"start_step={start_step} is past the end of {epochs} epochs of "
-                         f"{steps_per_epoch} steps.")
+                                f"{steps_per_epoch} steps.")
     if src.read_index is not None:
         stream = _listed_stream(src, batch_size, range(first_epoch, epochs), seed,
                                 steps_per_epoch, skip)

@@ -157,7 +157,7 @@ def _outputs(model, images):
     sig = signatures.get("default") or signatures.get("serving_default")
     if sig is None:
         raise errors.InputError("The network SavedModel is neither callable nor has a "
-                         "'default' / 'serving_default' signature.")
+                                "'default' / 'serving_default' signature.")
     (name,) = sig.structured_input_signature[1].keys()
     return sig(**{name: images})
 
@@ -183,7 +183,7 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
         out = _outputs(model, tf.clip_by_value(x, -1.0, 1.0))
         if not isinstance(out, dict) or LOGITS not in out or FEATURES not in out:
             raise errors.InputError(f"The network at {path} must return a dict with "
-                             f"{LOGITS!r} and {FEATURES!r}.")
+                                    f"{LOGITS!r} and {FEATURES!r}.")
         n = tf.shape(images)[0]
         return (tf.reshape(tf.cast(out[LOGITS], tf.float32), (n, -1)),
                 tf.reshape(tf.cast(out[FEATURES], tf.float32), (n, -1)))
@@ -349,7 +349,8 @@ def network_for(name, dataset, inception_path=None):
     """The :class:`FeatureNetwork` named ``name`` (``auto``: digits for the embedded
     datasets, Inception otherwise) for ``dataset``."""
     if name not in NETWORKS:
-        raise errors.InputError(f"Unknown evaluation network {name!r}; choose one of {list(NETWORKS)}.")
+        raise errors.InputError(f"Unknown evaluation network {name!r}; "
+                                f"choose one of {list(NETWORKS)}.")
     if name == "auto":
         name = "digits" if dataset in ("digits", "stacked_digits") else "inception"
     if name == "digits":

@@ -65,12 +65,13 @@ class Protocol:
     def validate(self):
         for name in ("num_samples", "is_splits", "kid_samples", "kid_block", "batch_size"):
             if getattr(self, name) < 1:
-                raise errors.InputError(f"Evaluation {name} must be >= 1, got {getattr(self, name)}.")
+                raise errors.InputError(f"Evaluation {name} must be >= 1, "
+                                        f"got {getattr(self, name)}.")
         if self.num_real < 0:
             raise errors.InputError(f"Evaluation num_real must be >= 0, got {self.num_real}.")
         if self.num_samples < max(2, self.is_splits):
             raise errors.InputError(f"num_samples={self.num_samples} is too few for "
-                             f"{self.is_splits} IS splits and a covariance.")
+                                    f"{self.is_splits} IS splits and a covariance.")
         return self
 
     def to_dict(self):
@@ -148,7 +149,7 @@ class Evaluator:
     def _real_source(self):
         if self._source is None:
             self._source = catalog.source(self.dataset, self.resolution,
-                                       split=self.protocol.real_split, **self._source_args)
+                                          split=self.protocol.real_split, **self._source_args)
         return self._source
 
     def real_statistics(self):
@@ -160,10 +161,11 @@ class Evaluator:
         if available < 2:
             raise errors.InputError(f"{src.description} holds {available} images; FID needs >= 2.")
         num_real = min(self.protocol.num_real or available, available)
-        expected = real_stats.stats_metadata(self.network, self.dataset, self.resolution, self.protocol,
-                                   num_real, src)
-        path = real_stats.stats_path(self.cache_dir, self.network, self.dataset, self.protocol.real_split,
-                          self.resolution, self._source_args.get("image_dir"))
+        expected = real_stats.stats_metadata(self.network, self.dataset, self.resolution,
+                                             self.protocol, num_real, src)
+        path = real_stats.stats_path(self.cache_dir, self.network, self.dataset,
+                                     self.protocol.real_split, self.resolution,
+                                     self._source_args.get("image_dir"))
         stats = real_stats.read_stats(path, expected)
         if stats is None:
             stats = self._compute_real(src, num_real, expected)
@@ -220,10 +222,10 @@ class Evaluator:
                 images = np.asarray(generate(tf.constant(z)))
                 if images.shape[1:3] != (self.resolution, self.resolution):
                     raise errors.InputError(f"The generator makes {images.shape[1:3]} images; the "
-                                     f"evaluator expects {self.resolution} px.")
+                                            f"evaluator expects {self.resolution} px.")
                 if not np.all(np.isfinite(images)):
                     raise errors.InputError("The generator made non-finite values (NaN or "
-                                     "infinity); no metric of them would mean anything.")
+                                            "infinity); no metric of them would mean anything.")
                 low, high = float(images.min()), float(images.max())
                 if not images_lib.in_model_range(low, high):
                     raise errors.InputError(
@@ -285,9 +287,9 @@ class Evaluator:
                                                          self.protocol.num_samples),
                                                      self.protocol.kid_block),
                     fid_definition="|m_r - m_g|^2 + Tr(C_r + C_g - 2 (C_r C_g)^(1/2)), unbiased "
-                        "covariances, TF-GAN trace_sqrt_product",
+                    "covariances, TF-GAN trace_sqrt_product",
                     is_definition="exp E KL(p(y|x) || p(y)) (TF-GAN "
-                        "classifier_score_from_logits) per split; mean and std over splits")
+                    "classifier_score_from_logits) per split; mean and std over splits")
 
 
 def _generator_fn(generator, latent_dim):

@@ -100,7 +100,7 @@ def split_sizes(n, splits):
     """Sizes of ``splits`` consecutive parts of ``n`` samples (as ``np.array_split``)."""
     if splits < 1 or n < splits:
         raise errors.InputError(f"Cannot split {n} samples into {splits} IS splits; lower "
-                         "--is_splits or raise the number of samples.")
+                                "--is_splits or raise the number of samples.")
     return [len(part) for part in np.array_split(np.arange(n), splits)]
 
 
@@ -133,7 +133,7 @@ class SplitScore:
     def result(self):
         if len(self.scores) != len(self._sizes):
             raise errors.InputError(f"Only {len(self.scores)} of {len(self._sizes)} splits are "
-                             "complete.")
+                                    "complete.")
         return float(np.mean(self.scores)), float(np.std(self.scores))
 
 
@@ -154,7 +154,7 @@ def kid_block_size(n1, n2, block=DEFAULT_KID_BLOCK):
     small, large = sorted((int(n1), int(n2)))
     if small < 2:
         raise errors.InputError(f"KID needs at least 2 feature vectors in each set, got {n1} and "
-                         f"{n2}; use more real images (eval_num_real) or samples.")
+                                f"{n2}; use more real images (eval_num_real) or samples.")
     blocks = min(max(2, -(-large // block)), small // 2)
     return -(-large // max(blocks, 1))
 

@@ -114,7 +114,8 @@ def measure(config=None, source=None, log=print, rounds=2):
     config = config or tiny_config()
     source = source or builder.make_source(config.data, config.model.resolution,
                                            config.optim.seed)
-    steps = stream_lib.epoch_steps(source, config.optim.batch_size, config.optim.steps_per_epoch or None)
+    steps = stream_lib.epoch_steps(source, config.optim.batch_size,
+                                   config.optim.steps_per_epoch or None)
     loop_s = {name: [] for name in LOOPS}
     end_s = {name: [] for name in LOOPS}
     for r in range(rounds):

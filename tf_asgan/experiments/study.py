@@ -76,14 +76,14 @@ class StudyConfig:
         if (not self.seeds or not self.digits_seeds or self.steps < 1 or self.steps_per_epoch < 1
                 or self.analysis_num < 1 or self.eval_num_samples < 1):
             raise errors.InputError("The study needs seeds, and steps, steps_per_epoch, "
-                             "analysis_num and eval_num_samples >= 1.")
+                                    "analysis_num and eval_num_samples >= 1.")
         if not 0 < self.attack_epsilon < attacks.MAX_ATTACK_EPSILON:  # an analysis radius
             raise errors.InputError(f"attack_epsilon must lie in (0, "
-                             f"{attacks.MAX_ATTACK_EPSILON:g}), e.g. 4/255; got "
-                             f"{self.attack_epsilon}.")
+                                    f"{attacks.MAX_ATTACK_EPSILON:g}), e.g. 4/255; got "
+                                    f"{self.attack_epsilon}.")
         if self.steps % self.steps_per_epoch:
             raise errors.InputError(f"steps={self.steps} must be a multiple of "
-                             f"steps_per_epoch={self.steps_per_epoch}.")
+                                    f"steps_per_epoch={self.steps_per_epoch}.")
         return self
 
     def seeds_for(self, dataset):
@@ -154,7 +154,7 @@ def run_one(study, dataset, method, seed, workdir):
     source = catalog.source(dataset, config.model.resolution, seed=seed)
     # The study owns its run folders: a run of an older study setting is replaced.
     result = loop.train(config, workdir, verbose=0, source=source,
-                            existing_run="overwrite")
+                        existing_run="overwrite")
     train_seconds = time.time() - start
     gan, _, _ = rundir.restore_model(workdir)
     # The real subset's shuffle folds in TensorFlow's global seed: set it, so that a
@@ -168,7 +168,7 @@ def run_one(study, dataset, method, seed, workdir):
         (study.analysis_num, config.model.latent_dim)).astype(np.float32)
     fakes = gan.generator(z, training=False).numpy()
     records = attacks.robustness(gan.discriminator, reals, fakes, [study.attack_epsilon],
-                                  loss=config.method.loss)
+                                 loss=config.method.loss)
     grad = attacks.input_gradient(gan.discriminator, reals, loss=config.method.loss)
     out = {
         "dataset": dataset, "method": method, "seed": seed, "step": result["step"],

@@ -55,9 +55,9 @@ def as_option(value, cls):
         unknown = sorted(set(value) - set(names))
         if unknown:
             raise errors.InputError(f"Unknown {cls.__name__} option(s) {unknown}; the options are "
-                             f"{names}.")
+                                    f"{names}.")
         value = cls(**value)
     if not isinstance(value, cls):
         raise errors.InputError(f"Expected a tf_asgan.methods.{cls.__name__} or a dict, got "
-                         f"{type(value).__name__}.")
+                                f"{type(value).__name__}.")
     return value.validate()

@@ -60,15 +60,15 @@ class AdvAs:
         """Returns ``self``; raises ``ValueError`` naming a bad field and its choices."""
         if not self.lam > 0:
             raise errors.InputError(f"AdvAs lambda must be > 0, got {self.lam} (leave AdvAs off "
-                             "instead of setting it to 0).")
+                                    "instead of setting it to 0).")
         if self.weight not in WEIGHTS:
             removed = legacy.REMOVED_CHOICES["advas_weight"]
             extra = f" ({removed[self.weight]})" if self.weight in removed else ""
             raise errors.InputError(f"Unknown AdvAs weight {self.weight!r}; choose one of "
-                             f"{list(WEIGHTS)}{extra}.")
+                                    f"{list(WEIGHTS)}{extra}.")
         if self.estimate not in ESTIMATES:
             raise errors.InputError(f"Unknown AdvAs estimate {self.estimate!r}; choose one of "
-                             f"{list(ESTIMATES)}.")
+                                    f"{list(ESTIMATES)}.")
         return self
 
 
@@ -111,7 +111,7 @@ def penalty(logits_fn, discriminator_loss, real, fake, d_variables, estimate="un
         return tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
     if estimate != "unbiased":
         raise errors.InputError(f"Unknown AdvAs estimate {estimate!r}; choose one of "
-                         f"{list(ESTIMATES)}.")
+                                f"{list(ESTIMATES)}.")
     n = real.shape[0]
     message = ("The unbiased AdvAs estimate needs at least 2 samples per replica (two "
                "halves); raise the batch size or use estimate='biased'.")

@@ -82,20 +82,21 @@ class DAT:
                                      ("side", self.side, SIDES),
                                      ("loss", self.loss, LOSSES)):
             if value not in allowed:
-                raise errors.InputError(f"Unknown DAT {name} {value!r}; choose one of {list(allowed)}.")
+                raise errors.InputError(f"Unknown DAT {name} {value!r}; "
+                                        f"choose one of {list(allowed)}.")
         if self.variant == "pgd":
             # the library's ceiling (the whole [-1, 1] range), open at 0: a radius of 0
             # would attack nothing
             if not 0 < self.epsilon <= schedules.MAX_EPSILON:
                 raise errors.InputError(f"DAT pgd epsilon must lie in (0, "
-                                 f"{schedules.MAX_EPSILON:g}] (model-input units), "
-                                 f"got {self.epsilon}.")
+                                        f"{schedules.MAX_EPSILON:g}] (model-input units), "
+                                        f"got {self.epsilon}.")
             if self.steps < 1:
                 raise errors.InputError(f"DAT pgd steps must be >= 1, got {self.steps}.")
         if self.step_size is not None and not self.step_size > 0:
             raise errors.InputError(f"DAT step_size must be > 0 or None (authors: a multiplier, 1 "
-                             f"is the published step; pgd: 2.5 * epsilon / steps), got "
-                             f"{self.step_size}.")
+                                    f"is the published step; pgd: 2.5 * epsilon / steps), got "
+                                    f"{self.step_size}.")
         return self
 
     @property

@@ -89,14 +89,14 @@ def check_pair(generator, discriminator, latent_dim):
     for name, net in (("generator", generator), ("discriminator", discriminator)):
         if not isinstance(net, keras.Model) or not net.built:
             raise errors.InputError(f"{name} must be a built keras.Model (e.g. from "
-                             f"tf_asgan.networks.build_{name}).")
+                                    f"tf_asgan.networks.build_{name}).")
     g_in = generator.inputs[0].shape if generator.inputs else None
     if g_in is not None and g_in[-1] is not None and g_in[-1] != latent_dim:
         raise errors.InputError(f"latent_dim={latent_dim} but the generator takes inputs of size "
-                         f"{g_in[-1]}; pass latent_dim={g_in[-1]}.")
+                                f"{g_in[-1]}; pass latent_dim={g_in[-1]}.")
     g_out = generator.outputs[0].shape if generator.outputs else None
     d_in = discriminator.inputs[0].shape if discriminator.inputs else None
     if g_out is not None and d_in is not None and tuple(g_out[1:]) != tuple(d_in[1:]):
         raise errors.InputError(f"The generator makes images of shape {tuple(g_out[1:])} but the "
-                         f"discriminator takes {tuple(d_in[1:])}; build both for the same "
-                         "resolution.")
+                                f"discriminator takes {tuple(d_in[1:])}; build both for the same "
+                                "resolution.")

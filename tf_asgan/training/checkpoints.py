@@ -11,7 +11,8 @@ nothing is loaded from a corrupt file, and when every recorded checkpoint is cor
 :class:`CorruptCheckpointError` says so rather than training from scratch silently.
 
 Numbers: NaN and infinite values are caught before a checkpoint is written
-(:class:`tf_asgan.training.callbacks.NonFiniteGuard`, :func:`tf_asgan.utils.nonfinite.check_numbers`,
+(:class:`tf_asgan.training.callbacks.NonFiniteGuard`,
+:func:`tf_asgan.utils.nonfinite.check_numbers`,
 and :mod:`tf_asgan.utils.nonfinite` for the checks themselves).
 """
 

@@ -66,8 +66,8 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
 
     Raises:
       ValueError: a bad configuration, or a batch not divisible by the replicas.
-      tf_asgan.training.rundir.ConfigMismatchError, tf_asgan.training.rundir.ExportConflictError: see
-        :class:`~tf_asgan.training.rundir.RunDir`.
+      tf_asgan.training.rundir.ConfigMismatchError, tf_asgan.training.rundir.ExportConflictError:
+        see :class:`~tf_asgan.training.rundir.RunDir`.
       tf_asgan.utils.nonfinite.NonFiniteError: a non-finite step that is not rolled back (see
         the module docstring).
     """
@@ -150,9 +150,9 @@ def _stream(optim, source, step, end_epoch, multi_worker):
     order depends on the seed only (TensorFlow's global seed folds into tf.data's)."""
     tf.random.set_seed(optim.seed)
     stream, _ = stream_lib.training_stream(source, optim.batch_size, epochs=end_epoch,
-                                     seed=optim.seed, start_step=step,
-                                     steps_per_epoch=optim.steps_per_epoch or None,
-                                     cache=optim.cache)
+                                           seed=optim.seed, start_step=step,
+                                           steps_per_epoch=optim.steps_per_epoch or None,
+                                           cache=optim.cache)
     if multi_worker:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (

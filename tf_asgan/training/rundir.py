@@ -51,10 +51,11 @@ def _mismatch(config, path):
 
 def remove_run(path, reason="--existing_run=overwrite"):
     """Deletes the run entries of ``path`` (:data:`tf_asgan.layout.RUN_ENTRIES`
-    and kept exports), logging ``reason``. ``config.json`` goes last: a kill part-way leaves a run that is
-    still refused, never old checkpoints under a new configuration."""
+    and kept exports), logging ``reason``. ``config.json`` goes last: a kill part-way leaves a
+    run that is still refused, never old checkpoints under a new configuration."""
     entries = [layout.entry(path, e) for e in layout.RUN_ENTRIES if e != layout.CONFIG]
-    entries += glob.glob(os.path.join(glob.escape(path), layout.EXPORT + layout.KEPT_EXPORT_SUFFIX + "*"))
+    entries += glob.glob(os.path.join(glob.escape(path),
+                                      layout.EXPORT + layout.KEPT_EXPORT_SUFFIX + "*"))
     entries.append(layout.entry(path, layout.CONFIG))
     removed = [e for e in entries if os.path.lexists(e)]
     for entry in removed:
@@ -74,8 +75,8 @@ def resolve_workdir(config, workdir, existing_run="resume", chief=True):
     ``existing_run`` decides what happens when it holds a different experiment:
     ``resume`` refuses with the list of differences; ``new`` uses the first of
     ``<workdir>_2``, ``<workdir>_3``, ... that is free or holds this same experiment;
-    ``overwrite`` deletes the other run's own entries (:data:`tf_asgan.layout.RUN_ENTRIES`; other files
-    stay; done by the chief only). Running the same command again resumes the run.
+    ``overwrite`` deletes the other run's own entries (:data:`tf_asgan.layout.RUN_ENTRIES`;
+    other files stay; done by the chief only). Running the same command again resumes the run.
 
     Raises:
       ValueError: an unknown ``existing_run``.
@@ -83,7 +84,7 @@ def resolve_workdir(config, workdir, existing_run="resume", chief=True):
     """
     if existing_run not in EXISTING_RUN:
         raise errors.InputError(f"Unknown existing_run {existing_run!r}; choose one of "
-                         f"{list(EXISTING_RUN)}.")
+                                f"{list(EXISTING_RUN)}.")
     diff = _mismatch(config, workdir)
     if not diff:
         return workdir
@@ -131,7 +132,8 @@ def export_metadata(config, step):
             "adversarial": config.method.adversarial, "perturbation": config.method.perturbation,
             "epsilon": config.method.epsilon, "epsilon_unit": config.method.epsilon_unit,
             "loss": config.method.loss, "seed": config.optim.seed, "dat": config.siblings.dat,
-            "advas_lambda": config.siblings.advas_lambda, "advas_weight": config.siblings.advas_weight,
+            "advas_lambda": config.siblings.advas_lambda,
+            "advas_weight": config.siblings.advas_weight,
             "advas_estimate": config.siblings.advas_estimate}
 
 
@@ -162,8 +164,8 @@ class RunDir:
         """
         if multi_worker and existing_run == "overwrite":
             raise errors.InputError("--existing_run=overwrite is refused with several workers "
-                             "(they would race the deletion); delete the old run first, or "
-                             "use --existing_run=new or another --workdir.")
+                                    "(they would race the deletion); delete the old run first, or "
+                                    "use --existing_run=new or another --workdir.")
         return cls(resolve_workdir(config, workdir, existing_run, chief), chief, task)
 
     def writes(self, name):
@@ -195,7 +197,8 @@ class RunDir:
         if self.chief and os.path.lexists(path) and export_step(path) is False:
             raise ExportConflictError(
                 f"{path} exists but is not a tf_asgan export (no readable "
-                f"{layout.EXPORT_ASSETS}/{layout.EXPORT_METADATA}); move it away, or pass --noexport.")
+                f"{layout.EXPORT_ASSETS}/{layout.EXPORT_METADATA}); move it away, "
+                "or pass --noexport.")
 
     def export(self, generator, config, step):
         """Exports ``generator`` at ``step`` (an export of an earlier step, from before

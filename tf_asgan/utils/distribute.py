@@ -71,8 +71,8 @@ def make_strategy(name="auto"):
         return tf.distribute.MirroredStrategy()
     if _cluster_size() < 1:
         raise errors.InputError("--strategy=multi_worker needs TF_CONFIG, e.g. "
-                         '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
-                         '"task": {"type": "worker", "index": 0}}, set on every worker.')
+                                '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                                '"task": {"type": "worker", "index": 0}}, set on every worker.')
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
