@@ -18,10 +18,10 @@ demo: install
 	$(PY) scripts/train.py
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) tests/run_groups.py
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) tests/run_groups.py -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -12,7 +12,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # the user's ~/.cache (subprocesses inherit this).
 os.environ["TF_ASGAN_CACHE"] = tempfile.mkdtemp(prefix="tf_asgan_test_cache_")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -73,11 +72,10 @@ def _free_traced_graphs():
 
 @pytest.fixture(autouse=True, scope="module")
 def _free_module_memory():
-    """After each test module: Keras's global state, Python's cycles and the C heap's
-    free pages go back (``malloc_trim``), so memory does not pile up module by module."""
+    """After each test module: Python's cycles and the C heap's free pages go back
+    (``malloc_trim``), so memory does not pile up module by module."""
     yield
     _purge_custom_gradients()
-    keras.backend.clear_session()
     gc.collect()
     if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
         _LIBC.malloc_trim(0)

@@ -109,6 +109,7 @@ def test_step_two_is_fgsm_on_a_linear_discriminator(rng, compiled):
                                x_hat, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("scale", [255.0, 1.02])
 def test_images_outside_minus_one_one_are_refused(scale, jit_compile):
@@ -293,6 +294,7 @@ def test_mismatched_resolutions():
         tf_asgan.ASGAN(g, d, latent_dim=LATENT)
 
 
+@pytest.mark.slow
 def test_generate():
     gan = make_gan()
     out = gan.generate(3).numpy()

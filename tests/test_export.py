@@ -51,6 +51,7 @@ def exported(tmp_path_factory):
     return g, path
 
 
+@pytest.mark.slow
 def test_reload_without_tf_asgan_gives_identical_outputs(exported, tmp_path):
     g, path = exported
     z = np.random.default_rng(0).standard_normal((5, LATENT)).astype(np.float32)
@@ -101,6 +102,7 @@ def test_overwrite_replaces_atomically(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["gen"]  # no temporary folders left behind
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage,message", [
     ("variables/variables.index", "missing variables/variables.index"),
     ("truncate", "cannot be loaded"),
@@ -119,6 +121,7 @@ def test_a_half_copied_export_gets_our_error(exported, tmp_path, damage, message
     assert "sample.py: " in proc.stderr and message.split()[0] in proc.stderr
 
 
+@pytest.mark.slow
 def test_sample_script_refuses_sizes_below_one(tmp_path):
     script = os.path.join(REPO, "scripts", "sample.py")
     proc = subprocess.run([sys.executable, script, f"--generator={tmp_path}", "--columns=0"],

@@ -21,6 +21,7 @@ def assert_finite(history):
         assert np.all(np.isfinite(values)), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,res", [("dcgan", 32), ("dcgan", 64), ("dcgan", 128),
                                       ("resnet", 32), ("resnet", 64)])
 def test_fit_two_steps_each_architecture(arch, res):
@@ -35,6 +36,7 @@ def test_fit_two_steps_each_architecture(arch, res):
     assert changed(g0, g) and changed(d0, d)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss,perturbation", [
     *[(loss, "fgsm") for loss in sorted(tf_asgan.losses.LOSSES)],
     *[("non_saturating", p) for p in sorted(tf_asgan.perturbations.PERTURBATIONS)
@@ -66,6 +68,7 @@ def _train_deterministic(jit_compile=False, strategy=None, steps=2, adversarial=
     return g.get_weights() + d.get_weights(), history.history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adversarial", [True, False])
 def test_mirrored_strategy_matches_one_device(adversarial, mirrored):
     single, logs1 = _train_deterministic(adversarial=adversarial)
@@ -78,6 +81,7 @@ def test_mirrored_strategy_matches_one_device(adversarial, mirrored):
         np.testing.assert_allclose(logs1[key], logs2[key], rtol=1e-5, err_msg=key)
 
 
+@pytest.mark.slow
 def test_xla_matches_graph_mode():
     graph, _ = _train_deterministic()
     xla, _ = _train_deterministic(jit_compile=True)
@@ -85,6 +89,7 @@ def test_xla_matches_graph_mode():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_xla_fit_with_batch_norm():
     g, d = tiny_dcgan()
     gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT)
@@ -116,6 +121,7 @@ def mixed_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow
 def test_mixed_float16(mixed_policy):
     g, d = tiny_dcgan()
     assert d.get_layer("d_conv2").compute_dtype == "float16"

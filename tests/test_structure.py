@@ -119,6 +119,7 @@ def test_folders_are_layers_of_the_plan():
     assert {"data", "evaluation", "config", "training", "analysis", "experiments"} <= set(folders)
 
 
+@pytest.mark.slow
 def test_each_module_imports_on_its_own():
     # One interpreter (TensorFlow loaded once); every tf_asgan module is then imported
     # with no tf_asgan module loaded before it, so an import cycle or a module relying on
@@ -140,6 +141,7 @@ def test_each_module_imports_on_its_own():
     assert f"imported {len(names)}" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("needle", ["STACK.md", "PAPER.md", "../shared", "shared/seeds",
                                     "seed paper", "seed 00"])
 def test_no_file_points_outside_the_repository(needle):

@@ -179,6 +179,7 @@ def trained_run(tmp_path_factory):
     return workdir, reals, callback
 
 
+@pytest.mark.slow
 def test_curves_read_back_every_step_and_plot(trained_run, tmp_path):
     workdir, _, _ = trained_run
     scalars = figures.read_scalars(os.path.join(workdir, "tensorboard"))
@@ -228,6 +229,7 @@ def test_the_callback_logs_robustness_and_gradients_to_tensorboard(trained_run):
     assert [r["step"] for r in lines] == [3, 6] and len(lines[0]["robustness"]) == 4
 
 
+@pytest.mark.slow
 def test_analyze_script_writes_every_figure_and_keeps_an_existing_analysis(trained_run):
     workdir, _, _ = trained_run
     proc = run_script("analyze.py", f"--workdir={workdir}", "--epsilons=2/255,8/255",

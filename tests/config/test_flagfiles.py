@@ -349,6 +349,7 @@ def _distinct_settings():
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", _distinct_settings())
 def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
     config, _ = parse_file(path)

@@ -86,6 +86,7 @@ def test_digits_source_shapes_range_and_gray_rgb():
     assert np.corrcoef(small.ravel(), raw[0].ravel())[0, 1] > 0.9
 
 
+@pytest.mark.slow
 def test_stacked_digits_modes_match_the_stacked_digits():
     src = stacked_digits = digits_lib.stacked_digits(32, size=300, seed=3, with_labels=True)
     assert stacked_digits.num_examples == 300
@@ -441,6 +442,7 @@ def _asymmetric(res=16):
     return image
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_applied_as_a_viewer_shows_the_image(tmp_path, orientation):
     # PNG carries EXIF too and is lossless: the comparison with PIL's exif_transpose

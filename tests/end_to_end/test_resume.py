@@ -80,6 +80,7 @@ def assert_same_run(full, resumed, replicas):
     assert lines > full_lines  # the kills made the run redo steps from a checkpoint
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mirrored", [False, True], ids=["one_device", "mirrored_2_cpus"])
 def test_a_run_killed_at_random_points_ends_bit_identical(tmp_path, mirrored):
     rng = random.Random(2024 + mirrored)

@@ -145,6 +145,7 @@ def test_a_half_copied_network_folder_gets_our_error(standin, tmp_path, damage, 
     assert str(copy) in str(err.value) and "copy the whole folder again" in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_cached_digit_classifier_whose_weights_changed_is_retrained(tmp_path, monkeypatch):
     _, info = classifiers.digit_classifier()  # the session's cache
     stem = info["weights"][:-len(".weights.h5")]
@@ -399,6 +400,7 @@ def test_digits_network_is_the_classifier_on_the_channel_mean():
 # -- during training ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_training_evaluates_logs_and_keeps_the_best_checkpoint(tmp_path):
     config = TrainConfig(batch_size=16, epochs=2, steps_per_epoch=2, export=False,
                          eval_every_epochs=1, eval_num_samples=200, eval_network="digits",

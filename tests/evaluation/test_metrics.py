@@ -143,6 +143,7 @@ def _tfgan_blocks(n, blocks):
     return np.split(np.arange(n), np.cumsum(sizes)[:-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_real", [4, 15, 19, 40])
 def test_kid_is_finite_with_a_small_real_set(n_real):
     rng = np.random.default_rng(0)

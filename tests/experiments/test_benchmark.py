@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import REPO
 from tf_asgan.experiments import benchmark
 
 
+@pytest.mark.slow
 def test_benchmark_tiny_run_reports_ratios():
     report = benchmark.run(architectures=("dcgan",), method_names=(
         "baseline", "asgan", "asgan_real_only"), xla=(False,), batch_size=4, warmup=1,
@@ -26,6 +29,7 @@ def test_benchmark_tiny_run_reports_ratios():
     assert "| dcgan-32 | asgan | off |" in benchmark.table(report)
 
 
+@pytest.mark.slow
 def test_benchmark_script_writes_json_and_table(tmp_path):
     proc = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--architectures=dcgan",

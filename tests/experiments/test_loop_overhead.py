@@ -13,6 +13,7 @@ def test_the_overhead_benchmark_refuses_a_loop_that_cannot_work():
         loop_overhead.tiny_config(steps_per_epoch=3, steps_per_execution=2, log_every_steps=2)
 
 
+@pytest.mark.slow
 def test_the_loop_overhead_benchmark_reports_its_three_loops():
     config = loop_overhead.tiny_config(steps_per_epoch=3, epochs=2, latent_dim=8)
     lines = []

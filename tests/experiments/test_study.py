@@ -15,6 +15,7 @@ from tf_asgan.experiments import study
 from tf_asgan.training import builder, loop
 
 
+@pytest.mark.slow
 def test_the_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch, caplog):
     config = study.StudyConfig(datasets=("digits",), methods=("dat", "asgan"),
                                digits_seeds=(0, 1), steps=4, steps_per_epoch=2, width=0.125,

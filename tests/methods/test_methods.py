@@ -491,6 +491,7 @@ METHODS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["non_saturating", "hinge", "wasserstein"])
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_one_fit_step(method, loss):
@@ -514,6 +515,7 @@ def test_one_fit_step(method, loss):
         assert "D_adv" in logs
 
 
+@pytest.mark.slow
 def test_fit_with_batch_norm_networks():
     g, d = tiny_dcgan()
     gan = ASGAN(g, d, latent_dim=LATENT, adversarial=True, dat=methods.DAT(side="fake"),

@@ -67,6 +67,7 @@ def interrupt(model):
     raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_a_nan_between_checks_is_reported_with_its_step_and_nothing_of_it_is_saved(tmp_path):
     # Checks (and logs) every 4 steps, checkpoints every 4: the NaN of step 6 is only
     # read at step 8, before checkpoint 8 would be written.
@@ -96,6 +97,7 @@ class Seen(keras.callbacks.Callback):
         self.batches.append((batch, self.model.completed_steps()))
 
 
+@pytest.mark.slow
 def test_steps_per_execution_keeps_every_callback_on_its_steps(tmp_path):
     config = small_config(epochs=3, steps_per_epoch=4, steps_per_execution=2,
                           checkpoint_every_steps=2, log_every_steps=2, checkpoints_to_keep=10)
@@ -114,6 +116,7 @@ def test_steps_per_execution_keeps_every_callback_on_its_steps(tmp_path):
         "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
 
 
+@pytest.mark.slow
 def test_steps_per_execution_that_splits_an_epoch_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="does not divide the 5 steps per epoch"):
         small_config(steps_per_epoch=5, steps_per_execution=2,
@@ -148,6 +151,7 @@ def test_steps_per_execution_with_several_replicas_is_refused(tmp_path, mirrored
     assert not tmp_path.joinpath("config.json").exists()
 
 
+@pytest.mark.slow
 def test_resuming_where_a_new_steps_per_execution_cannot_land_is_refused(tmp_path):
     config = small_config(epochs=2, steps_per_epoch=4, export=False)  # checkpoints every step
     with pytest.raises(KeyboardInterrupt):

@@ -51,6 +51,7 @@ loop.train(small_config(), sys.argv[1], verbose=0, source=generated_source())
 """
 
 
+@pytest.mark.slow
 def test_a_crash_during_a_checkpoint_write_leaves_the_previous_one_in_use(tmp_path):
     workdir = str(tmp_path)
     proc = subprocess.run([sys.executable, "-c", CRASH_DURING_WRITE, workdir], cwd=REPO,
@@ -83,6 +84,7 @@ def flip_a_byte(prefix):
         f.write(bytes([byte[0] ^ 0xFF]))
 
 
+@pytest.mark.slow
 def test_a_corrupt_latest_checkpoint_is_moved_aside_and_the_previous_one_used(tmp_path,
                                                                               caplog):
     config = small_config(epochs=2, export=False)
@@ -102,6 +104,7 @@ def test_a_corrupt_latest_checkpoint_is_moved_aside_and_the_previous_one_used(tm
     assert result["step"] == 9 and recorded_steps(workdir)[-1] == 9
 
 
+@pytest.mark.slow
 def test_when_every_checkpoint_is_corrupt_nothing_is_loaded(tmp_path):
     config = small_config(epochs=1, export=False, checkpoints_to_keep=2)
     workdir = str(tmp_path)
@@ -116,6 +119,7 @@ def test_when_every_checkpoint_is_corrupt_nothing_is_loaded(tmp_path):
     assert os.path.exists(os.path.join(workdir, "checkpoints", "corrupt", "ckpt-3.index"))
 
 
+@pytest.mark.slow
 def test_a_relative_workdir_resumes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # train.py's default workdir is relative (runs/demo)
     config = small_config(epochs=1, export=False)
@@ -128,6 +132,7 @@ def test_a_relative_workdir_resumes(tmp_path, monkeypatch):
     assert path == os.path.join("runs", "x", "checkpoints", "ckpt-6")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_network_is_an_error_not_corruption(tmp_path):
     config = small_config(epochs=1, export=False)
     loop.train(config, str(tmp_path), verbose=0, source=generated_source())
@@ -217,6 +222,7 @@ class PoisonAt(keras.callbacks.Callback):
             kernel.assign(tf.fill(kernel.shape, float("nan")))
 
 
+@pytest.mark.slow
 def test_an_injected_nan_stops_training_names_the_step_and_keeps_the_last_good_checkpoint(
         tmp_path):
     config = small_config()
@@ -236,6 +242,7 @@ def test_an_injected_nan_stops_training_names_the_step_and_keeps_the_last_good_c
     assert nonfinite.nonfinite_variables(gan.discriminator.variables) == []
 
 
+@pytest.mark.slow
 def test_rollback_restores_the_last_good_checkpoint_and_finishes(tmp_path, caplog):
     config = small_config(on_nonfinite="rollback")
     steps = Steps()
@@ -253,6 +260,7 @@ def test_rollback_restores_the_last_good_checkpoint_and_finishes(tmp_path, caplo
     assert np.isfinite(loaded.sample(tf.constant(4), tf.constant(0))["images"].numpy()).all()
 
 
+@pytest.mark.slow
 def test_rollback_gives_up_after_max_rollbacks(tmp_path):
     config = small_config(on_nonfinite="rollback", max_rollbacks=2)
     with pytest.raises(nonfinite.NonFiniteError, match="2 rollback\\(s\\) did not help"):
@@ -261,6 +269,7 @@ def test_rollback_gives_up_after_max_rollbacks(tmp_path):
     assert not (tmp_path / "generator").exists()
 
 
+@pytest.mark.slow
 def test_a_nan_in_the_first_step_rolls_back_to_the_initial_weights(tmp_path, caplog):
     config = small_config(epochs=1, on_nonfinite="rollback", export=False)
     steps = Steps()
@@ -274,6 +283,7 @@ def test_a_nan_in_the_first_step_rolls_back_to_the_initial_weights(tmp_path, cap
 # -- an existing workdir and an existing export ------------------------------------------
 
 
+@pytest.mark.slow
 def test_existing_run_new_writes_beside_it_and_overwrite_replaces_only_the_run(tmp_path):
     workdir = str(tmp_path / "run")
     config = small_config(epochs=1, export=False)
@@ -339,6 +349,7 @@ def test_an_unreadable_export_is_not_called_foreign(tmp_path, monkeypatch):
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_an_extended_run_keeps_its_earlier_export(tmp_path):
     config = small_config(epochs=1)
     first = loop.train(config, str(tmp_path), verbose=0, source=generated_source())
@@ -370,6 +381,7 @@ def test_a_half_written_metrics_line_is_ignored_and_the_next_starts_a_new_line(t
     assert callbacks.Evaluate(None, 1, 1, str(path)).best_fid == 3.0
 
 
+@pytest.mark.slow
 def test_readers_skip_a_corrupt_latest_checkpoint_without_moving_it(tmp_path, caplog):
     loop.train(small_config(epochs=1, export=False), str(tmp_path), verbose=0,
                source=generated_source())

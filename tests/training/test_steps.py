@@ -10,6 +10,7 @@ import logging
 import os
 
 import keras
+import pytest
 import tensorflow as tf
 
 from helpers import small_config
@@ -43,6 +44,7 @@ def test_mixed_float16_steps_count_batches_not_updates(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-10")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_without_the_step_count_resumes_at_the_optimizer_count(tmp_path, caplog):
     # Checkpoints written before the step and rollback counts were saved hold the four
     # run objects only; their step is the generator optimizer's update count.

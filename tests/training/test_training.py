@@ -15,6 +15,7 @@ from tf_asgan.config import train_config
 from tf_asgan.training import builder, loop, rundir
 
 
+@pytest.mark.slow
 def test_train_writes_every_output(tmp_path):
     config = small_config()
     result = loop.train(config, str(tmp_path), verbose=0, source=generated_source())
@@ -40,6 +41,7 @@ def test_train_writes_every_output(tmp_path):
     assert tags["epoch/g_loss"] == [3, 6]
 
 
+@pytest.mark.slow
 def test_step_logs_are_the_last_step_and_epoch_logs_the_mean(tmp_path):
     per_step = []
 
@@ -57,6 +59,7 @@ def test_step_logs_are_the_last_step_and_epoch_logs_the_mean(tmp_path):
     assert mean == pytest.approx(np.mean(steps), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_and_finishes_with_the_right_step_count(tmp_path):
     config = small_config(epsilon_schedule="delayed", epsilon_start_step=4)
     src = generated_source()
@@ -93,6 +96,7 @@ def test_interrupted_run_resumes_and_finishes_with_the_right_step_count(tmp_path
     assert steps.seen == []
 
 
+@pytest.mark.slow
 def test_a_finished_run_can_be_extended(tmp_path):
     config = small_config(epochs=1)
     loop.train(config, str(tmp_path), verbose=0, source=generated_source())
@@ -103,6 +107,7 @@ def test_a_finished_run_can_be_extended(tmp_path):
     assert export.read_metadata(result["export"])["step"] == 6
 
 
+@pytest.mark.slow
 def test_a_different_configuration_is_refused(tmp_path):
     config = small_config(epochs=1, export=False)
     loop.train(config, str(tmp_path), verbose=0, source=generated_source())
@@ -120,6 +125,7 @@ def test_invalid_configuration_fails_before_writing(tmp_path):
     assert not (tmp_path / "run" / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_restore_generator_matches_the_export(tmp_path):
     result = loop.train(small_config(epochs=1), str(tmp_path), verbose=0,
                         source=generated_source())
@@ -138,6 +144,7 @@ def test_restore_generator_matches_the_export(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_scripts_train_export_sample_evaluate(tmp_path):
     workdir = str(tmp_path / "run")
     args = ["--flagfile=flags/demo.flags", f"--workdir={workdir}", "--epochs=1",

@@ -49,6 +49,7 @@ def run_cluster(workdir, *args, workers=2):
     return outs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sync_bn", [False, True])
 def test_two_worker_processes_train_through_train_py(tmp_path, sync_bn):
     workdir = tmp_path / "run"
@@ -67,6 +68,7 @@ def test_two_worker_processes_train_through_train_py(tmp_path, sync_bn):
     assert not (workdir / ".workers" / "worker_1").exists()
 
 
+@pytest.mark.slow
 def test_a_two_worker_run_resumes_from_the_chiefs_checkpoint(tmp_path):
     workdir = tmp_path / "run"
     run_cluster(workdir, "--epochs=1", "--noexport")
@@ -86,6 +88,7 @@ def small_config(**changes):
     return TrainConfig(**values)
 
 
+@pytest.mark.slow
 def test_mirrored_training_run_resumes_and_logs_the_batch_split(tmp_path, caplog, mirrored):
     strategy = mirrored
     with caplog.at_level("INFO", logger="tf_asgan"):
@@ -132,6 +135,7 @@ def test_precision_and_xla_rules_on_a_cpu(mirrored):
         distribute.resolve_precision("float8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_run_trains_with_float32_logits(tmp_path, precision):
     result = loop_lib.train(small_config(precision=precision, steps_per_epoch=1),
