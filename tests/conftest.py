@@ -45,29 +45,21 @@ def mirrored():
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
-def _purge_custom_gradients():
-    """Removes the ``CustomGradient-N`` entries of TensorFlow's global gradient registry;
-    returns how many. Every traced Keras optimizer step adds one (``tf.custom_gradient``
+@pytest.fixture(autouse=True)
+def _free_traced_graphs():
+    """After each test: removes the ``CustomGradient-N`` entries of TensorFlow's global
+    gradient registry. Every traced Keras optimizer step adds one (``tf.custom_gradient``
     inside ``ReplicaContext.all_reduce``) whose closure keeps that trace's whole graph
     alive (about 14 MB per ``fit``) for the life of the process; nothing else removes
     them. A graph already traced keeps working (gradients are looked up when tracing); a
     retrace registers new entries. A private TensorFlow name: a no-op if it changes."""
-    registry = getattr(getattr(_tf_ops, "_gradient_registry", None), "_registry", None)
-    if registry is None:
-        return 0
-    names = [name for name in registry if name.startswith("CustomGradient-")]
-    for name in names:
+    yield
+    registry = getattr(getattr(_tf_ops, "_gradient_registry", None), "_registry", {})
+    for name in [name for name in registry if name.startswith("CustomGradient-")]:
         del registry[name]
-    return len(names)
 
 
 _LIBC = ctypes.CDLL("libc.so.6") if os.name == "posix" else None
-
-
-@pytest.fixture(autouse=True)
-def _free_traced_graphs():
-    yield
-    _purge_custom_gradients()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -75,7 +67,6 @@ def _free_module_memory():
     """After each test module: Python's cycles and the C heap's free pages go back
     (``malloc_trim``), so memory does not pile up module by module."""
     yield
-    _purge_custom_gradients()
     gc.collect()
     if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
         _LIBC.malloc_trim(0)
