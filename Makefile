@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: install demo test test-fast clean
 
-$(VENV)/.installed: setup.py
+# setup.py states the supported ranges; constraints.txt the exact versions tested.
+$(VENV)/.installed: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip "setuptools<81" wheel
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -50,13 +50,14 @@ def main(argv):
             raise errors.InputError("--attack_steps and --num must be >= 1.")
         gan, config, ckpt = rundir.restore_model(FLAGS.workdir, FLAGS.checkpoint)
         source = builder.make_source(config.data, config.model.resolution, config.optim.seed)
-    except errors.TfAsganError as err:
+        reals = attacks.real_batch(source, FLAGS.num, FLAGS.seed)  # may meet bad images
+        result = report.analyze(gan.generator, gan.discriminator, reals, out_dir,
+                                epsilons=epsilons, steps=steps, workdir=FLAGS.workdir,
+                                export_dir=layout.entry(FLAGS.workdir, layout.EXPORT),
+                                seed=FLAGS.seed, extra={"checkpoint": ckpt},
+                                loss=config.method.loss)
+    except (errors.TfAsganError, OSError) as err:  # OSError: the output folder
         sys.exit(f"analyze.py: {err}")
-    reals = attacks.real_batch(source, FLAGS.num, FLAGS.seed)
-    result = report.analyze(gan.generator, gan.discriminator, reals, out_dir,
-                            epsilons=epsilons, steps=steps, workdir=FLAGS.workdir,
-                            export_dir=layout.entry(FLAGS.workdir, layout.EXPORT),
-                            seed=FLAGS.seed, extra={"checkpoint": ckpt}, loss=config.method.loss)
     print(f"Analysed {ckpt} on {len(reals)} real and fake images; wrote {out_dir}")
     for r in result["robustness"]:
         print(f"  {r['side']:4s} eps {r['epsilon'] * 255:g}/255, {r['steps']} step(s): D "

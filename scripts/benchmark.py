@@ -19,8 +19,8 @@ import sys
 
 from absl import app, flags
 
-from tf_asgan import errors
-from tf_asgan.experiments import benchmark, loop_overhead
+from tf_asgan import errors, networks
+from tf_asgan.experiments import benchmark, loop_overhead, presets
 from tf_asgan.utils import io
 
 flags.DEFINE_list("architectures", ["dcgan", "resnet"], "Architectures.")
@@ -45,24 +45,43 @@ flags.DEFINE_string("output", "runs/benchmark", "Output folder.")
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-    del argv
-    xla = {"both": (False, True), "on": (True,), "off": (False,)}[FLAGS.xla]
+def resolutions(values):
+    """``--resolutions`` as integers (:class:`tf_asgan.errors.InputError` otherwise)."""
+    try:
+        return [int(r) for r in values]
+    except ValueError:
+        raise errors.InputError(f"--resolutions={','.join(values)}: give integers, e.g. "
+                                "--resolutions=32,64.") from None
+
+
+def checked_resolutions():
+    """The ``--resolutions``, once ``--methods``, ``--architectures`` and the resolutions
+    are known to be valid (before any timing: :class:`tf_asgan.errors.InputError`)."""
+    values = resolutions(FLAGS.resolutions)
+    presets.check(FLAGS.methods)
+    for arch in FLAGS.architectures:
+        bad = [r for r in values if r not in networks.supported_resolutions(arch)]
+        if bad:
+            raise errors.InputError(f"--architectures={arch} supports --resolutions "
+                                    f"{list(networks.supported_resolutions(arch))}, not {bad}.")
+    return values
+
+
+def measure(xla):
+    """Runs the timings the flags ask for, writes ``benchmark.json`` and ``benchmark.md``
+    and returns the tables' text."""
     report, parts = {}, []
     if FLAGS.architectures:
         report = benchmark.run(
-            architectures=FLAGS.architectures, resolutions=[int(r) for r in FLAGS.resolutions],
+            architectures=FLAGS.architectures, resolutions=checked_resolutions(),
             method_names=FLAGS.methods, xla=xla, batch_size=FLAGS.batch_size,
             warmup=FLAGS.warmup, steps=FLAGS.steps, repeats=FLAGS.repeats)
         parts.append(benchmark.table(report))
-    if FLAGS.loop_overhead:
-        try:
-            config = loop_overhead.tiny_config(FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs,
-                                               steps_per_execution=FLAGS.steps_per_execution,
-                                               log_every_steps=FLAGS.log_every_steps)
-            report["loop_overhead"] = loop_overhead.measure(config)
-        except errors.TfAsganError as err:  # e.g. more steps per epoch than the data holds
-            sys.exit(f"benchmark.py: {err}")
+    if FLAGS.loop_overhead:  # (may refuse more steps per epoch than the data holds)
+        config = loop_overhead.tiny_config(FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs,
+                                           steps_per_execution=FLAGS.steps_per_execution,
+                                           log_every_steps=FLAGS.log_every_steps)
+        report["loop_overhead"] = loop_overhead.measure(config)
         parts.append(loop_overhead.table(report["loop_overhead"]))
     report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "processor": platform.processor()}
@@ -70,6 +89,16 @@ def main(argv):
     io.atomic_write_json(os.path.join(FLAGS.output, "benchmark.json"), report, indent=2)
     text = "\n\n".join(parts)
     io.atomic_write_text(os.path.join(FLAGS.output, "benchmark.md"), text + "\n")
+    return text
+
+
+def main(argv):
+    del argv
+    xla = {"both": (False, True), "on": (True,), "off": (False,)}[FLAGS.xla]
+    try:
+        text = measure(xla)
+    except (errors.TfAsganError, OSError) as err:  # e.g. an unknown method, the output folder
+        sys.exit(f"benchmark.py: {err}")
     print(text)
     print(f"Wrote {FLAGS.output}/benchmark.json and benchmark.md")
 

@@ -11,6 +11,11 @@ images, IS splits, KID subset, seed, the network and its fingerprint, where the
 real-data statistics are cached) and what the run's export recorded about itself. The
 protocol's ``num_real`` and ``kid_samples`` are the numbers used (a split smaller than
 ``--num_real`` is used whole); the flags' values are under ``protocol.requested``.
+
+The real data defaults to the run's: its dataset, and for ``--dataset=folder`` its
+``--image_dir`` (recorded in the export's metadata, else read from the run's
+``config.json``). Each generator gets its own result file (see ``--output``); an existing
+one is replaced only with ``--overwrite``.
 """
 
 import logging
@@ -20,7 +25,8 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tf_asgan import export, layout
+from tf_asgan import errors, export, layout
+from tf_asgan.config import train_config
 from tf_asgan.data import catalog
 from tf_asgan.evaluation import classifiers
 from tf_asgan.evaluation import evaluator as evaluator_lib
@@ -31,7 +37,10 @@ flags.DEFINE_string("workdir", None, "Training workdir: evaluates <workdir>/gene
 flags.DEFINE_string("generator", None, "Exported generator (SavedModel directory).")
 flags.DEFINE_string("checkpoint", None, "With --workdir: evaluate this checkpoint (e.g. "
                     "<workdir>/best/best-N) instead of the export.")
-flags.DEFINE_string("output", None, "JSON file (default: eval.json beside the generator).")
+flags.DEFINE_string("output", None, "JSON file (default: one per generator: "
+                    "<workdir>/eval.json for <workdir>/generator, eval_<name>.json beside "
+                    "another export <name>, <workdir>/eval_<checkpoint>.json for a "
+                    "checkpoint).")
 flags.DEFINE_string("dataset", None, "Real data (default: the run's dataset).")
 flags.DEFINE_integer("resolution", None, "Resolution (default: the generator's).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: the run's).")
@@ -75,25 +84,61 @@ def resolve(workdir, generator, checkpoint=None):
     return "export", path
 
 
-def default_output(kind, path):
-    """``eval.json`` beside an export, or inside the workdir."""
+def default_output(kind, path, run):
+    """The result file of one generator (ours): ``<workdir>/eval.json`` for a run's export
+    ``<workdir>/generator`` (and any export named ``generator``), ``eval_<name>.json``
+    beside any other export ``<name>`` (e.g. a kept ``generator_step<N>``), and
+    ``<workdir>/eval_<checkpoint>.json`` for a checkpoint (``eval_ckpt-12.json``,
+    ``eval_best-2.json``), so that no two generators share a file."""
     if kind == "export":
-        return os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json")
-    return os.path.join(path, "eval.json")
+        path = os.path.abspath(path)
+        name = os.path.basename(path)
+        file = "eval.json" if name == layout.EXPORT else f"eval_{name}.json"
+        return os.path.join(os.path.dirname(path), file)
+    return os.path.join(path, f"eval_{os.path.basename(run['checkpoint'])}.json")
 
 
-def load_generator(kind, path, checkpoint=None):
-    """``(generator, run metadata)``."""
-    if kind == "export":
-        try:
-            run = export.read_metadata(path)
-        except (OSError, ValueError):
-            run = {}
-        return export.load(path), run
-    generator, config, ckpt = rundir.restore_generator(path, checkpoint)
-    run = dict(rundir.export_metadata(config, checkpoints.step_of(ckpt)), checkpoint=ckpt,
-               data_dir=config.data.data_dir, image_dir=config.data.image_dir)
+def _run_config(kind, path, workdir):
+    """The run's stored configuration, or None: ``config.json`` of ``workdir``, of a
+    checkpoint's workdir, or beside an export (``<workdir>/generator``)."""
+    folder = workdir or (path if kind == "checkpoint" else os.path.dirname(os.path.abspath(path)))
+    try:
+        return train_config.load(folder)
+    except (OSError, ValueError, errors.TfAsganError):
+        return None
+
+
+def load_generator(kind, path, checkpoint=None, workdir=None):
+    """``(generator, run metadata)``: what the export records about its run; where its
+    real data is (``data_dir``, ``image_dir``) falls back on the run's ``config.json``
+    (exports written before they recorded it)."""
+    if kind == "checkpoint":
+        generator, config, ckpt = rundir.restore_generator(path, checkpoint)
+        return generator, dict(rundir.export_metadata(config, checkpoints.step_of(ckpt)),
+                               checkpoint=ckpt)
+    try:
+        run = export.read_metadata(path)
+    except (OSError, ValueError):
+        run = {}
+    generator = export.load(path)
+    if not run.get("image_dir") or not run.get("data_dir"):
+        config = _run_config(kind, path, workdir)
+        if config is not None and config.data.dataset == run.get("dataset", config.data.dataset):
+            for key in ("data_dir", "image_dir"):
+                run[key] = run.get(key) or getattr(config.data, key)
     return generator, run
+
+
+def _write_result(output, record, overwrite):
+    """Writes ``record`` to ``output``, or, when ``output`` appeared during the evaluation
+    (and ``overwrite`` is off), to a fresh ``<stem>-<k>.json`` beside it: a result found
+    there is never replaced silently. Returns the path written."""
+    stem, ext = os.path.splitext(output)
+    k = 1
+    while os.path.exists(output) and not overwrite:
+        output, k = f"{stem}-{k}{ext}", k + 1
+    io.atomic_write_json(output, record, indent=2, sort_keys=True)
+    return output
 
 
 def evaluate(generator, run, *, dataset=None, resolution=None, network="auto",
@@ -105,7 +150,7 @@ def evaluate(generator, run, *, dataset=None, resolution=None, network="auto",
     if not dataset or not resolution:
         raise ValueError("The generator does not record its dataset and resolution; pass "
                          "--dataset and --resolution.")
-    net = classifiers.network_for(network, dataset, inception_path)
+    net = classifiers.network_for(network, dataset, inception_path, network_flag="--network")
     evaluator = evaluator_lib.Evaluator(
         net, dataset, resolution, protocol or evaluator_lib.Protocol(), cache_dir=cache_dir,
         data_dir=data_dir or run.get("data_dir"), image_dir=image_dir or run.get("image_dir"))
@@ -121,9 +166,8 @@ def main(argv):
         kind, path = resolve(FLAGS.workdir, FLAGS.generator, FLAGS.checkpoint)
     except ValueError as err:
         sys.exit(f"evaluate.py: {err}")
-    output = FLAGS.output or default_output(kind, path)
-    if os.path.exists(output) and not FLAGS.overwrite:
-        sys.exit(f"evaluate.py: {output} exists; pass --overwrite or another --output.")
+    if FLAGS.output and os.path.exists(FLAGS.output) and not FLAGS.overwrite:
+        sys.exit(f"evaluate.py: {FLAGS.output} exists; pass --overwrite or another --output.")
 
     try:
         protocol = evaluator_lib.Protocol(
@@ -131,16 +175,20 @@ def main(argv):
             real_split=FLAGS.real_split, num_real=FLAGS.num_real,
             kid_samples=FLAGS.kid_samples, batch_size=FLAGS.batch_size,
             seed=FLAGS.seed).validate()
-        generator, run = load_generator(kind, path, FLAGS.checkpoint)
+        generator, run = load_generator(kind, path, FLAGS.checkpoint, FLAGS.workdir)
+        output = FLAGS.output or default_output(kind, path, run)
+        if os.path.exists(output) and not FLAGS.overwrite:
+            sys.exit(f"evaluate.py: {output} exists (this generator's result); pass "
+                     "--overwrite or another --output.")
         record = evaluate(generator, run, dataset=FLAGS.dataset, resolution=FLAGS.resolution,
                           network=FLAGS.network, inception_path=FLAGS.inception_path,
                           data_dir=FLAGS.data_dir, image_dir=FLAGS.image_dir,
                           cache_dir=FLAGS.cache_dir, protocol=protocol)
     except (classifiers.NetworkNotAvailableError, catalog.DatasetNotAvailableError,
-            FileNotFoundError, ValueError, checkpoints.CorruptCheckpointError) as err:
+            FileNotFoundError, ValueError, errors.TfAsganError) as err:
         sys.exit(f"evaluate.py: {err}")
     record["generator"] = os.path.abspath(path)
-    io.atomic_write_json(output, record, indent=2, sort_keys=True)
+    output = _write_result(output, record, FLAGS.overwrite)
     m, p = record["metrics"], record["protocol"]
     print(f"Wrote {output}: FID {m['fid']:.3f}, IS {m['is']:.3f} +- {m['is_std']:.3f}, "
           f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"

@@ -2,8 +2,10 @@
 
     python scripts/export.py --workdir=runs/demo [--checkpoint=PATH] [--output=DIR]
 
-The SavedModel loads without tf_asgan (``tf.saved_model.load``); see
-``tf_asgan/export.py`` for its signatures.
+The SavedModel loads without tf_asgan (``tf.saved_model.load``, Keras' ``TFSMLayer``, and
+TF1's session-based loader of ``saved_model_cli run`` and TF Serving); see
+``tf_asgan/export.py`` for its signatures. A checkpoint of another model (a run of
+another width, say) is refused in one line.
 """
 
 import os
@@ -39,6 +41,9 @@ def main(argv):
                                 metadata=meta, overwrite=FLAGS.overwrite)
     except errors.TfAsganError as err:
         sys.exit(f"export.py: {err}")
+    except OSError as err:  # the output folder cannot be written (permissions, disk)
+        sys.exit(f"export.py: cannot write {output} ({err.strerror or err}); pass another "
+                 "--output, or free the disk / fix the folder's permissions.")
     print(f"Exported {path} to {output}")
 
 

@@ -41,7 +41,11 @@ def main(steps=300, batch_size=64, workdir="runs/quickstart"):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 or (len(sys.argv) == 2 and not sys.argv[1].isdigit()):
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and not (sys.argv[1].isdigit()
+                                                          and int(sys.argv[1]) >= 1)):
         sys.exit("Usage: python scripts/quickstart.py [steps]  (steps: a positive integer, "
                  "default 300)")
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    try:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    except (tf_asgan.errors.TfAsganError, OSError) as err:  # OSError: writing runs/quickstart
+        sys.exit(f"quickstart.py: {err}")

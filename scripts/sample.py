@@ -4,7 +4,8 @@
 
 Writes ``<out_dir>/grid_seed<seed>.png`` (``--num`` samples) and
 ``<out_dir>/interpolation_seed<seed>.png`` (one row per pair of random latents, ``--steps``
-images from one end to the other). Needs only TensorFlow to load the generator.
+images from one end to the other). The export itself loads without tf_asgan
+(``tf.saved_model.load``); this script uses tf_asgan for the grid and the interpolation.
 """
 
 import os
@@ -32,13 +33,22 @@ FLAGS = flags.FLAGS
 
 def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10,
           spherical=False, overwrite=False):
-    """Writes the grid and interpolation PNGs; returns their paths."""
+    """Writes the grid and interpolation PNGs; returns their paths.
+
+    The generator is checked first: a wrong ``generator_dir`` is named as such, even
+    when the default output folder already holds PNGs.
+
+    Raises:
+      tf_asgan.utils.saved_models.ExportNotReadableError: ``generator_dir`` is not a
+        complete SavedModel.
+      tf_asgan.errors.ExistsError: a PNG exists and ``overwrite`` is false.
+    """
     grid_path = os.path.join(out_dir, f"grid_seed{seed}.png")
     interp_path = os.path.join(out_dir, f"interpolation_seed{seed}.png")
+    g = export.load(generator_dir)  # kept in a variable before use
     for path in (grid_path, interp_path):
         if os.path.exists(path) and not overwrite:
             raise errors.ExistsError(f"{path} exists; pass --overwrite or another --seed.")
-    g = export.load(generator_dir)  # kept in a variable before use
     samples = g.sample(tf.constant(num, tf.int32), tf.constant(seed, tf.int32))["images"]
     images.save_grid(samples.numpy(), grid_path, columns)
 
@@ -58,7 +68,7 @@ def main(argv):
         paths = write(FLAGS.generator, out_dir, seed=FLAGS.seed, num=FLAGS.num,
                       columns=FLAGS.columns, rows=FLAGS.rows, steps=FLAGS.steps,
                       spherical=FLAGS.spherical, overwrite=FLAGS.overwrite)
-    except errors.TfAsganError as err:  # incl. a half-copied export
+    except (errors.TfAsganError, OSError) as err:  # a half-copied export; the output folder
         sys.exit(f"sample.py: {err}")
     print("Wrote " + " and ".join(paths))
 

@@ -57,10 +57,18 @@ def main(argv):
                 config.train_config(d, m, config.seeds_for(d)[0])
     except (errors.TfAsganError, ValueError) as err:  # ValueError: a seed that is no integer
         sys.exit(f"study.py: {err}")
-    os.makedirs(FLAGS.output, exist_ok=True)
-    results = study.run(config, FLAGS.output)
     command = "python scripts/study.py " + " ".join(sys.argv[1:])
-    print(study.summarize(config, results, FLAGS.output, command.strip()))
+    try:
+        os.makedirs(FLAGS.output, exist_ok=True)
+        results = study.run(config, FLAGS.output)
+        summary = study.summarize(config, results, FLAGS.output, command.strip())
+    except (errors.TfAsganError, OSError) as err:  # OSError: the output folder
+        sys.exit(f"study.py: {err} (running the same command again continues the study)")
+    except KeyboardInterrupt as err:  # Ctrl-C: one line (a run's says where it resumes)
+        print("study.py:", err or "Interrupted.", "Running the same command again continues "
+              "the study.", file=sys.stderr)
+        sys.exit(130)
+    print(summary)
     print(f"Wrote {FLAGS.output}/summary.md, study.json, fid.png, curves_*.png")
 
 

@@ -1,6 +1,7 @@
 """What the tests share: small networks, generated data, small configurations, callbacks
 that interrupt or record a run, and running the scripts."""
 
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -176,3 +177,13 @@ def is_png(path, min_size=(20, 20)):
         im.verify()
     with Image.open(path) as im:
         return im.format == "PNG" and im.size[0] >= min_size[0] and im.size[1] >= min_size[1]
+
+
+def load_script(name, module_name=None):
+    """``scripts/<name>.py`` loaded as a module (its ``__main__`` block not run), named
+    ``module_name`` (default ``script_<name>``)."""
+    spec = importlib.util.spec_from_file_location(module_name or f"script_{name}",
+                                                  os.path.join(REPO, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -10,9 +10,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from helpers import LATENT, REPO, damaged_copy, tiny_dcgan
-from tf_asgan import export
+from helpers import LATENT, REPO, blobs, damaged_copy, run_script, small_config, tiny_dcgan
+from tf_asgan import export, networks
+from tf_asgan.config import train_config
+from tf_asgan.training import rundir
+from tf_asgan.utils import images as images_lib
 from tf_asgan.utils import saved_models
 
 # Runs in a fresh interpreter in which `import tf_asgan` fails.
@@ -127,3 +131,106 @@ def test_sample_script_refuses_sizes_below_one(tmp_path):
     proc = subprocess.run([sys.executable, script, f"--generator={tmp_path}", "--columns=0"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "--columns must be >= 1, got 0" in proc.stderr
+
+
+def _saved_model_cli(path, signature, inputs, outdir):
+    """``saved_model_cli run``: TF1's session-based loader, the one TF Serving uses."""
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run([cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def",
+                           signature, *inputs, "--outdir", str(outdir), "--overwrite"],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {name: np.load(outdir / f"{name}.npy") for name in ("images", "z")
+            if (outdir / f"{name}.npy").exists()}
+
+
+@pytest.mark.slow
+def test_the_session_based_loader_of_tf_serving_gives_the_same_images(exported, tmp_path):
+    g, path = exported
+    z = np.random.default_rng(3).standard_normal((4, LATENT)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    served = _saved_model_cli(path, "serving_default", ["--inputs", f"z={tmp_path / 'z.npy'}"],
+                              tmp_path / "serve")
+    loaded = tf.saved_model.load(path)
+    expected = loaded.generate(tf.constant(z))["images"].numpy()
+    assert expected.shape == (4, 32, 32, 3)
+    np.testing.assert_allclose(served["images"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(expected, g(z, training=False).numpy(), rtol=1e-5, atol=1e-6)
+    sampled = _saved_model_cli(path, "sample", ["--input_exprs", "n=3;seed=11"],
+                               tmp_path / "sample")
+    reference = loaded.sample(tf.constant(3), tf.constant(11))
+    np.testing.assert_array_equal(sampled["z"], reference["z"].numpy())
+    np.testing.assert_allclose(sampled["images"], reference["images"].numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def _generator_checkpoint(config, prefix, width):
+    m = config.model
+    g = networks.build_generator(m.architecture, m.resolution, latent_dim=m.latent_dim,
+                                 batch_norm=m.bn_g, width=width)
+    return tf.train.Checkpoint(generator=g).save(str(prefix))
+
+
+@pytest.mark.slow
+def test_export_of_a_checkpoint_of_another_width_is_one_line(tmp_path):
+    config = small_config(width=0.125)
+    workdir = tmp_path / "run"
+    (workdir / "checkpoints").mkdir(parents=True)
+    train_config.save(config, str(workdir))
+    fits = _generator_checkpoint(config, tmp_path / "fits" / "ckpt", 0.125)
+    other = _generator_checkpoint(config, tmp_path / "other" / "ckpt", 0.25)
+    rundir.restore_generator(str(workdir), fits)  # the run's own width restores
+    proc = run_script("export.py", f"--workdir={workdir}", f"--checkpoint={other}",
+                      f"--output={tmp_path / 'generator'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("export.py: ")]
+    assert len(lines) == 1 and "does not fit the model" in lines[0]
+    assert "another architecture, resolution, width" in lines[0]
+    assert not (tmp_path / "generator").exists()
+
+
+def _folder_run(tmp_path):
+    """A workdir of a --dataset=folder run as train.py leaves it: config.json, the export
+    ``generator`` (metadata of today) and an older kept export ``generator_step1`` whose
+    metadata predates ``image_dir``."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(images_lib.to_uint8(blobs(24, seed=4))):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    config = small_config(dataset="folder", image_dir=str(folder), width=0.125)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    train_config.save(config, str(workdir))
+    m = config.model
+    g = networks.build_generator(m.architecture, m.resolution, latent_dim=m.latent_dim,
+                                 batch_norm=m.bn_g, width=m.width)
+    meta = rundir.export_metadata(config, 3)
+    assert meta["image_dir"] == str(folder) and "data_dir" in meta
+    export.export_generator(g, str(workdir / "generator"), metadata=meta)
+    old = {k: v for k, v in meta.items() if k not in ("image_dir", "data_dir")}
+    export.export_generator(g, str(workdir / "generator_step1"), metadata=old)
+    return workdir
+
+
+@pytest.mark.slow
+def test_evaluate_finds_a_folder_runs_images_and_gives_each_export_its_file(tmp_path):
+    workdir = _folder_run(tmp_path)
+    common = ["--network=digits", "--num_samples=24", "--is_splits=2", "--kid_samples=24",
+              "--batch_size=24", f"--cache_dir={tmp_path / 'stats'}"]
+    proc = run_script("evaluate.py", f"--workdir={workdir}", *common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = json.loads((workdir / "eval.json").read_text())
+    assert first["run"]["image_dir"] == str(tmp_path / "images")
+    assert first["protocol"]["num_real"] == 24  # the folder's 24 images
+    # A second export of the same run (metadata without image_dir: config.json's) gets
+    # its own file; the first result stays.
+    proc = run_script("evaluate.py", f"--generator={workdir / 'generator_step1'}", *common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    second = json.loads((workdir / "eval_generator_step1.json").read_text())
+    assert second["generator"] == str(workdir / "generator_step1")
+    assert json.loads((workdir / "eval.json").read_text()) == first
+    # The same generator again: its result is not replaced without --overwrite.
+    proc = run_script("evaluate.py", f"--workdir={workdir}", *common)
+    assert proc.returncode != 0 and "eval.json exists" in proc.stderr
+    assert json.loads((workdir / "eval.json").read_text()) == first

@@ -131,6 +131,7 @@ class ASGAN(GAN):
 
     def train_step(self, data):
         self._logged.start_step()
+        self.d_wins_monitor.start_step()
         images = inputs.images_of(data)  # (its range is checked in fit's input pipeline)
         reals = tf.split(images, self.d_steps) if self.d_steps > 1 else [images]
         epsilon = self.current_epsilon() if self.adversarial else None
@@ -184,6 +185,7 @@ class ASGAN(GAN):
                     self._logged.record(f"dat_linf_{side}", tracking.mean_linf(attacked - clean))
             real_logits, fake_logits, grad, fake = (ex.real_logits, ex.fake_logits,
                                                     ex.real_input_grad, ex.fake)
+        self.d_wins_monitor.observe(real_logits, fake_logits)
         self._logged.record("d_loss", loss)
         self._logged.record("D_real", tracking.mean_probability(real_logits))
         self._logged.record("D_fake", tracking.mean_probability(fake_logits))

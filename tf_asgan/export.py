@@ -13,6 +13,13 @@ The same functions are attributes of the loaded object (``generate(z)``,
     import tensorflow as tf
     g = tf.saved_model.load("runs/demo/generator")
     images = g.sample(16, 0)["images"]        # [16, 32, 32, 3] in [-1, 1]
+
+TF1's session-based loader (``saved_model_cli run``, TF Serving) runs both signatures too:
+the SavedModel tracks the ``tf.Variable`` objects the functions read
+(:class:`_ExportedGenerator`)::
+
+    saved_model_cli run --dir runs/demo/generator --tag_set serve \
+        --signature_def serving_default --inputs z=z.npy
 """
 
 import json
@@ -25,17 +32,32 @@ from tf_asgan.utils import io, nonfinite
 from tf_asgan.utils.saved_models import ExportNotReadableError, read_saved_model
 
 
+def _tf_variable(variable):
+    """The ``tf.Variable`` that holds a Keras variable's value (itself for a tf.Variable)."""
+    inner = getattr(variable, "_value", None)
+    return inner if isinstance(inner, tf.Variable) else variable
+
+
 class _ExportedGenerator(tf.Module):
+    """What the SavedModel holds: the generator's ``tf.Variable`` objects and two functions.
+
+    The Keras model itself is not tracked (ours): Keras 3 saves each of its variables as a
+    *copy*, which TF1's session-based loader (``saved_model_cli run``, TF Serving) restores
+    while the graph reads the original, uninitialised one ("Could not find variable
+    g_bn3/gamma"). Tracking the tf.Variables that the functions read makes both loaders
+    restore the variables the graph uses.
+    """
+
     def __init__(self, generator, latent_dim):
         super().__init__(name="generator")
-        self.model = generator
+        self.generator_variables = [_tf_variable(v) for v in generator.variables]
         self.latent_dim = tf.Variable(latent_dim, dtype=tf.int32, trainable=False)
         self.resolution = tf.Variable(int(generator.outputs[0].shape[1]), dtype=tf.int32,
                                       trainable=False)
 
         @tf.function(input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, name="z")])
         def generate(z):
-            return {"images": tf.cast(self.model(z, training=False), tf.float32)}
+            return {"images": tf.cast(generator(z, training=False), tf.float32)}
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="n"),
                                       tf.TensorSpec([], tf.int32, name="seed")])

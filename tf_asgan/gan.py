@@ -57,6 +57,8 @@ class GAN(keras.Model):
         self.seed = random.randrange(2**31) if seed is None else int(seed)
         self._logged = tracking.StepMetrics(metric_names)
         self.nonfinite_monitor = nonfinite.NonFiniteMonitor(metric_names)
+        # D winning outright for a stretch of steps (training/monitors.py warns)
+        self.d_wins_monitor = tracking.DWinsMonitor(self.gan_loss.name)
         # Sub-models are built functional models; marking the wrapper built stops `fit`
         # from symbolically calling it on an image batch (docs/dependencies.md).
         self.built = True
@@ -132,9 +134,10 @@ class GAN(keras.Model):
 
     def _count_step(self):
         """Ends a train step: records it in :attr:`nonfinite_monitor` if its logged values
-        are the first non-finite ones, and adds it to :attr:`step_counter` (once per
-        step, whatever the number of replicas)."""
+        are the first non-finite ones, updates :attr:`d_wins_monitor`, and adds it to
+        :attr:`step_counter` (once per step, whatever the number of replicas)."""
         self.nonfinite_monitor.update(self._step(), self._logged.step_results())
+        self.d_wins_monitor.end_step(self._step())
         self.step_counter.assign_add(1)
 
     def check_finite(self):

@@ -6,8 +6,9 @@ A run's workdir (``scripts/train.py --workdir``) holds::
                      as a flagfile
     checkpoints/     tf.train.CheckpointManager's checkpoints (CHECKPOINTS); unreadable
                      ones are moved into checkpoints/corrupt/ (CORRUPT)
-    tensorboard/     step and epoch logs (TENSORBOARD); history.csv, Keras's CSV log
-    samples/         one sample grid per epoch (SAMPLES)
+    tensorboard/     step and epoch logs (TENSORBOARD); history.csv, epoch means (HISTORY)
+    samples/         one sample grid per epoch (SAMPLES) and the real training images
+                     the run is fed first (REAL_GRID)
     metrics.jsonl    one evaluation per line (METRICS); best.json and best/ for the
                      best-FID checkpoint (BEST_RECORD, BEST)
     generator/       the exported generator (EXPORT; kept older exports
@@ -30,6 +31,7 @@ CORRUPT = "corrupt"  # inside CHECKPOINTS
 TENSORBOARD = "tensorboard"
 HISTORY = "history.csv"
 SAMPLES = "samples"
+REAL_GRID = "real.png"  # inside SAMPLES
 METRICS = "metrics.jsonl"
 BEST = "best"
 BEST_RECORD = "best.json"

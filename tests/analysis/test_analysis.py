@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import generated_source, is_png, run_script, small_config
-from tf_asgan import layout, losses, schedules
+from tf_asgan import losses, schedules
 from tf_asgan.analysis import attacks, figures, report
 from tf_asgan.experiments import study
 from tf_asgan.training import loop
@@ -190,31 +190,6 @@ def test_curves_read_back_every_step_and_plot(trained_run, tmp_path):
     assert is_png(figures.plot_training_curves(workdir, str(tmp_path / "curves.png")))
     with pytest.raises(ValueError, match="No step logs"):
         figures.plot_training_curves(str(tmp_path), str(tmp_path / "none.png"))
-
-
-def test_the_curves_legend_lists_every_line_including_is_on_the_twin_axis(tmp_path,
-                                                                          monkeypatch):
-    workdir = tmp_path / "run"
-    with tf.summary.create_file_writer(str(workdir / layout.TENSORBOARD)).as_default():
-        for step in (1, 2, 3):
-            tf.summary.scalar("step/d_loss", 1.0 / step, step=step)
-    with open(workdir / layout.METRICS, "w") as f:
-        for step, fid, score in ((2, 50.0, 3.0), (3, 40.0, 3.5)):
-            f.write(json.dumps({"step": step, "metrics": {"fid": fid, "is": score}}) + "\n")
-    kept = {}
-    monkeypatch.setattr(figures, "save_figure", lambda fig, path: kept.setdefault("fig", fig))
-    figures.plot_training_curves(str(workdir), str(tmp_path / "curves.png"), smooth=1)
-    fig = kept["fig"]
-    legends = {ax.get_title(): [t.get_text() for t in ax.get_legend().get_texts()]
-               for ax in fig.axes if ax.get_legend() is not None}
-    assert legends["FID (left) / IS (right, dashed)"] == ["run FID", "run IS (right axis)"]
-    for ax in fig.axes:  # every line of an axis and of its twin has its entry
-        if ax.get_legend() is None:
-            continue
-        twin = [ax._tf_asgan_twin] if hasattr(ax, "_tf_asgan_twin") else []
-        lines = [line.get_label() for a in [ax, *twin] for line in a.get_lines()]
-        assert sorted(lines) == sorted(legends[ax.get_title()])
-    figures.pyplot().close(fig)
 
 
 def test_the_callback_logs_robustness_and_gradients_to_tensorboard(trained_run):

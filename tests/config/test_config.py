@@ -122,7 +122,7 @@ def test_the_files_of_the_default_configuration_are_unchanged(tmp_path):
     assert train_config.to_flagfile(config) == DEFAULT_FLAGS
     train_config.save(config, str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["config.json", "flags.txt"]  # no temporaries
-    assert (tmp_path / "flags.txt").read_text() == DEFAULT_FLAGS
+    assert (tmp_path / "flags.txt").read_text() == DEFAULT_FLAGS + f"--workdir={tmp_path}\n"
     assert (tmp_path / "config.json").read_text() == json.dumps(dict(DEFAULT), indent=2,
                                                                 sort_keys=True)
 

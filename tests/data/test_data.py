@@ -184,8 +184,8 @@ def test_folder_skips_unreadable_files_and_counts_them(tmp_path, caplog, monkeyp
     assert src.num_examples == 4 and "4 unreadable skipped" in src.description
     assert "Skipping 4 of the 8 image files" in caplog.text
     for name, reason in (("e.png", "Invalid PNG data"), ("f.jpg", "jpeg::Uncompress failed"),
-                         ("g_empty.png", "Input is empty"),
-                         ("h_text.png", "Unknown image file format")):
+                         ("g_empty.png", "empty file"),
+                         ("h_text.png", "unknown image format (not PNG, JPEG, GIF, BMP or WebP)")):
         assert f"{name} ({reason}" in caplog.text
     assert "function_node" not in caplog.text
     la, gray16, bmp, gif = _take(src.images)
@@ -473,8 +473,7 @@ def test_a_phone_jpeg_is_turned_too(tmp_path, orientation):
     with Image.open(path) as stored:
         shown = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.float32)
         pil_raw = np.asarray(stored.convert("RGB"), np.float32)
-    tf_raw = tf.io.decode_jpeg(tf.io.read_file(str(path))).numpy().astype(np.float32)
-    decoders = np.abs(tf_raw - pil_raw).mean() / 127.5  # TF's and PIL's JPEG decoders
-    error = np.abs(image - (shown / 127.5 - 1)).mean()
+    # The accurate IDCT (tf_asgan.data.decode.decode_bytes) gives Pillow's pixels exactly.
+    error = np.abs(image - (shown / 127.5 - 1)).max()
     as_stored = np.abs(image - (pil_raw / 127.5 - 1)).mean()
-    assert error <= decoders + 1e-3 and as_stored > 0.3
+    assert error < 1e-5 and as_stored > 0.3

@@ -1,11 +1,13 @@
 """The metric math: IS, FID, KID and mode counts against hand values and NumPy/SciPy."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from helpers import numpy_kid, scipy_fid
-from tf_asgan.evaluation import metrics
+from tf_asgan import errors
+from tf_asgan.evaluation import classifiers, metrics
 from tf_asgan.utils import _tfgan
 
 
@@ -66,6 +68,103 @@ def test_fid_of_shifted_identical_gaussians_is_the_squared_shift():
     # Different variances, same mean: sum of (sqrt(s1) - sqrt(s2))^2 on the diagonal.
     fid = metrics.frechet_distance([0, 0], np.diag([1.0, 4.0]), [0, 0], np.diag([4.0, 9.0]))
     assert fid == pytest.approx((1 - 2) ** 2 + (2 - 3) ** 2, abs=1e-6)
+
+
+def _moments(features):
+    moments = metrics.RunningMoments(features.shape[1])
+    for chunk in np.array_split(features, 3):
+        moments.update(chunk)
+    return moments.mean, moments.covariance
+
+
+def _fid(a, b):
+    return metrics.frechet_distance(*_moments(a), *_moments(b))
+
+
+def _eig_trace_sqrt(c1, c2):
+    """Independent route: the eigenvalues of the non-symmetric ``C1 C2`` (LAPACK geev)."""
+    return float(np.sum(np.sqrt(np.clip(np.linalg.eigvals(c1 @ c2).real, 0, None))))
+
+
+def _data_trace_sqrt(a, b):
+    """Independent route from the features: ``Tr (C1 C2)^(1/2)`` is the sum of the singular
+    values of ``A_c B_c^T / sqrt((n1 - 1)(n2 - 1))`` (centred features), i.e. of ``R1 R2^T``
+    with ``A_c = Q1 R1`` and ``B_c = Q2 R2``; well conditioned also when the covariances are
+    singular (fewer samples than features)."""
+    r1, r2 = (np.linalg.qr(x - x.mean(0), mode="r") for x in (a, b))
+    return float(np.linalg.svd(r1 @ r2.T, compute_uv=False).sum()
+                 / np.sqrt((len(a) - 1) * (len(b) - 1)))
+
+
+def test_fid_of_identical_tiny_gaussians_is_zero(rng):
+    cov = 1e-6 * np.eye(16)
+    assert metrics.frechet_distance(np.zeros(16), cov, np.zeros(16), cov) <= 1e-12 * 32e-6
+    a = _features(rng, 300, 16, scale=1e-4)
+    mean, cov = _moments(a)
+    assert metrics.frechet_distance(mean, cov, mean, cov) <= 1e-12 * 2 * np.trace(cov)
+
+
+@pytest.mark.parametrize("dim,n", [(16, 1000), (64, 500), (64, 40), (128, 100)])
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0, 1e3])
+def test_trace_sqrt_product_matches_independent_routes(dim, n, scale):
+    rng = np.random.default_rng(dim + n)
+    a = _features(rng, n, dim, scale=scale).astype(np.float64)
+    b = _features(rng, n + 7, dim, shift=0.1 * scale, scale=1.3 * scale).astype(np.float64)
+    (_, c1), (_, c2) = _moments(a), _moments(b)
+    ours = metrics.trace_sqrt_product(c1, c2)
+    bound = 1e-10 * (np.trace(c1) + np.trace(c2))
+    assert abs(ours - _data_trace_sqrt(a, b)) < bound
+    if n > dim:  # full rank: eig(C1 C2) is well conditioned too
+        assert abs(ours - _eig_trace_sqrt(c1, c2)) < bound
+
+
+def test_trace_sqrt_product_of_known_matrices():
+    # Commuting covariances: Tr (C1 C2)^(1/2) = sum sqrt(a_i b_i).
+    q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(16, 16)))
+    a, b = np.geomspace(1e-9, 1e-3, 16), np.geomspace(1e-4, 1e-8, 16)
+    c1, c2 = (q * a) @ q.T, (q * b) @ q.T
+    assert metrics.trace_sqrt_product(c1, c2) == pytest.approx(np.sum(np.sqrt(a * b)),
+                                                                rel=1e-10)
+    # Rank 1 against rank 1: Tr (u u^T v v^T)^(1/2) = |u . v|.
+    u, v = np.arange(1.0, 6.0) * 1e-4, np.linspace(-1.0, 2.0, 5) * 1e-4
+    assert metrics.trace_sqrt_product(np.outer(u, u), np.outer(v, v)) == pytest.approx(
+        abs(u @ v), rel=1e-10)
+
+
+@pytest.fixture(scope="module")
+def digit_features():
+    """Features of the digit classifier's network for the held-out digits and for noisy
+    copies (fixed weights: the arithmetic under test does not depend on training)."""
+    keras.utils.set_random_seed(0)
+    network = classifiers.build_digit_classifier()
+    digits, _ = classifiers.digit_data("test")
+    noise = np.random.default_rng(1).normal(0, 0.3, digits.shape)
+    noisy = np.clip(digits + noise, -1, 1).astype(np.float32)
+    return tuple(np.asarray(network(x, training=False)[1], np.float64) for x in (digits, noisy))
+
+
+@pytest.mark.parametrize("k", [1e-3, 1e-6, 7.3, 1e3])
+def test_fid_is_scale_equivariant(rng, digit_features, k):
+    real, fake = digit_features
+    user = _features(rng, 400, 24, scale=1e-2).astype(np.float64)
+    user[:, :4] = 0.5  # constant features, as a user network may have (singular C)
+    other = _features(rng, 300, 24, shift=2e-3, scale=1.2e-2).astype(np.float64)
+    for a, b in ((real, fake), (user, other)):
+        fid = _fid(a, b)
+        scaled = _fid(k * a, k * b)
+        trace = np.trace(np.cov(a, rowvar=False)) + np.trace(np.cov(b, rowvar=False))
+        assert fid > 1e-3 * trace  # the sets differ
+        assert abs(scaled - k ** 2 * fid) < 1e-10 * k ** 2 * trace
+        assert scaled == pytest.approx(k ** 2 * fid, rel=1e-6)
+
+
+def test_fid_refuses_inputs_that_are_not_moments():
+    with pytest.raises(errors.InputError, match=r"cov2 of shape \(3, 3\)"):
+        metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(4))
+    with pytest.raises(errors.InputError, match="NaN or infinite"):
+        metrics.frechet_distance(np.zeros(2), np.eye(2), [0.0, np.nan], np.eye(2))
+    with pytest.raises(errors.InputError, match="vector"):
+        metrics.frechet_distance(np.zeros((2, 2)), np.eye(2), np.zeros(2), np.eye(2))
 
 
 def test_inception_score_hand_values():

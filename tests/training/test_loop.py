@@ -113,7 +113,7 @@ def test_steps_per_execution_keeps_every_callback_on_its_steps(tmp_path):
     assert tensorboard_steps(tmp_path / "tensorboard", "step/d_loss") == [2, 4, 6, 8, 10, 12]
     assert tensorboard_steps(tmp_path / "tensorboard", "epoch/d_loss") == [4, 8, 12]
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
-        "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+        "epoch_0001.png", "epoch_0002.png", "epoch_0003.png", "real.png"]
 
 
 @pytest.mark.slow

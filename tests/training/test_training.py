@@ -21,11 +21,12 @@ def test_train_writes_every_output(tmp_path):
     result = loop.train(config, str(tmp_path), verbose=0, source=generated_source())
     assert (result["step"], result["steps_per_epoch"], result["total_steps"]) == (6, 3, 6)
     assert train_config.load(str(tmp_path)) == config
-    assert (tmp_path / "flags.txt").read_text() == train_config.to_flagfile(config)
-    assert sorted(os.listdir(tmp_path / "samples")) == ["epoch_0001.png", "epoch_0002.png"]
+    assert (tmp_path / "flags.txt").read_text() == train_config.to_flagfile(config, str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "samples")) == ["epoch_0001.png", "epoch_0002.png",
+                                                        "real.png"]
     with open(tmp_path / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"d_loss", "g_loss", "D_real", "D_fake", "d_loss_adv", "D_adv", "epsilon",
             "grad_l1"} <= set(rows[0])
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
@@ -88,7 +89,7 @@ def test_interrupted_run_resumes_and_finishes_with_the_right_step_count(tmp_path
     assert steps.seen == [5, 6]  # the rest of epoch 2 only
     assert result["step"] == 6
     with open(tmp_path / "history.csv") as f:
-        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
     # Running the finished run again does nothing more.
     steps = Steps()
     assert loop.train(config, str(tmp_path), verbose=0, source=src,

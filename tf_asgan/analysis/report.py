@@ -88,8 +88,10 @@ def analyze(generator, discriminator, reals, out_dir, *, epsilons=(1 / 255, 4 / 
     Writes into ``out_dir``: ``robustness_<side>_eps<k>.png`` (FGSM, ``k`` in 1/255
     units), ``gradient_maps.png``, ``gradient_histogram.png``, ``curves.png`` (with a
     ``workdir``), ``interpolation.png`` (with an ``export_dir``) and ``analysis.json``
-    (the robustness records, gradient statistics and ``extra``). The attacks and
-    gradients use the GAN loss ``loss`` (:func:`side_loss`). Returns the JSON's content.
+    (the robustness records, gradient statistics and ``extra``); each figure has a
+    title and labelled axes, rows and columns (:mod:`tf_asgan.analysis.figures`). The
+    attacks and gradients use the GAN loss ``loss`` (:func:`side_loss`). Returns the
+    JSON's content.
     """
     os.makedirs(out_dir, exist_ok=True)
     reals = np.asarray(reals, np.float32)
@@ -107,7 +109,8 @@ def analyze(generator, discriminator, reals, out_dir, *, epsilons=(1 / 255, 4 / 
                 columns=grid_columns, loss=loss))
     grad = input_gradient(discriminator, reals, loss=loss)
     figures.append(save_gradient_maps(reals, gradient_maps(grad),
-                                      os.path.join(out_dir, "gradient_maps.png"), grid_columns))
+                                      os.path.join(out_dir, "gradient_maps.png"), grid_columns,
+                                      loss=loss))
     stats = gradient_statistics(grad)
     figures.append(plot_histograms({"D": stats}, os.path.join(out_dir, "gradient_histogram.png")))
     if workdir and read_scalars(layout.entry(workdir, layout.TENSORBOARD)):
@@ -116,7 +119,7 @@ def analyze(generator, discriminator, reals, out_dir, *, epsilons=(1 / 255, 4 / 
         # kept in a variable while used: docs/dependencies.md#keep-a-loaded-savedmodel-referenced
         loaded = tf.saved_model.load(export_dir)
         figures.append(latent_interpolation(loaded, os.path.join(out_dir, "interpolation.png"),
-                                            seed=seed))
+                                            seed=seed, labelled=True))
     result = {"robustness": records, "gradient": stats, "num_real": len(reals),
               "figures": [os.path.basename(f) for f in figures], **(extra or {})}
     io.atomic_write_json(os.path.join(out_dir, layout.ANALYSIS_RECORD), result, indent=2,

@@ -8,6 +8,8 @@
   ``flags.txt``.
 - :mod:`~tf_asgan.config.checks`: the checks that need facts known only at run time
   (the data's size, the replicas, the resume position).
+- :mod:`~tf_asgan.config.flagfiles`: ``--flagfile`` paths found from any directory, and
+  a command line that wins over its flagfiles.
 """
 
 from tf_asgan.config.train_config import TrainConfig, load, save

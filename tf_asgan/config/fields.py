@@ -34,8 +34,8 @@ def option(default, help, *, choices=None, mutable=False, flag=True, minimum=Non
 
 
 def unknown(name, value, allowed):
-    """The error of a value outside its choices."""
-    return ValueError(f"Unknown {name} {value!r}; choose one of {list(allowed)}.")
+    """The error (:class:`tf_asgan.errors.InputError`) of a value outside its choices."""
+    return errors.InputError(f"Unknown {name} {value!r}; choose one of {list(allowed)}.")
 
 
 class Section:

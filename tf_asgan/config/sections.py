@@ -120,7 +120,8 @@ class RunConfig(Section):
         "float32, mixed_float16 (with loss scaling), mixed_bfloat16.",
         choices=distribute.PRECISIONS)
     jit_compile: str = option(
-        "auto", "XLA: auto (on with one replica, off with several), on, off.",
+        "auto", "XLA: auto (on with one replica when a GPU is visible; off on a CPU and "
+        "with several replicas), on, off.",
         choices=distribute.SWITCHES)
     steps_per_execution: int = option(
         1, "Train steps per call into the device (Keras steps_per_execution): fewer host "

@@ -169,8 +169,12 @@ def flag_fields():
 MUTABLE_FIELDS = tuple(f.name for f in fields() if f.metadata["mutable"])
 
 
-def to_flagfile(config):
-    """The configuration as absl flag lines (``--name=value``), one per flag field."""
+def to_flagfile(config, workdir=None):
+    """The configuration as absl flag lines (``--name=value``), one per flag field, and
+    ``--workdir=<workdir as an absolute path>`` last when ``workdir`` is given (so
+    ``--flagfile=<workdir>/flags.txt`` continues that run from any directory; a
+    ``--workdir`` on the command line wins over it, see
+    :mod:`tf_asgan.config.flagfiles`)."""
     lines = []
     names = {f.name for f in flag_fields()}
     for key, value in config.to_dict().items():
@@ -182,20 +186,45 @@ def to_flagfile(config):
             lines.append(f"--{key}={value!r}")
         else:
             lines.append(f"--{key}={value}")
+    if workdir is not None:
+        lines.append(f"--workdir={os.path.abspath(workdir)}")
     return "\n".join(lines) + "\n"
 
 
 def save(config, workdir):
-    """Writes ``config.json`` and ``flags.txt`` into ``workdir`` (each atomically)."""
-    io.atomic_write_text(layout.entry(workdir, layout.CONFIG),
-                         json.dumps(config.to_dict(), indent=2, sort_keys=True))
-    io.atomic_write_text(layout.entry(workdir, layout.FLAGS), to_flagfile(config))
+    """Writes ``config.json`` and ``flags.txt`` (with the workdir) into ``workdir``, each
+    atomically and only when its text changes (a file that already says the same is
+    left as it is: same bytes, same modification time)."""
+    for name, text in ((layout.CONFIG, json.dumps(config.to_dict(), indent=2, sort_keys=True)),
+                       (layout.FLAGS, to_flagfile(config, workdir))):
+        path = layout.entry(workdir, name)
+        try:
+            with open(path) as f:
+                if f.read() == text:
+                    continue
+        except (OSError, UnicodeDecodeError):
+            pass  # absent or unreadable: written
+        io.atomic_write_text(path, text)
 
 
 def load(workdir):
-    """The configuration stored in ``workdir``, or ``None``."""
+    """The configuration stored in ``workdir``, or ``None`` when it holds none.
+
+    Raises:
+      tf_asgan.errors.InputError: a ``config.json`` that is not readable JSON, or holds
+        unknown fields.
+    """
     path = layout.entry(workdir, layout.CONFIG)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return TrainConfig.from_dict(json.load(f))
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise errors.InputError(
+            f"{path} cannot be read ({err}): the run's recorded configuration. Restore it, "
+            "move the run away or use another --workdir.") from err
+    if not isinstance(values, dict):
+        raise errors.InputError(f"{path} holds no configuration (a JSON object); restore "
+                                "it, move the run away or use another --workdir.")
+    return TrainConfig.from_dict(values)

@@ -5,7 +5,8 @@
 - :mod:`~tf_asgan.data.catalog`: the named datasets and :func:`source`, which picks one.
 - :mod:`~tf_asgan.data.stream`: a source as the batched, resumable training stream.
 - :mod:`~tf_asgan.data.digits`, :mod:`~tf_asgan.data.folders`: the embedded digits
-  (no download) and image folders.
+  (no download) and image folders; :mod:`~tf_asgan.data.decode`: which decoder reads an
+  image file (TensorFlow's or Pillow's).
 """
 
 from tf_asgan.data.base import Source

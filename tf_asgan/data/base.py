@@ -23,8 +23,9 @@ class Source:
       num_examples: how many.
       description: for logs.
       fingerprint: what the images are computed from (a folder's file names, sizes and
-        modification times; a TFDS dataset's name, version and split); caches of
-        anything computed from the images are keyed on it.
+        modification times; a TFDS dataset's name, version and split; and the version
+        of the decoding, :data:`tf_asgan.data.decode.VERSION`); caches of anything
+        computed from the images are keyed on it.
       read_index: ``index (int64 scalar tensor) -> image``, where the examples are
         listed (folders), so that any order of them can be read; ``None`` otherwise
         (the caller shuffles with a buffer).

@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 
 from tf_asgan import errors
+from tf_asgan.data import decode
 from tf_asgan.data.base import Source, to_model_range
 from tf_asgan.data.digits import (
     digits_source,
@@ -87,6 +88,23 @@ def _shard_problems(info, split):
     return []
 
 
+def _metadata_problem(tfds, name, data_dir):
+    """In words, a version folder of ``name`` that holds data but no
+    ``dataset_info.json`` (TFDS then reads no splits and fails with a ``KeyError``);
+    ``None`` when that is not the problem."""
+    try:
+        folder = str(tfds.builder(name, data_dir=data_dir).data_dir)
+        if not tf.io.gfile.isdir(folder) or tf.io.gfile.exists(
+                os.path.join(folder, "dataset_info.json")):
+            return None
+        found = len(tf.io.gfile.listdir(folder))
+    except Exception:  # noqa: BLE001 - only a better message is at stake
+        return None
+    return (f"its folder {folder} holds {found} file(s) but no dataset_info.json (the "
+            "metadata TFDS reads the splits from), so it is part of a prepared dataset, "
+            "not all of it")
+
+
 def tfds_source(name, resolution, data_dir=None, split=None, download=False):
     """A named TFDS dataset, read from ``data_dir`` (the TFDS default when ``None``).
 
@@ -99,23 +117,27 @@ def tfds_source(name, resolution, data_dir=None, split=None, download=False):
 
     split = split or TFDS_DATASETS[name]
     try:
+        # The images are decoded here (decode.decode_bytes), as TFDS's decoder reads a
+        # JPEG with the fast, inaccurate IDCT.
         ds, info = tfds.load(name, split=split, data_dir=data_dir, download=download,
-                             with_info=True, shuffle_files=False)
+                             with_info=True, shuffle_files=False,
+                             decoders={"image": tfds.decode.SkipDecoding()})
     except (AssertionError, tfds.core.registered.DatasetNotFoundError, OSError, ValueError,
-            tf.errors.OpError) as err:
+            KeyError, tf.errors.OpError) as err:
         raise DatasetNotAvailableError(_not_prepared_message(
-            name, data_dir, f"it is not prepared (or its metadata cannot be read) there "
-                            f"(TFDS said: {errors.short_message(err)})")) from err
+            name, data_dir, _metadata_problem(tfds, name, data_dir)
+            or f"it is not prepared (or its metadata cannot be read) there "
+               f"(TFDS said: {errors.short_message(err)})")) from err
     problems = _shard_problems(info, split)
     if problems:  # e.g. an interrupted copy: TFDS would fail only when reading them
         raise DatasetNotAvailableError(_not_prepared_message(name, data_dir, problems[0]))
-    images = ds.map(lambda ex: to_model_range(ex["image"], resolution),
+    images = ds.map(lambda ex: to_model_range(decode.decode_bytes(ex["image"]), resolution),
                     num_parallel_calls=tf.data.AUTOTUNE)
     count = info.splits[split].num_examples if split in info.splits else 0
     if not count:  # no split metadata (e.g. tfds.testing.mock_data): ask the dataset
         count = max(0, int(ds.cardinality()))
     return Source(images, int(count), f"tfds:{name}[{split}] at {resolution}px",
-                  fingerprint=f"tfds:{name}:{info.version}:{split}")
+                  fingerprint=f"tfds:{name}:{info.version}:{split}:decode{decode.VERSION}")
 
 
 def source(name, resolution, *, data_dir=None, image_dir=None, download=False, split=None,

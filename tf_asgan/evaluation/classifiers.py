@@ -125,7 +125,7 @@ def _reachable(url, timeout):
         return False
 
 
-def _unavailable_message(handle, reason):
+def _unavailable_message(handle, reason, network_flag):
     short = handle.split("tfhub.dev/tensorflow/")[-1]
     return (
         f"The Inception network ({short}) is not available: {reason}. Either (1) on a "
@@ -133,8 +133,8 @@ def _unavailable_message(handle, reason):
         f"print(hub.resolve('{handle}'))\"`, copy the printed directory here and pass "
         "--inception_path=DIR (inception_path= in the library); or (2) copy that directory "
         f"to {hub_cache_path(handle)} (set $TFHUB_CACHE_DIR to choose the cache folder). "
-        "For the embedded digits datasets use --eval_network=digits, which needs no "
-        "download.")
+        f"For the embedded digits datasets use {network_flag}=digits (eval_network="
+        "'digits' in the library), which needs no download.")
 
 
 _LOADED = {}
@@ -200,8 +200,12 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
         preprocessing=f"bilinear resize to {size}x{size}, values in [-1, 1]")
 
 
-def inception(path=None, handle=INCEPTION_HANDLE, timeout=5.0):
+def inception(path=None, handle=INCEPTION_HANDLE, timeout=5.0, *,
+              network_flag="--eval_network"):
     """The Inception :class:`FeatureNetwork`: from ``path``, the hub cache, or the hub.
+
+    ``network_flag`` is the flag that chooses the network in the caller's command line
+    (train.py's ``--eval_network``, evaluate.py's ``--network``), named in the error.
 
     Raises:
       NetworkNotAvailableError: within about ``timeout`` seconds when offline and
@@ -212,7 +216,7 @@ def inception(path=None, handle=INCEPTION_HANDLE, timeout=5.0):
         if not _is_saved_model(path):
             raise NetworkNotAvailableError(_unavailable_message(
                 handle, f"--inception_path={path} is not a SavedModel directory (no "
-                        "saved_model.pb)"))
+                        "saved_model.pb)", network_flag))
         log.info("Inception network from %s", path)
         return saved_model_network(path, name)
     for cache_dir in hub_cache_dirs():
@@ -223,14 +227,16 @@ def inception(path=None, handle=INCEPTION_HANDLE, timeout=5.0):
     if not _reachable(handle, timeout):
         raise NetworkNotAvailableError(_unavailable_message(
             handle, "no --inception_path was given, it is not in the TF-Hub cache "
-                    f"({', '.join(hub_cache_dirs())}) and {handle} cannot be reached"))
+                    f"({', '.join(hub_cache_dirs())}) and {handle} cannot be reached",
+            network_flag))
     try:
         import tensorflow_hub as hub  # downloads into the hub cache
 
         resolved = hub.resolve(handle)
     except Exception as err:  # noqa: BLE001 - any download failure gets the remedies
         raise NetworkNotAvailableError(_unavailable_message(
-            handle, f"downloading it failed ({type(err).__name__}: {err})")) from err
+            handle, f"downloading it failed ({type(err).__name__}: {err})",
+            network_flag)) from err
     log.info("Inception network downloaded to %s", resolved)
     return saved_model_network(resolved, name)
 
@@ -345,9 +351,10 @@ def digits_network(stacked=False, cache_dir=None, seed=0):
         count_modes=True)
 
 
-def network_for(name, dataset, inception_path=None):
+def network_for(name, dataset, inception_path=None, *, network_flag="--eval_network"):
     """The :class:`FeatureNetwork` named ``name`` (``auto``: digits for the embedded
-    datasets, Inception otherwise) for ``dataset``."""
+    datasets, Inception otherwise) for ``dataset`` (``network_flag``: see
+    :func:`inception`)."""
     if name not in NETWORKS:
         raise errors.InputError(f"Unknown evaluation network {name!r}; "
                                 f"choose one of {list(NETWORKS)}.")
@@ -355,4 +362,4 @@ def network_for(name, dataset, inception_path=None):
         name = "digits" if dataset in ("digits", "stacked_digits") else "inception"
     if name == "digits":
         return digits_network(stacked=dataset == "stacked_digits")
-    return inception(inception_path)
+    return inception(inception_path, network_flag=network_flag)

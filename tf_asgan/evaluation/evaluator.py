@@ -287,7 +287,8 @@ class Evaluator:
                                                          self.protocol.num_samples),
                                                      self.protocol.kid_block),
                     fid_definition="|m_r - m_g|^2 + Tr(C_r + C_g - 2 (C_r C_g)^(1/2)), unbiased "
-                    "covariances, TF-GAN trace_sqrt_product",
+                    "covariances, square-root trace by symmetric eigendecompositions "
+                    "(tf_asgan metrics.trace_sqrt_product, scale-equivariant)",
                     is_definition="exp E KL(p(y|x) || p(y)) (TF-GAN "
                     "classifier_score_from_logits) per split; mean and std over splits")
 

@@ -328,6 +328,8 @@ def plot(study, results, table, output):
             seeds = [r["fid"] for r in results if r["dataset"] == dataset and r["method"] == m]
             ax.scatter([m] * len(seeds), seeds, color="black", s=8, zorder=3)
         ax.set_title(f"{dataset}: FID (lower is better)", fontsize=10)
+        ax.set_xlabel("method")
+        ax.set_ylabel("FID: mean +- std over seeds (dots: seeds)")
     paths.append(figures.save_figure(fig, os.path.join(output, "fid.png")))
     for dataset in table:
         runs = {m: os.path.join(output, dataset, m, f"seed{study.seeds_for(dataset)[0]}")

@@ -17,7 +17,7 @@ from tf_asgan.asgan import ASGAN
 from tf_asgan.data import catalog
 from tf_asgan.evaluation import classifiers
 from tf_asgan.evaluation import evaluator as evaluator_lib
-from tf_asgan.training import callbacks
+from tf_asgan.training import callbacks, history, monitors
 from tf_asgan.utils import distribute
 
 SAMPLE_GRID_SIZE = 64
@@ -149,11 +149,14 @@ def make_callbacks(run, checkpoint, writes, *, latents, epochs, eval_every_epoch
                                          max_to_keep=run.checkpoints_to_keep)
     run_callbacks = [
         callbacks.NonFiniteGuard(run.log_every_steps),
+        callbacks.StepLogger(writes(layout.TENSORBOARD), run.log_every_steps),
+        monitors.DWinsWarning(run.log_every_steps),
+        callbacks.SampleGrid(writes(layout.SAMPLES), latents, run.sample_every_epochs),
+        history.EpochHistory(writes(layout.HISTORY)),
+        # After the epoch's outputs (and the evaluation): a run stopped before its
+        # epoch-end checkpoint redoes the epoch's end and writes them again.
         callbacks.Checkpointer(manager, run.checkpoint_every_steps,
                                run.checkpoint_every_minutes if timed_checkpoints else 0.0),
-        callbacks.StepLogger(writes(layout.TENSORBOARD), run.log_every_steps),
-        callbacks.SampleGrid(writes(layout.SAMPLES), latents, run.sample_every_epochs),
-        keras.callbacks.CSVLogger(writes(layout.HISTORY), append=True),
         *extra,
     ]
     evaluate = None

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from tf_asgan import layout
+from tf_asgan.training import checkpoints
 from tf_asgan.utils import images, io, nonfinite
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,20 @@ class SampleGrid(keras.callbacks.Callback):
         self.z = tf.constant(z)
         self.every_epochs = max(1, int(every_epochs))
         self.columns = columns
+        self._generate = None
 
     def path(self, epoch):
         return os.path.join(self.directory, f"epoch_{epoch:04d}.png")
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_epochs == 0:
-            images.save_grid(self.model.generate(self.z).numpy(), self.path(epoch + 1),
+            if self._generate is None:
+                # A graph frees each activation once it is used; run eagerly, a Keras
+                # model keeps all of them to the end of the call (about 4 GB for the
+                # paper's ResNet-64 on 64 latents).
+                self._generate = tf.function(
+                    lambda z: self.model.generator(z, training=False))
+            images.save_grid(self._generate(self.z).numpy(), self.path(epoch + 1),
                              self.columns)
 
 
@@ -155,7 +163,13 @@ class Checkpointer(RunCallback):
     only once its files are complete, so a crash mid-write leaves the previous one in
     use. The step values and weights are checked first (:func:`check_numbers`): a
     non-finite one raises :class:`~tf_asgan.utils.nonfinite.NonFiniteError` and nothing is
-    saved.
+    saved. A full disk raises
+    :class:`~tf_asgan.training.checkpoints.OutOfSpaceError` (:func:`checkpoints.save`).
+
+    An epoch's last step is saved only at the epoch end, and this callback comes after
+    those that write the epoch's outputs (sample grid, ``history.csv`` row, evaluation;
+    :func:`tf_asgan.training.builder.make_callbacks`): a run stopped before they are
+    written resumes before the epoch end and writes them when it gets there.
     """
 
     def __init__(self, manager, every_steps=0, every_minutes=0.0, clock=time.monotonic):
@@ -174,12 +188,15 @@ class Checkpointer(RunCallback):
     def save(self):
         if self.step != self._last_saved:
             nonfinite.check_numbers(self.model, self.step)
-            self.manager.save(checkpoint_number=self.step)
+            checkpoints.save(self.manager, self.step)
             self._last_saved = self.step
         self._last_time = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
         before = self._advance(batch)
+        steps = (self.params or {}).get("steps")
+        if steps and batch + 1 >= steps:
+            return  # the epoch's last step: saved at the epoch end, after its outputs
         if self.crossed(before, self.step, self.every_steps):
             self.save()
         elif self.every_seconds and self.clock() - self._last_time >= self.every_seconds:
@@ -215,19 +232,18 @@ class Evaluate(keras.callbacks.Callback):
         self.best_fid = self._recorded_best()
 
     def _recorded_best(self):
-        best = float("inf")
-        if os.path.exists(self.metrics_path):
-            with open(self.metrics_path) as f:
-                for number, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        best = min(best, float(json.loads(line)["metrics"]["fid"]))
-                    except (ValueError, KeyError, TypeError):
-                        # e.g. the half-written last line of a run killed mid-write
-                        log.warning("%s line %d is not a complete record; ignored.",
-                                    self.metrics_path, number)
-        return best
+        return min((record["metrics"]["fid"] for record in recorded_evaluations(
+            self.metrics_path, warn=True)), default=float("inf"))
+
+    def _drop_records_from(self, epoch):
+        """Removes the records of ``epoch`` and later ones from ``metrics.jsonl``: those
+        of an epoch done again (a run stopped after evaluating it but before its
+        checkpoint), replaced by this evaluation."""
+        records = recorded_evaluations(self.metrics_path)
+        if any(record.get("epoch", 0) >= epoch for record in records):
+            io.atomic_write_text(self.metrics_path, "".join(
+                json.dumps(record, sort_keys=True) + "\n" for record in records
+                if record.get("epoch", 0) < epoch))
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
@@ -248,12 +264,46 @@ class Evaluate(keras.callbacks.Callback):
             with tf.summary.create_file_writer(self.logdir).as_default(step=step):
                 for name, value in values.items():
                     tf.summary.scalar(f"eval/{name}", value)
+        self._drop_records_from(done)
         io.append_line(self.metrics_path, json.dumps(record, sort_keys=True))
         fid = values["fid"]
         if fid < self.best_fid:
             self.best_fid = fid
-            path = self.best_manager.save(checkpoint_number=step) if self.best_manager else None
+            path = (checkpoints.save(self.best_manager, step, layout.entry(
+                os.path.dirname(self.metrics_path), layout.CHECKPOINTS))
+                if self.best_manager else None)
             io.atomic_write_json(self.best_path, {"epoch": done, "step": step, "fid": fid,
                                                   "checkpoint": path, "metrics": values},
                                  indent=2, sort_keys=True)
             log.info("Best FID so far (%.4g); saved %s", fid, path)
+
+
+def recorded_evaluations(metrics_path, warn=False):
+    """The complete evaluation records of ``metrics_path`` (``metrics.jsonl``), in order;
+    none when it does not exist. An incomplete line (e.g. the half-written last line of
+    a run killed mid-write) is skipped, and with ``warn`` reported."""
+    if not os.path.exists(metrics_path):
+        return []
+    records = []
+    with open(metrics_path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                record["metrics"]["fid"] = float(record["metrics"]["fid"])
+            except (ValueError, KeyError, TypeError):
+                if warn:
+                    log.warning("%s line %d is not a complete record; ignored.",
+                                metrics_path, number)
+                continue
+            records.append(record)
+    return records
+
+
+def last_evaluation(metrics_path):
+    """The last complete record of ``metrics_path``, or ``None``: what a run that
+    evaluated nothing in this call (a finished run invoked again) reports as its
+    final metrics."""
+    records = recorded_evaluations(metrics_path)
+    return records[-1] if records else None

@@ -10,12 +10,24 @@ cannot be read (truncated, checksum mismatch, missing files) is reported, moved 
 nothing is loaded from a corrupt file, and when every recorded checkpoint is corrupt
 :class:`CorruptCheckpointError` says so rather than training from scratch silently.
 
+A write the file system refuses (a full disk or quota, TensorFlow's
+``ResourceExhaustedError``): :func:`save` removes the failed checkpoint's unrecorded
+files and raises :class:`OutOfSpaceError`, one line naming the last good checkpoint (the
+one the run resumes from); :func:`space_reported` does the same for a run's other writes
+(sample grids, logs, the export).
+
+Precision: :func:`loss_scaled` tells from a checkpoint's variables whether its run
+trained in ``mixed_float16`` (its optimizers scale the loss), so a resumed run can keep
+the precision it started in (:func:`tf_asgan.training.rundir.run_precision`).
+
 Numbers: NaN and infinite values are caught before a checkpoint is written
 (:class:`tf_asgan.training.callbacks.NonFiniteGuard`,
 :func:`tf_asgan.utils.nonfinite.check_numbers`,
 and :mod:`tf_asgan.utils.nonfinite` for the checks themselves).
 """
 
+import contextlib
+import errno
 import glob
 import logging
 import os
@@ -39,6 +51,31 @@ def step_of(prefix):
 
 class CorruptCheckpointError(errors.TfAsganError, RuntimeError):
     """Every recorded checkpoint of a run is unreadable."""
+
+
+class CheckpointMismatchError(errors.TfAsganError, ValueError):
+    """A readable checkpoint of another model (architecture, resolution, width, ...)."""
+
+
+class OutOfSpaceError(errors.TfAsganError, OSError):
+    """A run's file (a checkpoint, a sample grid, a log, the export) could not be
+    written for lack of space (full disk, quota); the run's last good checkpoint is
+    unchanged."""
+
+
+# What the file system says when it is full or over quota (the text of ENOSPC / EDQUOT,
+# which TensorFlow's file writes pass on inside a ResourceExhaustedError).
+_NO_SPACE = ("no space left", "quota exceeded")
+
+
+def out_of_space(err):
+    """Whether ``err`` is a write refused for lack of space: an ``OSError`` with errno
+    ``ENOSPC`` or ``EDQUOT``, or TensorFlow's ``ResourceExhaustedError`` of a file write
+    ("No space left on device")."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, tf.errors.ResourceExhaustedError) and any(
+        words in str(err).lower() for words in _NO_SPACE)
 
 
 def recorded_checkpoints(directory):
@@ -83,6 +120,97 @@ def _is_corruption(err):
         word in text for word in ("checksum", "corrupt", "truncated", "read less bytes"))
 
 
+def save(manager, number, resumes_from=None):
+    """``manager.save(checkpoint_number=number)`` (a ``tf.train.CheckpointManager``);
+    returns the new prefix. ``resumes_from``: the directory of the checkpoints the run
+    resumes from (default: the manager's).
+
+    The manager records a checkpoint only after its files are complete. When the file
+    system refuses the write, the failed checkpoint's files (``<name>-<number>.*`` and
+    TensorFlow's ``<name>-<number>_temp/``, never a recorded checkpoint's) are removed,
+    which gives back the space they took.
+
+    Raises:
+      OutOfSpaceError: the write failed with a ``ResourceExhaustedError`` (every one a
+        checkpoint write raises is the file system's) or an out-of-space ``OSError``
+        (:func:`out_of_space`); the message names the last good checkpoint.
+    """
+    try:
+        return manager.save(checkpoint_number=number)
+    except (tf.errors.ResourceExhaustedError, OSError) as err:
+        if not (isinstance(err, tf.errors.ResourceExhaustedError) or out_of_space(err)):
+            raise
+        _remove_unrecorded(manager.directory, number)
+        raise _no_space(err, f"checkpoint {number} into {manager.directory}",
+                        resumes_from or manager.directory) from err
+
+
+@contextlib.contextmanager
+def space_reported(directory, what="a file of the run"):
+    """Turns an out-of-space error (:func:`out_of_space`) raised inside the ``with``
+    block into :class:`OutOfSpaceError` naming ``what`` and the last good checkpoint of
+    ``directory`` (the run's checkpoints); any other error passes unchanged."""
+    try:
+        yield
+    except errors.TfAsganError:
+        raise
+    except (tf.errors.ResourceExhaustedError, OSError) as err:
+        if not out_of_space(err):
+            raise
+        raise _no_space(err, what, directory) from err
+
+
+def _no_space(err, what, directory):
+    return OutOfSpaceError(
+        f"Could not write {what} ({type(err).__name__}: {errors.short_message(err)}). The "
+        f"last good checkpoint is {last_good(directory)}; free space on that disk (or raise "
+        "the quota) and run the same command again to resume from it.")
+
+
+def last_good(directory):
+    """The newest checkpoint recorded in ``directory`` with its step, as words
+    (``'/run/checkpoints/ckpt-40 (step 40)'``), or ``'none yet (the run starts again
+    from step 0)'``."""
+    recorded = recorded_checkpoints(directory)
+    if not recorded:
+        return "none yet (the run starts again from step 0)"
+    step = step_of(recorded[-1])
+    return recorded[-1] + ("" if step is None else f" (step {step})")
+
+
+def _remove_unrecorded(directory, number):
+    """Removes what a failed save of checkpoint ``number`` left in ``directory``."""
+    recorded = {os.path.basename(p) for p in recorded_checkpoints(directory)}
+    pattern = os.path.join(glob.escape(directory), f"*-{number}")
+    for path in glob.glob(pattern + ".*") + glob.glob(pattern + "_temp"):
+        if os.path.basename(path).split(".")[0].removesuffix("_temp") in recorded:
+            continue
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+
+
+def loss_scaled(directory):
+    """Whether the newest readable checkpoint recorded in ``directory`` was written by a
+    run whose optimizers scale the loss (``mixed_float16``, see
+    :func:`tf_asgan.optimizers.prepare`: a ``LossScaleOptimizer`` saves its Adam as
+    ``inner_optimizer``).
+
+    Returns:
+      ``True``, ``False`` (``float32`` or ``mixed_bfloat16``: their variables are the
+      same), or ``None`` when ``directory`` records no readable checkpoint.
+    """
+    optimizer = layout.RUN_OBJECTS[-1]  # g_optimizer
+    for prefix in reversed(recorded_checkpoints(directory)):
+        try:
+            names = [name for name, _ in tf.train.list_variables(prefix)]
+        except (tf.errors.OpError, ValueError):
+            continue  # unreadable: restore_latest reports it
+        return any(name.startswith(f"{optimizer}/inner_optimizer/") for name in names)
+    return None
+
+
 def verify(prefix):
     """Reads every tensor of checkpoint ``prefix`` (checking each one's CRC32C).
 
@@ -115,8 +243,8 @@ def restore_latest(checkpoint, directory, writer=True, partial=False):
 
     Raises:
       CorruptCheckpointError: checkpoints are recorded but none is readable.
-      AssertionError: a readable checkpoint does not match ``checkpoint``'s objects
-        (a different architecture): not corruption, so nothing is moved.
+      CheckpointMismatchError: a readable checkpoint does not match ``checkpoint``'s
+        objects (a different architecture): not corruption, so nothing is moved.
     """
     candidates = recorded_checkpoints(directory)
     remaining = list(candidates)
@@ -170,8 +298,15 @@ def _restore(checkpoint, prefix, partial):
                                   if hasattr(checkpoint, name)]
     if missing:
         return legacy.restore_without_counts(checkpoint, prefix, missing)
-    status = checkpoint.restore(prefix)
-    (status.expect_partial() if partial else status).assert_existing_objects_matched()
+    try:
+        status = checkpoint.restore(prefix)
+        (status.expect_partial() if partial else status).assert_existing_objects_matched()
+    except (ValueError, AssertionError) as err:  # shapes or objects differ: not corruption
+        raise CheckpointMismatchError(
+            f"Checkpoint {prefix} does not fit the model of the run's config.json "
+            f"({errors.short_message(err)}): it was written with another architecture, "
+            "resolution, width or latent size. Pass a checkpoint of this run, or the "
+            "--workdir it belongs to.") from err
     return prefix
 
 

@@ -19,7 +19,22 @@ the step, the rollback count, the replica and the draw's purpose
 (:mod:`tf_asgan.randomness`); the step and rollback counts are checkpointed with the
 weights and the data stream restarts at the step's batch. A run killed at any moment
 and resumed therefore ends with the weights of an uninterrupted run, bit for bit on the
-same machine and software (``tests/test_resume.py``).
+same machine and software (``tests/test_resume.py``). A resumed run trains in the
+precision it started in, whatever ``--precision=auto`` means on this machine
+(:meth:`~tf_asgan.training.rundir.RunDir.precision`).
+
+Stops: the outputs of an epoch (sample grid, ``history.csv`` row, evaluation) are
+written before its epoch-end checkpoint, so a run stopped before that checkpoint
+writes them when the resumed run finishes the epoch. Ctrl-C raises
+:class:`TrainingInterrupted` and a full disk
+:class:`~tf_asgan.training.checkpoints.OutOfSpaceError`, each one line naming the
+checkpoint the run resumes from.
+
+What a researcher watches: at the start the chief writes the first real images the run
+is fed (``samples/real.png``, kept on resume), a progress line shows the run's step,
+total and time to finish (:mod:`tf_asgan.training.progress`), and D winning outright for
+a stretch of steps is warned about once (:mod:`tf_asgan.training.monitors`). A finished
+run invoked again returns its last recorded evaluation.
 
 Under several workers every worker trains; only the chief writes into the workdir (the
 others write into a scratch folder they delete at the end), and every worker resumes
@@ -31,13 +46,22 @@ import logging
 import keras
 import tensorflow as tf
 
+from tf_asgan import layout
 from tf_asgan.config import checks
 from tf_asgan.data import stream as stream_lib
-from tf_asgan.training import builder, checkpoints
+from tf_asgan.training import builder, checkpoints, monitors, progress
+from tf_asgan.training import callbacks as callbacks_lib
 from tf_asgan.training.rundir import RunDir
 from tf_asgan.utils import distribute, nonfinite
 
 log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during training; the message says where the run resumes. Still
+    a ``KeyboardInterrupt`` (not a :class:`~tf_asgan.errors.TfAsganError`), so
+    ``except Exception`` does not swallow it (ours). No checkpoint is written on the
+    way out: the run resumes from its last one, as after a kill."""
 
 
 def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strategy=None,
@@ -48,7 +72,10 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
       config: a :class:`~tf_asgan.config.train_config.TrainConfig`; validated first.
       workdir: the run directory (created if needed).
       callbacks: extra Keras callbacks.
-      verbose: Keras ``fit`` verbosity (progress bars by default).
+      verbose: ``"auto"`` (default): one progress line with the run's step, total and
+        ETA (:mod:`tf_asgan.training.progress`; plain lines when stdout is not a
+        terminal); ``0``: silent; ``1``, ``2``: Keras's own ``fit`` output. Only the
+        chief shows progress.
       source: a :class:`~tf_asgan.data.base.Source` to use instead of ``config.data.dataset``.
       strategy: a ``tf.distribute`` strategy (default: ``config.run.strategy``, see
         :mod:`tf_asgan.utils.distribute`).
@@ -60,7 +87,9 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     Returns:
       A dict: ``step`` (completed steps), ``steps_per_epoch``, ``total_steps``,
       ``export`` (the SavedModel path or ``None``), ``workdir`` (where the run was
-      written), ``evaluation`` (the last evaluation record or ``None``), ``chief``,
+      written), ``evaluation`` (the last evaluation record of this call or, when it
+      evaluated nothing, e.g. a finished run invoked again, the last one recorded in
+      ``metrics.jsonl``; ``None`` without any), ``chief``,
       ``weights_sha1`` / ``all_weights_sha1`` (:func:`~tf_asgan.training.builder.weights_digest`),
       ``rollbacks``.
 
@@ -70,6 +99,9 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
         see :class:`~tf_asgan.training.rundir.RunDir`.
       tf_asgan.utils.nonfinite.NonFiniteError: a non-finite step that is not rolled back (see
         the module docstring).
+      tf_asgan.training.checkpoints.OutOfSpaceError: a checkpoint, log, sample grid or the
+        export could not be written for lack of space (naming the last good checkpoint).
+      TrainingInterrupted: Ctrl-C during training (naming the checkpoint it resumes from).
     """
     config.validate()
     strategy = strategy or distribute.make_strategy(config.run.strategy)
@@ -85,7 +117,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                  if config.eval.eval_every_epochs else None)
     keras.utils.set_random_seed(config.optim.seed)
     jit = distribute.resolve_jit(config.run.jit_compile, strategy)
-    precision = distribute.resolve_precision(config.run.precision)
+    config, precision = run.precision(config)  # a resumed run keeps its own
     with distribute.precision_policy(precision), strategy.scope():
         gan = builder.model_of(config, jit)
     checkpoint = builder.checkpoint_for(gan)
@@ -94,30 +126,41 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
         log.info("Resumed from %s", latest)
     start = gan.completed_steps()
     checks.check_resume_position(config.run, start, steps_per_epoch)
-    run.save_config(config)
+    run.save_config(config, trains=start < config.optim.epochs * steps_per_epoch)
     fit_callbacks, manager, evaluate = builder.make_callbacks(
         config.run, checkpoint, run.writes,
         latents=builder.fixed_latents(config.optim.seed, config.model.latent_dim),
         epochs=config.optim.epochs, eval_every_epochs=config.eval.eval_every_epochs,
         evaluator=evaluator,
         timed_checkpoints=not multi_worker, extra=callbacks)
+    shown, verbose = progress.for_verbosity(verbose if run.chief else 0,
+                                            config.optim.epochs * steps_per_epoch,
+                                            config.optim.epochs)
+    fit_callbacks.extend(shown)
     _log_start(config.optim, strategy, source, start, steps_per_epoch, jit, precision)
+    if run.chief:  # what the model is fed (kept on resume)
+        real_grid = layout.entry(run.writes(layout.SAMPLES), layout.REAL_GRID)
+        with checkpoints.space_reported(run.checkpoints, real_grid):
+            monitors.write_real_grid(_stream(config.optim, source, 0, 1, False), real_grid,
+                                     n=builder.SAMPLE_GRID_SIZE)
     if start == 0:  # the initial weights: a rollback target from step 1 on
-        manager.save(checkpoint_number=0)
+        checkpoints.save(manager, 0)
     step, rollbacks = _fit(gan, config.optim, config.run, source, steps_per_epoch,
                            fit_callbacks, run, checkpoint, verbose=verbose,
                            multi_worker=multi_worker)
     export_path = None
     if config.run.export:
         nonfinite.check_numbers(gan, step, what="weights (the generator was not exported)")
-        export_path = run.export(gan.generator, config, step)
+        with checkpoints.space_reported(run.checkpoints, f"the export {run.export_path}"):
+            export_path = run.export(gan.generator, config, step)
     run.finish()
     return {"step": step, "steps_per_epoch": steps_per_epoch,
             "total_steps": config.optim.epochs * steps_per_epoch,
             "export": export_path if run.chief else None, "workdir": run.path,
             "chief": run.chief, "weights_sha1": builder.weights_digest(gan),
             "all_weights_sha1": builder.weights_digest(gan, trainable_only=False),
-            "evaluation": evaluate.results[-1] if evaluate and evaluate.results else None,
+            "evaluation": (evaluate.results[-1] if evaluate and evaluate.results
+                           else callbacks_lib.last_evaluation(run.writes(layout.METRICS))),
             "rollbacks": rollbacks}
 
 
@@ -177,9 +220,15 @@ def _fit(gan, optim, run_config, source, steps_per_epoch, fit_callbacks, run, ch
         end = epoch + 1 if done_in_epoch else optim.epochs
         stream = _stream(optim, source, step, end, multi_worker)
         try:
-            gan.fit(stream, initial_epoch=epoch, epochs=end,
-                    steps_per_epoch=steps_per_epoch - done_in_epoch, callbacks=fit_callbacks,
-                    verbose=verbose)
+            with checkpoints.space_reported(run.checkpoints):
+                gan.fit(stream, initial_epoch=epoch, epochs=end,
+                        steps_per_epoch=steps_per_epoch - done_in_epoch,
+                        callbacks=fit_callbacks, verbose=verbose)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"Interrupted at step {gan.completed_steps()}. Run the same command again to "
+                f"resume {run.path} from its last checkpoint, "
+                f"{checkpoints.last_good(run.checkpoints)}.") from None
         except nonfinite.NonFiniteError as err:
             _give_up_or_roll_back(err, run_config, rollbacks, run)
             rollbacks += 1

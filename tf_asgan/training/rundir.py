@@ -23,6 +23,7 @@ import tensorflow as tf
 from tf_asgan import errors, export, layout, networks
 from tf_asgan.config import train_config
 from tf_asgan.training import builder, checkpoints
+from tf_asgan.utils import distribute
 
 log = logging.getLogger(__name__)
 # What to do with a workdir that already holds a run (train.py --existing_run).
@@ -46,7 +47,33 @@ def _mismatch(config, path):
     """The differences between ``config`` and the run stored in ``path`` (``{}`` when
     there is none or it is the same experiment)."""
     stored = train_config.load(path)
-    return {} if stored is None else config.differences(stored)
+    if stored is None:
+        return {}
+    diff = config.differences(stored)
+    if "precision" in diff and config.run.precision in ("auto", run_precision(path, stored)):
+        del diff["precision"]  # the precision the run trains in, by another name
+    return diff
+
+
+def run_precision(workdir, stored=None):
+    """The precision (a Keras dtype policy name) the run in ``workdir`` trains in, or
+    ``None`` when there is no run or, for ``--precision=auto``, no checkpoint yet.
+
+    An explicit ``--precision`` is the recorded one. For ``auto`` it is the precision
+    its checkpoints were written in (:func:`~tf_asgan.training.checkpoints.loss_scaled`:
+    ``mixed_float16``, else ``float32``, the two values auto resolves to), not what auto
+    resolves to on this machine: a run extended where auto means something else keeps
+    its precision, and its checkpoints stay readable (ours; the variables of a
+    ``mixed_float16`` run's optimizers differ from a ``float32`` run's). ``stored``: the
+    run's configuration when already read.
+    """
+    stored = stored or train_config.load(workdir)
+    if stored is None:
+        return None
+    if stored.run.precision != "auto":
+        return stored.run.precision
+    scaled = checkpoints.loss_scaled(layout.entry(workdir, layout.CHECKPOINTS))
+    return None if scaled is None else ("mixed_float16" if scaled else "float32")
 
 
 def remove_run(path, reason="--existing_run=overwrite"):
@@ -93,7 +120,8 @@ def resolve_workdir(config, workdir, existing_run="resume", chief=True):
         raise ConfigMismatchError(
             f"{workdir} holds a run with a different configuration ({listed}). Use a new "
             "--workdir, start a new run beside it (--existing_run=new), replace it "
-            "(--existing_run=overwrite), or repeat the stored run with --flagfile="
+            "(--existing_run=overwrite), or continue the stored run: give only the flags "
+            "that may change (train.py keeps the run's values of the others) or --flagfile="
             f"{os.path.join(workdir, 'flags.txt')}.")
     if existing_run == "new":
         n = 2
@@ -125,9 +153,18 @@ def export_step(path):
             "--noexport.") from err
 
 
+def _folder_from_here(path):
+    """``path`` made absolute when it names a folder from the current directory (a relative
+    ``--image_dir`` is relative to where train.py ran); as given otherwise."""
+    return os.path.abspath(path) if path and os.path.isdir(path) else path
+
+
 def export_metadata(config, step):
-    """What an export records about its run (``assets.extra/tf_asgan.json``)."""
+    """What an export records about its run (``assets.extra/tf_asgan.json``), including
+    where its real data is (``data_dir``, ``image_dir``: evaluate.py's defaults)."""
     return {"step": step, "architecture": config.model.architecture,
+            "data_dir": _folder_from_here(config.data.data_dir),
+            "image_dir": _folder_from_here(config.data.image_dir),
             "resolution": config.model.resolution, "dataset": config.data.dataset,
             "adversarial": config.method.adversarial, "perturbation": config.method.perturbation,
             "epsilon": config.method.epsilon, "epsilon_unit": config.method.epsilon_unit,
@@ -181,9 +218,33 @@ class RunDir:
     def export_path(self):
         return self.writes(layout.EXPORT)
 
-    def save_config(self, config):
-        """Writes ``config.json`` and ``flags.txt`` (the chief only)."""
-        if self.chief:
+    def precision(self, config):
+        """``(config, precision)``: the configuration to record and the Keras dtype
+        policy this call trains in.
+
+        On a run that has a precision (:func:`run_precision`) the policy is that one, and
+        a ``--precision`` that names it otherwise (``auto`` for a run of an explicit
+        one, or what ``auto`` meant when the run started) is replaced by the recorded
+        value, so the record stays as it was. Elsewhere ``config``'s own precision,
+        resolved for this machine (:func:`tf_asgan.utils.distribute.resolve_precision`).
+        """
+        stored = train_config.load(self.path)
+        recorded = run_precision(self.path, stored)
+        here = distribute.resolve_precision(config.run.precision)
+        if recorded is None:
+            return config, here
+        if recorded != here:
+            log.info("This run trains in %s, the precision it started in (--precision=%s "
+                     "would mean %s here).", recorded, config.run.precision, here)
+        if stored.run.precision != config.run.precision:
+            config = config.replace(precision=stored.run.precision)
+        return config, recorded
+
+    def save_config(self, config, trains=True):
+        """Writes ``config.json`` and ``flags.txt`` (the chief only), when the run has none
+        yet or this call ``trains`` (a rerun that trains no step, e.g. a finished run
+        given a smaller ``--epochs``, changes no record)."""
+        if self.chief and (trains or train_config.load(self.path) is None):
             train_config.save(config, self.path)
 
     def check_export_path(self):
@@ -248,13 +309,17 @@ def _restore(ckpt, workdir, checkpoint=None, partial=False):
 
 def restore_model(workdir, checkpoint=None):
     """``(gan, config, checkpoint path)``: the whole run of ``workdir`` (both networks
-    and optimizers) at its newest readable (or the given) checkpoint.
+    and optimizers) at its newest readable (or the given) checkpoint, built in the
+    precision the run trains in (:func:`run_precision`).
 
     Raises:
       FileNotFoundError: no ``config.json`` or no checkpoint.
     """
     config = _stored_config(workdir)
-    gan = builder.model_of(config, jit_compile=False)
+    precision = run_precision(workdir, config) or distribute.resolve_precision(
+        config.run.precision)
+    with distribute.precision_policy(precision):  # the optimizers' variables depend on it
+        gan = builder.model_of(config, jit_compile=False)
     return gan, config, _restore(builder.checkpoint_for(gan), workdir, checkpoint)
 
 
