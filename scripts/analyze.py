@@ -35,6 +35,11 @@ flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 
+@errors.on_interrupt(
+    "analyze.py",
+    "Interrupted; the output folder may hold some of the figures "
+    "(each complete) but no analysis record. Run the same command "
+    "again with --overwrite.")
 def main(argv):
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)

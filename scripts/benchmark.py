@@ -92,6 +92,10 @@ def measure(xla):
     return text
 
 
+@errors.on_interrupt(
+    "benchmark.py",
+    "Interrupted; no table was written (it is written when every "
+    "timing is done). Run the same command again.")
 def main(argv):
     del argv
     xla = {"both": (False, True), "on": (True,), "off": (False,)}[FLAGS.xla]

@@ -158,6 +158,10 @@ def evaluate(generator, run, *, dataset=None, resolution=None, network="auto",
     return dict(result, run=run)
 
 
+@errors.on_interrupt(
+    "evaluate.py",
+    "Interrupted; no result was written (it is written when the "
+    "evaluation ends). Run the same command again.")
 def main(argv):
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)
@@ -187,8 +191,15 @@ def main(argv):
     except (classifiers.NetworkNotAvailableError, catalog.DatasetNotAvailableError,
             FileNotFoundError, ValueError, errors.TfAsganError) as err:
         sys.exit(f"evaluate.py: {err}")
+    except OSError as err:  # reading the generator, the data or a cache (disk, permissions)
+        sys.exit(f"evaluate.py: {err}. Fix that (free space, permissions) and run the same "
+                 "command again.")
     record["generator"] = os.path.abspath(path)
-    output = _write_result(output, record, FLAGS.overwrite)
+    try:
+        output = _write_result(output, record, FLAGS.overwrite)
+    except OSError as err:  # a full disk, a folder that cannot be written
+        sys.exit(f"evaluate.py: cannot write {output} ({err}); free space or pass another "
+                 "--output, and run the same command again.")
     m, p = record["metrics"], record["protocol"]
     print(f"Wrote {output}: FID {m['fid']:.3f}, IS {m['is']:.3f} +- {m['is_std']:.3f}, "
           f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"

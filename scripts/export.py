@@ -25,6 +25,10 @@ flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 
+@errors.on_interrupt(
+    "export.py",
+    "Interrupted; nothing was exported (an export is written whole or "
+    "not at all). Run the same command again.")
 def main(argv):
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)

@@ -49,3 +49,6 @@ if __name__ == "__main__":
         main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
     except (tf_asgan.errors.TfAsganError, OSError) as err:  # OSError: writing runs/quickstart
         sys.exit(f"quickstart.py: {err}")
+    except KeyboardInterrupt:  # nothing to resume: the example trains in memory
+        tf_asgan.errors.exit_interrupted("quickstart.py", "Interrupted; nothing was "
+                                         "written. Run the same command again.")

@@ -57,6 +57,10 @@ def write(generator_dir, out_dir, *, seed=0, num=64, columns=8, rows=8, steps=10
     return grid_path, interp_path
 
 
+@errors.on_interrupt(
+    "sample.py",
+    "Interrupted; the output folder may hold some of the images (each "
+    "complete). Run the same command again with --overwrite.")
 def main(argv):
     del argv
     out_dir = FLAGS.out_dir or os.path.join(

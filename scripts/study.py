@@ -65,9 +65,8 @@ def main(argv):
     except (errors.TfAsganError, OSError) as err:  # OSError: the output folder
         sys.exit(f"study.py: {err} (running the same command again continues the study)")
     except KeyboardInterrupt as err:  # Ctrl-C: one line (a run's says where it resumes)
-        print("study.py:", err or "Interrupted.", "Running the same command again continues "
-              "the study.", file=sys.stderr)
-        sys.exit(130)
+        errors.exit_interrupted("study.py", f"{err or 'Interrupted.'} Running the same "
+                                "command again continues the study.")
     print(summary)
     print(f"Wrote {FLAGS.output}/summary.md, study.json, fid.png, curves_*.png")
 

@@ -123,9 +123,8 @@ def main(argv):
         sys.exit(f"train.py: {err}. Fix that (free space, permissions) and run the same "
                  "command again: the run resumes from its last checkpoint.")
     except KeyboardInterrupt as err:  # Ctrl-C: where the run resumes, in one line
-        print("train.py:", err or "Interrupted. Run the same command again to resume the "
-              "run from its last checkpoint.", file=sys.stderr)
-        sys.exit(130)
+        errors.exit_interrupted("train.py", str(err) or "Interrupted. Run the same command "
+                                "again to resume the run from its last checkpoint.")
     print(f"Done: {result['step']} steps in {result['workdir']}; samples in "
           f"{layout.entry(result['workdir'], layout.SAMPLES)}"
           + (f"; generator exported to {result['export']}" if result["export"] else "")

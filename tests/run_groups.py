@@ -18,6 +18,7 @@ import time
 
 TESTS = pathlib.Path(__file__).resolve().parent
 WORKERS = 2
+DURATIONS = "--durations=5"  # each group's slowest tests, to keep the suite in its budget
 
 
 def groups():
@@ -35,7 +36,8 @@ def main(options):
         while pending and len(running) < WORKERS:
             paths = pending.pop(0)
             log = tempfile.TemporaryFile("w+")
-            proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", *options, *paths],
+            proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", DURATIONS, *options,
+                                     *paths],
                                     stdout=log, stderr=subprocess.STDOUT, cwd=TESTS.parent)
             running[proc.pid] = (proc, paths, log, time.time())
         pid, status, usage = os.wait4(-1, 0)

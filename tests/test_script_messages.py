@@ -1,12 +1,13 @@
 """What the scripts say (issue 23, items 8 and 13): each entry point names its own flags,
 checks its inputs before its outputs, and prints our errors as one line."""
 
+import ast
 import os
 
 import pytest
 import tensorflow as tf
 
-from helpers import LATENT, run_script, tiny_dcgan
+from helpers import LATENT, REPO, run_script, tiny_dcgan
 from tf_asgan import errors, export
 from tf_asgan.config import train_config
 from tf_asgan.config.train_config import TrainConfig
@@ -90,3 +91,27 @@ def test_benchmark_py_refuses_bad_flags_in_one_line_before_timing(args, words, t
                       f"--output={tmp_path}")
     _one_line_error(proc, "benchmark.py:", *words)
     assert not os.listdir(tmp_path)  # nothing measured, nothing written
+
+
+def test_ctrl_c_in_a_decorated_main_is_one_line_and_status_130(capsys):
+    @errors.on_interrupt("tool.py", "Interrupted; nothing was written.")
+    def main(argv):
+        assert argv == ["tool.py"]
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stop:
+        main(["tool.py"])
+    assert stop.value.code == errors.INTERRUPTED_STATUS == 130
+    assert capsys.readouterr().err == "tool.py: Interrupted; nothing was written.\n"
+
+
+@pytest.mark.parametrize("script", ["evaluate", "export", "analyze", "sample", "benchmark"])
+def test_every_script_main_answers_ctrl_c_in_one_line(script):
+    """train.py and study.py say where their runs resume (test_interruptions.py) and
+    quickstart.py has nothing to resume; the other scripts' ``main`` carry the
+    decorator, so Ctrl-C anywhere in them is one line."""
+    tree = ast.parse(open(os.path.join(REPO, "scripts", f"{script}.py")).read())
+    (main,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
+    names = [ast.unparse(d.func) for d in main.decorator_list if isinstance(d, ast.Call)]
+    assert names == ["errors.on_interrupt"]
+    assert ast.literal_eval(main.decorator_list[0].args[0]) == f"{script}.py"

@@ -23,13 +23,14 @@ LAYERS = {
     # 0 plumbing: errors, the run-directory layout, utils/ (io, images, distribute,
     #   non-finite checks, SavedModel reading, TF-GAN's import)
     "errors": 0, "layout": 0, "utils": 0,
-    # 1 math: pure functions of tensors; the sibling methods; migrations of old runs
+    # 1 math: pure functions of tensors; the sibling methods; D's regularisers;
+    #   migrations of old runs
     "randomness": 1, "losses": 1, "perturbations": 1, "schedules": 1, "methods": 1,
-    "legacy": 1,
+    "regularizers": 1, "legacy": 1,
     # 2 parts: networks, data, the generator export
     "networks": 2, "data": 2, "export": 2,
     # 3 model: the GAN and its train step
-    "tracking": 3, "inputs": 3, "optimizers": 3, "gan": 3, "asgan": 3,
+    "tracking": 3, "inputs": 3, "optimizers": 3, "ema": 3, "gan": 3, "asgan": 3,
     # 4 measuring a model: metrics and evaluation, the paper's analyses
     "evaluation": 4, "analysis": 4,
     # 5 configuration

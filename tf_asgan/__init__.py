@@ -8,7 +8,8 @@
 >>> gan.fit(images_in_minus1_1_dataset, epochs=200)
 
 The package's plan is in docs/architecture.md: the method at the top level (``asgan``,
-``gan``, ``losses``, ``perturbations``, ``schedules``, ``methods/``, ``networks/``), then
+``gan``, ``losses``, ``perturbations``, ``schedules``, ``optimizers``, ``ema``,
+``methods/``, ``regularizers/``, ``networks/``), then
 one folder per concern (``data/``, ``evaluation/``, ``config/``, ``training/``,
 ``analysis/``, ``experiments/``, ``utils/``).
 """
@@ -24,6 +25,7 @@ from tf_asgan import (
     methods,
     networks,
     perturbations,
+    regularizers,
     schedules,
     training,
 )
@@ -32,5 +34,5 @@ from tf_asgan.errors import TfAsganError
 
 __version__ = "0.1.0"
 __all__ = ["ASGAN", "TfAsganError", "analysis", "config", "data", "errors", "evaluation",
-           "export", "losses", "methods", "networks", "perturbations", "schedules",
+           "export", "losses", "methods", "networks", "perturbations", "regularizers", "schedules",
            "training", "__version__"]

@@ -24,6 +24,7 @@ from tf_asgan import perturbations as perturbations_lib
 from tf_asgan.gan import GAN
 from tf_asgan.methods import advas as advas_lib
 from tf_asgan.methods import dat as dat_lib
+from tf_asgan.regularizers import penalties as penalties_lib
 from tf_asgan.utils import distribute
 
 SECOND_UPDATES = ("real_and_fake", "real_only")
@@ -66,6 +67,16 @@ class ASGAN(GAN):
         (:mod:`tf_asgan.methods.advas`), ``lambda * r~`` (``r~`` an estimate of
         ``||grad_phi L_D||^2``) added to G's loss in step 4; logs ``advas_penalty``
         (``r~``) and ``advas_lambda`` (the weight used in the step).
+      gradient_penalty: ``None``, "wgan_gp", "r1", a dict or a
+        :class:`tf_asgan.regularizers.GradientPenalty` (weight, lazy interval): added to
+        D's loss in every D update, steps 1 and 3 alike, on the step's *clean* reals and
+        fakes (WGAN-GP interpolates them; R1 takes the reals), also with DAT, whose
+        attacked batches only replace the GAN loss's inputs. Lazy (``every=k``): on D
+        updates ``n`` with ``n % k == 0``, ``n`` counting every D update of the run
+        (``d_steps``, or ``2 * d_steps`` with the second update, per step), times ``k``.
+        Any GAN loss. Refused with a D that has batch normalisation. Logs ``gp``, the
+        penalty (weighted by lambda or gamma, not by ``k``); ``d_loss`` stays the GAN
+        loss alone.
       seed: the run seed of the train step's random draws (latents, random
         perturbations): each is a stateless function of the seed, the step, the
         rollback count, the replica and its purpose (:mod:`tf_asgan.randomness`), so a
@@ -77,7 +88,7 @@ class ASGAN(GAN):
                  loss="non_saturating", perturbation="fgsm", epsilon=1 / 255,
                  epsilon_unit="input", adversarial=True, second_update="real_and_fake",
                  d_steps=1, perturbation_kwargs=None, track_input_grad=True, dat=None,
-                 advas=None, **kwargs):
+                 advas=None, gradient_penalty=None, **kwargs):
         options = dict(perturbation_kwargs or {})
         if "seed" in options:
             raise errors.InputError("perturbation_kwargs must not set 'seed': each step's random "
@@ -91,13 +102,16 @@ class ASGAN(GAN):
         dat = methods.as_option(dat, methods.DAT)
         advas = methods.as_option(advas, methods.AdvAs)
         methods.check_combination(adversarial, dat)
+        gradient_penalty = penalties_lib.as_penalty(gradient_penalty)
+        penalties_lib.check_discriminator(discriminator, gradient_penalty)
         # grad_x L_D at the clean reals: logged (grad_l1) and/or used by the attack.
         needs_input_grad = bool(track_input_grad) or (adversarial
                                                       and perturbation.uses_input_grad)
         super().__init__(generator, discriminator, latent_dim=latent_dim, loss=loss,
                          metric_names=tracking.metric_names(
                              input_grad=needs_input_grad, adversarial=adversarial, dat=dat,
-                             advas=advas is not None), **kwargs)
+                             advas=advas is not None,
+                             gradient_penalty=gradient_penalty is not None), **kwargs)
         self.adversarial, self.perturbation, self.dat, self.advas = (adversarial, perturbation,
                                                                      dat, advas)
         self.track_input_grad = bool(track_input_grad)
@@ -113,6 +127,14 @@ class ASGAN(GAN):
         if int(d_steps) != d_steps or d_steps < 1:
             raise errors.InputError(f"d_steps must be an integer >= 1, got {d_steps!r}.")
         self.d_steps = int(d_steps)
+        self.gradient_penalty = gradient_penalty
+        # D updates per train step: what a lazy penalty's interval counts
+        self._d_updates_per_step = self.d_steps * (2 if adversarial else 1)
+        if gradient_penalty is not None:
+            log.info("Gradient penalty %s, weight %g, on one D update in %d (every D update "
+                     "of the step, on the clean batches); GAN loss %s.", gradient_penalty.kind,
+                     gradient_penalty.resolved_weight, gradient_penalty.every,
+                     self.gan_loss.name)
         if adversarial:
             log.info("AS-GAN: perturbation=%s, epsilon=%s in %s units (%g in model-input "
                      "units, images in [-1, 1]); second D update on %s.", perturbation.name,
@@ -147,19 +169,21 @@ class ASGAN(GAN):
                     fake = self.generator(z, training=True)
             else:
                 fake = self.generator(z, training=True)
-            input_grad, d_fake = self.discriminator_update(x, fake)  # step 1
+            input_grad, d_fake = self.discriminator_update(x, fake, index=i)  # step 1
             if self.adversarial:
                 x_hat = self.perturb(x, input_grad, epsilon,  # step 2
                                      randomness.draw_seed(key, "perturbation", i))
-                self.adversarial_update(x_hat, d_fake)  # step 3
+                self.adversarial_update(x_hat, d_fake, clean=(x, fake), index=i)  # step 3
         self.generator_update(g_tape, fake, x)  # step 4
         if self.adversarial:
             self._logged.record("epsilon", epsilon)
         self._count_step()
         return self._logged.epoch_logs()
 
-    def discriminator_update(self, x, fake):
-        """Step 1: one D update on ``(x, fake)`` (with DAT: on their attacked versions).
+    def discriminator_update(self, x, fake, index=0):
+        """Step 1: one D update on ``(x, fake)`` (with DAT: on their attacked versions),
+        plus the gradient penalty on the clean ``(x, fake)`` when set (``index``: the D
+        iteration within the step, ``0 .. d_steps - 1``).
 
         Returns ``(grad_x L_D, fakes)``: the input gradient at the pre-update D on the
         clean reals, from the same backward pass as the weight gradients (DAT: as its
@@ -169,7 +193,8 @@ class ASGAN(GAN):
         """
         if self.dat is None:
             loss, (real_logits, fake_logits), grad = self._d_apply(
-                [(x, fake)], x if self._needs_input_grad else None)
+                [(x, fake)], x if self._needs_input_grad else None,
+                penalty=self._penalty(x, fake, index, second=False))
         else:
             ex = dat_lib.examples(
                 self.dat, x, fake, self._logits, self.gan_loss,
@@ -177,7 +202,7 @@ class ASGAN(GAN):
                 cross_replica_sum=distribute.cross_replica_sum())
             terms = [(x, fake)] if self.dat.loss == "add" else []
             loss, (dat_real_logits, dat_fake_logits), _ = self._d_apply(
-                terms + [(ex.real, ex.fake)])
+                terms + [(ex.real, ex.fake)], penalty=self._penalty(x, fake, index, second=False))
             for side, clean, attacked, logits in (("real", x, ex.real, dat_real_logits),
                                                   ("fake", fake, ex.fake, dat_fake_logits)):
                 if getattr(self.dat, f"attacks_{side}"):
@@ -203,11 +228,24 @@ class ASGAN(GAN):
                                     loss_fn=self._real_loss_fn(True), seed=seed,
                                     **self.perturbation_kwargs)
 
-    def adversarial_update(self, x_hat, fake):
-        """Step 3: the second D update on ``(x_hat, fake)`` or ``x_hat`` alone."""
+    def adversarial_update(self, x_hat, fake, clean=None, index=0):
+        """Step 3: the second D update on ``(x_hat, fake)`` or ``x_hat`` alone.
+
+        With a gradient penalty, ``clean`` is the step's clean ``(x, fake)`` it is taken
+        on, and ``index`` the D iteration (as in :meth:`discriminator_update`).
+
+        Raises:
+          InputError: a gradient penalty without ``clean``.
+        """
+        penalty = None
+        if self.gradient_penalty is not None:
+            if clean is None:
+                raise errors.InputError("adversarial_update needs clean=(x, fake), the batches "
+                                        "the gradient penalty is taken on.")
+            penalty = self._penalty(*clean, index, second=True)
         if self.second_update == "real_only":
             fake = None
-        loss, (adv_logits, _), _ = self._d_apply([(x_hat, fake)])
+        loss, (adv_logits, _), _ = self._d_apply([(x_hat, fake)], penalty=penalty)
         self._logged.record("d_loss_adv", loss)
         self._logged.record("D_adv", tracking.mean_probability(adv_logits))
 
@@ -237,6 +275,7 @@ class ASGAN(GAN):
             self._logged.record("advas_penalty", penalty)
             self._logged.record("advas_lambda", lam)
         self.g_optimizer.apply_gradients(zip(grads, variables))
+        self._update_ema()  # the EMA of G's weights, if kept (tf_asgan.ema)
         self._logged.record("g_loss", loss)
 
     # -- internals --------------------------------------------------------------------
@@ -245,13 +284,32 @@ class ASGAN(GAN):
         """``x -> `` the real term of ``L_D`` at D (the loss the attacks on reals ascend)."""
         return lambda x: self.gan_loss.real_term(self._logits(x, training))
 
-    def _d_apply(self, terms, watch=None):
-        """One D update on the sum of ``L_D(real, fake)`` over ``terms`` (``fake=None``:
-        real term only).
+    def _penalty(self, x, fake, index, second):
+        """The gradient penalty of one D update on the clean ``(x, fake)``: ``None``
+        without one, else a function ``() -> `` the term to add to ``L_D`` (lazily
+        scaled), which records ``gp``. ``index``: the D iteration; ``second``: step 3."""
+        if self.gradient_penalty is None:
+            return None
+        update = 2 * index + int(second) if self.adversarial else index
+        seed = randomness.draw_seed(self._step_key(), "gp_alpha", update)
+        run_update = self._step() * self._d_updates_per_step + update
 
-        Returns ``(loss, (real_logits, fake_logits) of the last term, grad)``; ``grad``
-        is ``d loss / d watch`` from the same backward pass (``None`` without ``watch``,
-        or when ``watch`` does not reach the loss).
+        def term():
+            added, value, due = self.gradient_penalty.term(self._logits, x, fake,
+                                                           update=run_update, seed=seed)
+            self._logged.record("gp", value, weight=due)
+            return added
+
+        return term
+
+    def _d_apply(self, terms, watch=None, penalty=None):
+        """One D update on the sum of ``L_D(real, fake)`` over ``terms`` (``fake=None``:
+        real term only), plus ``penalty()`` when given (:meth:`_penalty`).
+
+        Returns ``(loss, (real_logits, fake_logits) of the last term, grad)``: ``loss``
+        without the penalty; ``grad`` is ``d loss / d watch`` from the same backward pass
+        (``None`` without ``watch``, or when ``watch`` does not reach the loss; the
+        penalty never reaches it).
         """
         variables = self.discriminator.trainable_variables
         # The factor from L_D to the loss actually differentiated.
@@ -268,7 +326,8 @@ class ASGAN(GAN):
                 else:
                     fake_logits = self._logits(fake)
                     loss += self.gan_loss.discriminator(real_logits, fake_logits)
-            scaled = self.d_optimizer.scale_loss(loss / distribute.num_replicas())
+            total = loss if penalty is None else loss + penalty()
+            scaled = self.d_optimizer.scale_loss(total / distribute.num_replicas())
         sources = variables if watch is None else variables + [watch]
         grads = tape.gradient(scaled, sources)
         self.d_optimizer.apply_gradients(zip(grads[:len(variables)], variables))

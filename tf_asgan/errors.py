@@ -6,8 +6,12 @@ problem it is (``ValueError`` for a bad setting or input, ``FileNotFoundError`` 
 something missing, ...), so code that catches those keeps working.
 """
 
+import functools
 import re
+import sys
 
+# The exit status of a script stopped by Ctrl-C: 128 + SIGINT, as the shell reports it.
+INTERRUPTED_STATUS = 130
 _NOISE = (re.compile(r"\{\{function_node [^}]*\}\}\s*"), re.compile(r"\s*\[Op:\w+\].*$"))
 
 
@@ -37,3 +41,25 @@ def short_message(err, limit=200):
     for pattern in _NOISE:
         text = pattern.sub("", text)
     return text[:limit]
+
+
+def exit_interrupted(script, message):
+    """Ends a script that Ctrl-C stopped: ``<script>: <message>`` as one line on stderr
+    (what was kept and how to go on, instead of Python's traceback) and exit status
+    :data:`INTERRUPTED_STATUS`."""
+    print(f"{script}: {message}", file=sys.stderr)
+    raise SystemExit(INTERRUPTED_STATUS)
+
+
+def on_interrupt(script, message):
+    """Decorates a script's ``main``: Ctrl-C anywhere in it ends the script with
+    :func:`exit_interrupted` (``message``: what was kept and how to go on)."""
+    def decorate(main):
+        @functools.wraps(main)
+        def guarded(*args, **kwargs):
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                exit_interrupted(script, message)
+        return guarded
+    return decorate

@@ -2,8 +2,9 @@
 
 :class:`GAN` holds the generator, the discriminator, the GAN loss and the two
 optimizers; it checks ``fit``'s images (:mod:`tf_asgan.inputs`), samples latents and
-images, counts completed steps (G updates) and reports the logged quantities
-(:mod:`tf_asgan.tracking`). Its subclass :class:`tf_asgan.ASGAN` defines the train step.
+images, counts completed steps (G updates), keeps the EMA of G's weights when asked
+(:mod:`tf_asgan.ema`) and reports the logged quantities (:mod:`tf_asgan.tracking`).
+Its subclass :class:`tf_asgan.ASGAN` defines the train step.
 """
 
 import numbers
@@ -12,6 +13,7 @@ import random
 import keras
 import tensorflow as tf
 
+from tf_asgan import ema as ema_lib
 from tf_asgan import inputs, networks, optimizers, randomness, tracking
 from tf_asgan import losses as losses_lib
 from tf_asgan.utils import nonfinite
@@ -30,20 +32,29 @@ class GAN(keras.Model):
         stateless function of it, the step, the rollback count, the replica and the
         draw's purpose (:mod:`tf_asgan.randomness`). Default: drawn from Python's
         ``random`` module (which ``keras.utils.set_random_seed`` seeds).
+      ema_decay: keep an exponential moving average of G's weights
+        (:class:`tf_asgan.ema.GeneratorEMA`, updated after each G update) with this
+        decay per train step, in (0, 1); ``0`` (default): none. When kept, it is the
+        :attr:`eval_generator` (sample grids, evaluation, export).
+      ema_start_step: the first train step whose EMA update averages; before it the
+        EMA copies G.
 
     Raises:
       ValueError: networks that are not built Keras models or do not fit together
-        (:func:`tf_asgan.networks.check_pair`), or an unknown loss.
+        (:func:`tf_asgan.networks.check_pair`), an unknown loss, or a bad EMA option.
     """
 
     def __init__(self, generator, discriminator, *, latent_dim, loss, metric_names,
-                 seed=None, **kwargs):
+                 seed=None, ema_decay=0.0, ema_start_step=0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
         self.gan_loss = losses_lib.get(loss)
         networks.check_pair(generator, discriminator, self.latent_dim)
+        # The EMA of G's weights (its variables in the caller's strategy scope), or None.
+        self.ema = (ema_lib.GeneratorEMA(generator, ema_decay, ema_start_step)
+                    if ema_decay else None)
         # Train steps done, i.e. batches consumed: the run's own count (checkpointed with
         # the weights). An optimizer's count misses the updates a loss scaler skips.
         self.step_counter = keras.Variable(0, dtype="int64", trainable=False,
@@ -115,6 +126,22 @@ class GAN(keras.Model):
         """Images ``[N, H, W, C]`` in ``[-1, 1]`` from a count ``n`` or a latent batch ``z``."""
         z = self.sample_latent(n_or_z) if isinstance(n_or_z, numbers.Integral) else n_or_z
         return self.generator(z, training=training)
+
+    @property
+    def eval_generator(self):
+        """The generator of sample grids, evaluations and exports: the EMA of G's
+        weights (:attr:`ema`) when the model keeps one, else G."""
+        return self.generator if self.ema is None else self.ema.model
+
+    @property
+    def eval_generator_kind(self):
+        """Which one :attr:`eval_generator` is, as records name it: ``"ema"`` or ``"raw"``."""
+        return ema_lib.RAW if self.ema is None else ema_lib.EMA
+
+    def _update_ema(self):
+        """Ends a G update: the EMA's update of this train step (nothing without EMA)."""
+        if self.ema is not None:
+            self.ema.update(self._step())
 
     def completed_steps(self):
         """Train steps done so far (batches consumed, whether or not a loss scaler

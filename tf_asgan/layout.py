@@ -17,8 +17,9 @@ A run's workdir (``scripts/train.py --workdir``) holds::
     analysis/        scripts/analyze.py's figures and analysis.json (ANALYSIS)
     .workers/<task>/ scratch space of non-chief workers (WORKERS), deleted at the end
 
-and a run checkpoint holds the objects :data:`RUN_OBJECTS` and the run's step and
-rollback counts (:data:`STEP`, :data:`ROLLBACKS`). Every module and script asks this one
+and a run checkpoint holds the objects :data:`RUN_OBJECTS`, the run's step and
+rollback counts (:data:`STEP`, :data:`ROLLBACKS`) and, with an EMA of G's weights, that
+generator (:data:`EMA_GENERATOR`). Every module and script asks this one
 for a name instead of spelling it.
 """
 
@@ -55,6 +56,9 @@ RUN_ENTRIES = (FLAGS, CHECKPOINTS, TENSORBOARD, HISTORY, SAMPLES, EXPORT, METRIC
 RUN_OBJECTS = ("generator", "discriminator", "d_optimizer", "g_optimizer")
 STEP = "step"
 ROLLBACKS = "rollbacks"
+# ... and, in a run with an EMA of G's weights (--ema_decay), that averaged generator
+# (added later: older checkpoints lack it, tf_asgan.legacy).
+EMA_GENERATOR = "generator_ema"
 
 
 def entry(workdir, name):

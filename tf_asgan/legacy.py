@@ -5,7 +5,8 @@ place.
   sources: :func:`upgrade_config`, and :data:`METHODS_VERSION`, the version of the DAT /
   AdvAs definitions a run trains with.
 - Run checkpoints written before the run's step and rollback counts were saved with the
-  weights: :func:`missing_counts`, :func:`restore_without_counts`.
+  weights (:func:`missing_counts`), or without the EMA of G's weights that the model now
+  keeps: :func:`missing_objects`, :func:`restore_older`.
 - Runs trained with an earlier random-draw scheme (:data:`tf_asgan.randomness.SCHEME`):
   :func:`draws_outdated`.
 - Option values that were removed: :data:`REMOVED_CHOICES`, whose messages say what
@@ -60,23 +61,41 @@ def missing_counts(saved_objects):
     return [name for name in (layout.STEP, layout.ROLLBACKS) if name not in saved_objects]
 
 
-def restore_without_counts(checkpoint, prefix, missing):
-    """Restores a run checkpoint written by an earlier version of tf_asgan, without the
-    counts named in ``missing``: every saved object must match; a missing step count is
+def missing_objects(saved_objects, checkpoint):
+    """The objects of ``checkpoint`` (a run's ``tf.train.Checkpoint``) that were added to
+    run checkpoints later (the counts, the EMA generator :data:`tf_asgan.layout.EMA_GENERATOR`)
+    and are absent from a checkpoint whose top-level object names are ``saved_objects``."""
+    later = (layout.STEP, layout.ROLLBACKS, layout.EMA_GENERATOR)
+    return [name for name in later if hasattr(checkpoint, name) and name not in saved_objects]
+
+
+def restore_older(checkpoint, prefix, missing):
+    """Restores a run checkpoint written without the objects named in ``missing``
+    (:func:`missing_objects`): every saved object must match; a missing step count is
     the generator optimizer's update count (what it meant then), a missing rollback
-    count 0."""
-    saved = [name for name in layout.RUN_OBJECTS + (layout.STEP, layout.ROLLBACKS)
-             if name not in missing]
-    older = tf.train.Checkpoint(**{name: getattr(checkpoint, name) for name in saved})
+    count 0, a missing EMA generator a copy of the restored generator (the EMA starts
+    again from G's weights, with a warning)."""
+    names = [name for name in layout.RUN_OBJECTS + (layout.STEP, layout.ROLLBACKS,
+                                                    layout.EMA_GENERATOR)
+             if hasattr(checkpoint, name) and name not in missing]
+    older = tf.train.Checkpoint(**{name: getattr(checkpoint, name) for name in names})
     older.restore(prefix).assert_existing_objects_matched()
-    log.warning("%s was written by an earlier tf_asgan (no %s in it): the run goes on, but "
-                "its steps so far drew other random numbers than today's code would, so it "
-                "is not bit-identical to a run trained from scratch now.", prefix,
-                " or ".join(missing))
+    counts = [name for name in missing if name in (layout.STEP, layout.ROLLBACKS)]
+    if counts:
+        log.warning("%s was written by an earlier tf_asgan (no %s in it): the run goes on, "
+                    "but its steps so far drew other random numbers than today's code would, "
+                    "so it is not bit-identical to a run trained from scratch now.", prefix,
+                    " or ".join(counts))
     if layout.STEP in missing:
         getattr(checkpoint, layout.STEP).assign(checkpoint.g_optimizer.iterations)
     if layout.ROLLBACKS in missing:
         getattr(checkpoint, layout.ROLLBACKS).assign(0)
+    if layout.EMA_GENERATOR in missing:
+        ema = getattr(checkpoint, layout.EMA_GENERATOR)
+        ema.set_weights(getattr(checkpoint, layout.RUN_OBJECTS[0]).get_weights())
+        log.warning("%s holds no EMA of G's weights: the EMA starts from the generator's "
+                    "weights at this checkpoint (its average of the earlier steps is lost).",
+                    prefix)
     return prefix
 
 

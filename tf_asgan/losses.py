@@ -83,7 +83,9 @@ def hinge_discriminator_loss(real_logits, fake_logits=None):
 def wasserstein_discriminator_loss(real_logits, fake_logits=None):
     """Wasserstein critic loss (Arjovsky et al. 2017): ``mean d(G(z)) - mean d(x)``.
 
-    No Lipschitz constraint is applied here; add one through the networks.
+    No Lipschitz constraint is applied here; add one to D's loss
+    (``ASGAN(gradient_penalty="wgan_gp")``, :mod:`tf_asgan.regularizers.penalties`) or
+    to its layers (spectral normalization, :mod:`tf_asgan.regularizers.spectral_norm`).
     """
     return _L.wasserstein_discriminator_loss(**_weighted(real_logits, fake_logits),
                                              **_COMMON)

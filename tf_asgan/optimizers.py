@@ -1,12 +1,94 @@
-"""The two optimizers of a GAN: the paper's defaults, loss scaling for float16, built early.
+"""The two optimizers of a GAN: the paper's defaults, learning-rate schedules, loss scaling
+for float16, built early.
 
 AS-GAN (section 4 of the paper) trains both networks with Adam, learning rate 2e-4,
 ``beta_1 = 0.5``, ``beta_2 = 0.999``, the DCGAN settings (Radford et al. 2016).
+
+Learning-rate schedules (:data:`LR_SCHEDULES`), of the *train step* ``t``: the model's
+count of completed train steps (:attr:`tf_asgan.gan.GAN.step_counter`, one G update and
+``d_steps`` D updates each), read when an update is applied, so every update of step
+``t`` (``t = 0, 1, ...``) uses ``lr(t)``. Not the optimizer's ``iterations``: D's counts
+``d_steps`` (and AS-GAN's second update) per step, and a loss scaler's skipped updates are
+not counted by it. This is Mimicry's global step (``torch_mimicry/training/trainer.py``:
+one G step and ``n_dis`` D steps, then ``global_step += 1`` and the scheduler sets the
+rate of the next step from it).
+
+- ``constant``: ``lr`` at every step (the paper's).
+- ``linear``: ``lr(t) = lr * max(0, 1 - t / T)``, ``T = decay_steps``: ``lr`` at step 0,
+  ``lr / T`` at the last step ``T - 1``, 0 from step ``T`` on. Mimicry's ``LRScheduler``
+  ``"linear"`` (``torch_mimicry/training/scheduler.py``: ``linear_decay`` from
+  ``(lr, 0)`` over ``(start_step=0, num_steps)``, after Chainer's ``LinearShift`` of the
+  SN-GAN code), and WGAN-GP's ``gan_cifar_resnet.py`` (``LR * max(0, 1 - iteration /
+  ITERS)`` for ``iteration`` in ``0 .. ITERS - 1``) are this formula, for both networks.
 """
 
 import keras
+import tensorflow as tf
 
 from tf_asgan import errors
+
+LR_SCHEDULES = ("constant", "linear")
+
+
+def linear_decay(initial, step, decay_steps):
+    """``initial * max(0, 1 - step / decay_steps)`` (module docstring), as a float32
+    scalar tensor (computed in float64, then rounded once).
+
+    Args:
+      initial: the learning rate at step 0 (> 0).
+      step: the train step ``t`` (an int or integer tensor or variable, >= 0).
+      decay_steps: ``T`` (an int >= 1): the rate reaches 0 at step ``T``.
+    """
+    t = tf.cast(tf.convert_to_tensor(step), tf.float64)
+    fraction = tf.maximum(tf.constant(0.0, tf.float64), 1.0 - t / float(decay_steps))
+    return tf.cast(float(initial) * fraction, tf.float32)
+
+
+class StepLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """:func:`linear_decay` of a model's train-step variable ``step`` (e.g.
+    ``gan.step_counter``): a Keras learning-rate schedule that ignores the optimizer's
+    ``iterations`` it is called with (module docstring: why)."""
+
+    def __init__(self, initial, decay_steps, step):
+        self.initial = float(initial)
+        self.decay_steps = int(decay_steps)
+        self.step = step
+
+    def __call__(self, iterations):
+        del iterations  # the optimizer's count: not the train step
+        return linear_decay(self.initial, self.step, self.decay_steps)
+
+    def get_config(self):
+        return {"initial": self.initial, "decay_steps": self.decay_steps}
+
+
+def adam(learning_rate, beta_1, beta_2, *, schedule="constant", decay_steps=0, step=None):
+    """An ``Adam`` whose learning rate follows ``schedule`` (:data:`LR_SCHEDULES`).
+
+    Args:
+      learning_rate: the rate (``constant``) or the rate at step 0 (``linear``), > 0.
+      beta_1, beta_2: Adam's betas.
+      schedule: ``"constant"`` or ``"linear"`` (module docstring).
+      decay_steps: ``linear``: the step ``T`` at which the rate reaches 0 (>= 1).
+      step: ``linear``: the model's train-step variable (``gan.step_counter``).
+
+    Raises:
+      tf_asgan.errors.InputError: an unknown schedule, or ``linear`` without
+        ``decay_steps >= 1`` or ``step``.
+    """
+    if schedule == "constant":
+        rate = float(learning_rate)
+    elif schedule == "linear":
+        if int(decay_steps) < 1 or step is None:
+            raise errors.InputError(
+                f"The linear learning-rate schedule needs decay_steps >= 1 (got {decay_steps}) "
+                "and the model's step variable (step=gan.step_counter); train.py resolves "
+                "--lr_decay_steps=0 to the run's total steps.")
+        rate = StepLinearDecay(learning_rate, decay_steps, step)
+    else:
+        raise errors.InputError(f"Unknown learning-rate schedule {schedule!r}; choose one of "
+                                f"{list(LR_SCHEDULES)}.")
+    return keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2)
 
 
 def paper_adam():

@@ -1,7 +1,8 @@
 """Stateless random draws, so that a run's random numbers do not depend on its history.
 
 Every random number of a train step (latents, Gaussian perturbations, PGD random
-starts) is drawn with a stateless TensorFlow op whose seed is a function of
+starts, WGAN-GP's interpolation weights) is drawn with a stateless TensorFlow op whose
+seed is a function of
 
 - the run seed (``config.optim.seed``, ``ASGAN(seed=...)``),
 - the step (batches consumed before this one: :attr:`tf_asgan.GAN.step_counter`),
@@ -16,7 +17,9 @@ A run killed and resumed from a checkpoint therefore draws exactly what an
 uninterrupted run draws at every step; nothing is reseeded on resume. The seed chain is
 built with ``tf.random.experimental.stateless_fold_in`` and every draw uses the Philox
 algorithm explicitly (``auto_select`` may pick another generator on another device), so
-the same seed gives the same numbers on CPUs and GPUs.
+the same seed gives the same numbers on CPUs and GPUs. One limit, measured on
+TensorFlow 2.21's CPU kernels: under XLA (``jit_compile``) the stateless Philox draws
+differ from those without it, so the numbers are the same only within one XLA setting.
 
 Outside a train step the same helpers draw from TensorFlow's global (stateful)
 generator when no seed is given.
@@ -28,12 +31,14 @@ from tf_asgan import errors
 
 ALG = "philox"
 # The version of this draw scheme, recorded with results that depend on a run's exact
-# draws (tf_asgan.experiments.study): bumped by any change of the seeds or of PURPOSES. Runs of
-# versions before 1 drew from a stateful generator reseeded with seed + step.
+# draws (tf_asgan.experiments.study): bumped by any change of the seeds or of PURPOSES'
+# existing values (a new purpose changes no earlier draw). Runs of versions before 1 drew
+# from a stateful generator reseeded with seed + step.
 SCHEME = 1
 # Which draw of a train step a seed is for. Values are part of the seed: never reuse or
-# renumber one (that would change every run's draws).
-PURPOSES = {"latent": 1, "perturbation": 2}
+# renumber one (that would change every run's draws). gp_alpha: WGAN-GP's interpolation
+# weights (tf_asgan.regularizers.penalties), index = the D update within the step.
+PURPOSES = {"latent": 1, "perturbation": 2, "gp_alpha": 3}
 
 
 def replica_id():

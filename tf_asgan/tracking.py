@@ -25,7 +25,8 @@ D_WINS_FRACTION = 0.99
 D_WINS_STEPS = 300
 
 
-def metric_names(*, input_grad=False, adversarial=False, dat=None, advas=False):
+def metric_names(*, input_grad=False, adversarial=False, dat=None, advas=False,
+                 gradient_penalty=False):
     """The names logged by a train step with these options, in logging order.
 
     Args:
@@ -34,6 +35,7 @@ def metric_names(*, input_grad=False, adversarial=False, dat=None, advas=False):
       dat: a :class:`tf_asgan.methods.DAT` or ``None``: ``D_dat_<side>`` and
         ``dat_linf_<side>`` for each side it attacks.
       advas: AdvAs in the G update (``advas_penalty``, ``advas_lambda``).
+      gradient_penalty: a gradient penalty in D's updates (``gp``).
     """
     names = ["d_loss", "g_loss", "D_real", "D_fake"]
     if input_grad:
@@ -45,6 +47,8 @@ def metric_names(*, input_grad=False, adversarial=False, dat=None, advas=False):
                   if getattr(dat, f"attacks_{side}") for key in ("D_dat", "dat_linf")]
     if advas:
         names += ["advas_penalty", "advas_lambda"]
+    if gradient_penalty:
+        names.append("gp")
     return names
 
 
@@ -73,10 +77,12 @@ class StepMetrics:
         for tracker in self._step.values():
             tracker.reset_state()
 
-    def record(self, name, value):
-        """Adds ``value`` (a scalar) to both means of ``name``."""
-        self._epoch[name].update_state(value)
-        self._step[name].update_state(value)
+    def record(self, name, value, weight=None):
+        """Adds ``value`` (a scalar) to both means of ``name``, with ``weight`` (a scalar;
+        0: not counted, e.g. a lazy penalty's update without it; a step whose every value
+        has weight 0 reads 0)."""
+        self._epoch[name].update_state(value, sample_weight=weight)
+        self._step[name].update_state(value, sample_weight=weight)
 
     def step_results(self):
         """``{name: mean over the last train step}``."""

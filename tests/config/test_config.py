@@ -26,15 +26,19 @@ DEFAULT = [
     ("dataset", "digits"), ("data_dir", None), ("image_dir", None), ("download", False),
     ("bad_images", "skip"), ("architecture", "dcgan"), ("resolution", 32),
     ("latent_dim", 100), ("bn_g", True), ("bn_d", True), ("width", 1.0),
+    ("spectral_norm", False),
     ("loss", "non_saturating"), ("adversarial", True), ("perturbation", "fgsm"),
     ("epsilon", 1 / 255), ("epsilon_unit", "input"), ("epsilon_schedule", "constant"),
     ("epsilon_start_step", 0), ("epsilon_ramp_steps", 1), ("second_update", "real_and_fake"),
     ("d_steps", 1), ("pgd_steps", 7), ("pgd_step_size", 0.0), ("pgd_random_start", False),
+    ("gradient_penalty", "none"), ("gp_weight", 0.0), ("gp_every", 1),
     ("dat", "none"), ("dat_side", "both"), ("dat_loss", "replace"), ("dat_step_size", 1.0),
     ("dat_epsilon", 2 / 255), ("dat_pgd_steps", 3), ("dat_pgd_step_size", 0.0),
     ("advas_lambda", 0.0), ("advas_weight", "norm_ratio"), ("advas_estimate", "unbiased"),
     ("lr_d", 0.0002), ("lr_g", 0.0002), ("beta1_d", 0.5), ("beta2_d", 0.999),
-    ("beta1_g", 0.5), ("beta2_g", 0.999), ("batch_size", 64), ("epochs", 20),
+    ("beta1_g", 0.5), ("beta2_g", 0.999), ("lr_schedule", "constant"),
+    ("lr_decay_steps", 0), ("ema_decay", 0.0), ("ema_start_step", 0),
+    ("batch_size", 64), ("epochs", 20),
     ("steps_per_epoch", 0), ("cache", True), ("seed", 0), ("strategy", "auto"),
     ("sync_bn", False), ("precision", "auto"), ("jit_compile", "auto"),
     ("steps_per_execution", 1), ("log_every_steps", 10), ("sample_every_epochs", 1),
@@ -54,6 +58,7 @@ DEFAULT_FLAGS = """\
 --bn_g
 --bn_d
 --width=1.0
+--nospectral_norm
 --loss=non_saturating
 --adversarial
 --perturbation=fgsm
@@ -67,6 +72,9 @@ DEFAULT_FLAGS = """\
 --pgd_steps=7
 --pgd_step_size=0.0
 --nopgd_random_start
+--gradient_penalty=none
+--gp_weight=0.0
+--gp_every=1
 --dat=none
 --dat_side=both
 --dat_loss=replace
@@ -83,6 +91,10 @@ DEFAULT_FLAGS = """\
 --beta2_d=0.999
 --beta1_g=0.5
 --beta2_g=0.999
+--lr_schedule=constant
+--lr_decay_steps=0
+--ema_decay=0.0
+--ema_start_step=0
 --batch_size=64
 --epochs=20
 --steps_per_epoch=0

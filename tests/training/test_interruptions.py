@@ -188,10 +188,11 @@ TRAIN_FLAGS = (f"--epochs={EPOCHS}", "--steps_per_epoch=3", "--batch_size=8", "-
                "--checkpoint_every_steps=1", "--checkpoints_to_keep=100")
 
 
-def start_training(workdir):
+def start_training(workdir, epochs=EPOCHS):
+    flags = [f"--epochs={epochs}" if f.startswith("--epochs=") else f for f in TRAIN_FLAGS]
     return subprocess.Popen(
         [sys.executable, os.path.join(REPO, "scripts", "train.py"), f"--workdir={workdir}",
-         *TRAIN_FLAGS], cwd=REPO, env=script_env(), stdout=subprocess.PIPE,
+         *flags], cwd=REPO, env=script_env(), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
 
 
@@ -208,7 +209,10 @@ def wait_for_checkpoint(proc, directory, step, timeout=300):
 @pytest.mark.slow
 def test_train_py_interrupted_by_ctrl_c_prints_one_line_and_resumes(tmp_path):
     workdir = tmp_path / "run"
-    proc = start_training(workdir)
+    # 5x the epochs, so that the signal lands while the run still trains however busy
+    # the machine is (with 24 steps in all, the run once ended before it came)
+    epochs = 5 * EPOCHS
+    proc = start_training(workdir, epochs)
     wait_for_checkpoint(proc, str(workdir / "checkpoints"), 4)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
@@ -220,12 +224,12 @@ def test_train_py_interrupted_by_ctrl_c_prints_one_line_and_resumes(tmp_path):
     assert len(ours) == 1 and ours[0].startswith("train.py: Interrupted at step ")
     assert ours[0].endswith(f"from its last checkpoint, {latest} (step {step}).")
 
-    proc = start_training(workdir)  # the same command resumes and finishes
+    proc = start_training(workdir, epochs)  # the same command resumes and finishes
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     grids = sorted(name for name in os.listdir(workdir / "samples") if name.startswith("epoch"))
-    assert grids == [f"epoch_{e:04d}.png" for e in range(1, EPOCHS + 1)]
-    assert [r["epoch"] for r in history(workdir)] == [str(e) for e in range(1, EPOCHS + 1)]
+    assert grids == [f"epoch_{e:04d}.png" for e in range(1, epochs + 1)]
+    assert [r["epoch"] for r in history(workdir)] == [str(e) for e in range(1, epochs + 1)]
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ Each field's help is its ``scripts/train.py`` flag's help; see :mod:`tf_asgan.co
 import dataclasses
 from typing import Optional
 
-from tf_asgan import errors, losses, methods, networks, perturbations, schedules
+from tf_asgan import errors, losses, methods, networks, optimizers, perturbations, schedules
 from tf_asgan.asgan import SECOND_UPDATES
 from tf_asgan.config import checks
 from tf_asgan.config.fields import Section, option
 from tf_asgan.data import catalog, folders
 from tf_asgan.evaluation import classifiers, evaluator
+from tf_asgan.regularizers import penalties
 from tf_asgan.utils import distribute
 
 NONFINITE_ACTIONS = ("stop", "rollback")
@@ -63,8 +64,13 @@ class ModelConfig(Section):
     width: float = option(
         1.0, "Multiplier of every layer's channel count (1: the paper's networks; e.g. 0.25 "
         "for CPU studies).")
+    spectral_norm: bool = option(
+        False, "Spectral normalization of every convolution and linear layer of the "
+        "discriminator (Miyato et al. 2018, SN-GAN; one power iteration per D call in "
+        "training mode, as PyTorch's spectral_norm). Needs --nobn_d.")
 
     def check(self):
+        networks.check_spectral_norm(self.spectral_norm, self.bn_d)
         supported = networks.supported_resolutions(self.architecture)
         if self.resolution not in supported:
             raise errors.InputError(f"Architecture {self.architecture!r} supports resolutions "
@@ -84,6 +90,22 @@ class OptimConfig(Section):
     beta2_d: float = option(0.999, "Adam beta2 of the discriminator.")
     beta1_g: float = option(0.5, "Adam beta1 of the generator.")
     beta2_g: float = option(0.999, "Adam beta2 of the generator.")
+    lr_schedule: str = option(
+        "constant", "Learning rate of both networks as a function of the train step t (G "
+        "updates done, each with its d_steps D updates): constant; linear: lr * max(0, 1 - "
+        "t / lr_decay_steps), decay to 0 as Mimicry's 'linear' and the SN-GAN / WGAN-GP code "
+        "bases do.", choices=optimizers.LR_SCHEDULES)
+    lr_decay_steps: int = option(
+        0, "Train steps of --lr_schedule=linear (the rate is 0 from this step on; 0: the run's "
+        "total steps when it starts, recorded in config.json, so a later larger --epochs "
+        "does not change the schedule).", minimum=0)
+    ema_decay: float = option(
+        0.0, "Exponential moving average of G's weights, w_ema <- d * w_ema + (1 - d) * w "
+        "after each G update, batch-norm statistics copied from G (0: off; StudioGAN's "
+        "default 0.9999). When on, sample grids, evaluation and the export use it.")
+    ema_start_step: int = option(
+        0, "First train step whose EMA update averages; before it the EMA copies G "
+        "(StudioGAN's start step).", minimum=0)
     batch_size: int = option(64, "Global batch size (split across replicas).", minimum=1)
     epochs: int = option(20, "Training epochs (may be raised to extend a finished run).",
                          minimum=1, mutable=True)
@@ -101,6 +123,15 @@ class OptimConfig(Section):
         for name in ("beta1_d", "beta2_d", "beta1_g", "beta2_g"):
             if not 0 <= getattr(self, name) < 1:
                 raise errors.InputError(f"{name} must lie in [0, 1), got {getattr(self, name)}.")
+        if self.lr_decay_steps and self.lr_schedule != "linear":
+            raise errors.InputError(f"lr_decay_steps={self.lr_decay_steps} is only used by "
+                                    "--lr_schedule=linear; set that or drop lr_decay_steps.")
+        if not 0 <= self.ema_decay < 1:
+            raise errors.InputError(f"ema_decay must lie in [0, 1) (0: no EMA of G), got "
+                                    f"{self.ema_decay}.")
+        if self.ema_start_step and not self.ema_decay:
+            raise errors.InputError("ema_start_step needs an EMA of G: set --ema_decay (e.g. "
+                                    "0.9999), or drop ema_start_step.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,11 +277,27 @@ class MethodConfig(Section):
     second_update: str = option(
         "real_and_fake", "real_and_fake: Eq. 14, D loss on (x_hat, the same fakes); "
         "real_only: only the real term on x_hat.", choices=SECOND_UPDATES)
-    d_steps: int = option(1, "Discriminator iterations per generator update.", minimum=1)
+    d_steps: int = option(
+        1, "Discriminator iterations per generator update. They split each train step's "
+        "--batch_size images into d_steps parts, one per D iteration (G is updated once, on "
+        "batch_size / d_steps samples): Mimicry's 'batch 64, n_dis 5' (five real batches of "
+        "64 per G step) is --batch_size=320 --d_steps=5.", minimum=1)
     pgd_steps: int = option(7, "Iterations of --perturbation=pgd.", minimum=1)
     pgd_step_size: float = option(0.0, "PGD step size (0: 2.5 * epsilon / pgd_steps).")
     pgd_random_start: bool = option(
         False, "Start PGD from a uniform point of the epsilon ball.")
+    gradient_penalty: str = option(
+        penalties.OFF, "Gradient penalty of D, in every D update (AS-GAN's second one too), "
+        "on the clean batches: none; wgan_gp (Gulrajani et al. 2017: lambda * (||grad "
+        "D(x_hat)|| - 1)^2, x_hat between a real and a fake); r1 (Mescheder et al. 2018: "
+        "gamma / 2 * ||grad D(x)||^2 on reals). Any --loss; needs --nobn_d.",
+        choices=(penalties.OFF, *penalties.KINDS))
+    gp_weight: float = option(
+        0.0, "Weight of --gradient_penalty: WGAN-GP's lambda or R1's gamma (0: the "
+        "papers' 10 for both; R1's gamma is usually tuned per dataset).")
+    gp_every: int = option(
+        1, "Lazy regularisation (StyleGAN2): the penalty on one D update in N, scaled by N "
+        "(1: on every D update).", minimum=1)
 
     def check(self):
         losses.get(self.loss)
@@ -263,6 +310,18 @@ class MethodConfig(Section):
                 f"units (images in [-1, 1]); it must lie in [0, {MAX_CONFIG_EPSILON:g}]. The "
                 "paper uses 1/255, i.e. --epsilon=1/255; its Fig. 3 ablation goes up to 4/255.")
         _check_step_size("pgd_step_size", self.pgd_step_size)
+        if self.gp_weight < 0:
+            raise errors.InputError(f"gp_weight must be >= 0 (0: the paper's weight, 10), got "
+                                    f"{self.gp_weight}.")
+        self.gradient_penalty_object()
+
+    def gradient_penalty_object(self):
+        """The :class:`~tf_asgan.regularizers.penalties.GradientPenalty` of the run, or
+        ``None``."""
+        if self.gradient_penalty == penalties.OFF:
+            return None
+        return penalties.as_penalty(penalties.GradientPenalty(
+            kind=self.gradient_penalty, weight=self.gp_weight or None, every=self.gp_every))
 
     def _schedule_kwargs(self):
         if self.epsilon_schedule == "delayed":

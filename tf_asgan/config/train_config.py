@@ -27,6 +27,7 @@ from tf_asgan.config.sections import (
     RunConfig,
     SiblingsConfig,
 )
+from tf_asgan.regularizers import penalties
 from tf_asgan.utils import io
 
 __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "MethodConfig", "SiblingsConfig",
@@ -117,6 +118,9 @@ class TrainConfig:
                                     "halves: batch_size / d_steps must be >= 2 (and >= 2 per "
                                     "replica, which the train step checks).")
         methods.check_combination(self.method.adversarial, self.siblings.dat_object())
+        penalty = self.method.gradient_penalty_object()
+        if penalty is not None and self.model.bn_d:
+            raise penalties.batch_norm_error(penalty.kind)
         if batch_size % d_steps:
             raise errors.InputError(f"batch_size={batch_size} must be divisible by "
                                     f"d_steps={d_steps} (each D iteration takes a slice).")

@@ -88,16 +88,36 @@ def _shard_problems(info, split):
     return []
 
 
+def _version_folders(tfds, name, data_dir):
+    """The folders that may hold ``name``'s prepared version: the one its builder names
+    or, where the builder itself fails on a folder without metadata (TFDS 4.9.4 raises
+    ``FileNotFoundError`` there), every sub-folder of ``<data_dir>/<name>``."""
+    try:
+        return [str(tfds.builder(name, data_dir=data_dir).data_dir)]
+    except Exception:  # noqa: BLE001 - fall back on the folders themselves
+        root = data_dir or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+        base = os.path.join(root, *name.split(":")[0].split("/"))
+        if not tf.io.gfile.isdir(base):
+            return []
+        return [os.path.join(base, entry.rstrip("/"))
+                for entry in sorted(tf.io.gfile.listdir(base))
+                if tf.io.gfile.isdir(os.path.join(base, entry))]
+
+
 def _metadata_problem(tfds, name, data_dir):
     """In words, a version folder of ``name`` that holds data but no
     ``dataset_info.json`` (TFDS then reads no splits and fails with a ``KeyError``);
     ``None`` when that is not the problem."""
     try:
-        folder = str(tfds.builder(name, data_dir=data_dir).data_dir)
-        if not tf.io.gfile.isdir(folder) or tf.io.gfile.exists(
-                os.path.join(folder, "dataset_info.json")):
+        for folder in _version_folders(tfds, name, data_dir):
+            if not tf.io.gfile.isdir(folder) or tf.io.gfile.exists(
+                    os.path.join(folder, "dataset_info.json")):
+                continue
+            found = len(tf.io.gfile.listdir(folder))
+            if found:
+                break
+        else:
             return None
-        found = len(tf.io.gfile.listdir(folder))
     except Exception:  # noqa: BLE001 - only a better message is at stake
         return None
     return (f"its folder {folder} holds {found} file(s) but no dataset_info.json (the "

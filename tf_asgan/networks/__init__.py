@@ -56,13 +56,38 @@ def build_generator(name, resolution, *, latent_dim=100, batch_norm=True, sync_b
     return synchronize_batch_norm(model) if sync_bn else model
 
 
-def build_discriminator(name, resolution, *, batch_norm=True, sync_bn=False, width=1.0):
+def build_discriminator(name, resolution, *, batch_norm=True, sync_bn=False, width=1.0,
+                        spectral_norm=False):
     """Builds discriminator ``name`` ("dcgan" or "resnet") for ``resolution`` pixels
-    (``width`` as in :func:`build_generator`)."""
+    (``width`` as in :func:`build_generator`).
+
+    ``spectral_norm``: every convolution and linear layer spectrally normalised
+    (:mod:`tf_asgan.regularizers.spectral_norm`), as in SN-GAN; needs
+    ``batch_norm=False`` (see :func:`check_spectral_norm`).
+    """
+    check_spectral_norm(spectral_norm, batch_norm, "spectral_norm=True", "batch_norm=False")
     model = _module(name, resolution).discriminator(
-        resolution, batch_norm=batch_norm,
+        resolution, batch_norm=batch_norm, spectral_norm=spectral_norm,
         **_width_kwargs(name, resolution, width, "discriminator"))
     return synchronize_batch_norm(model) if sync_bn else model
+
+
+def check_spectral_norm(spectral_norm, batch_norm, sn_name="--spectral_norm",
+                        fix="--nobn_d"):
+    """Refuses a spectrally normalised D with batch norm (ours, from the sources): SN-GAN's
+    discriminators have no batch normalisation (Miyato et al. 2018, Appendix B; their code,
+    ``pfnet-research/sngan_projection`` ``dis_models/``; Mimicry's SNGAN), and compare_gan
+    (Kurach et al. 2019) makes D's normalisation one choice among none, batch norm, layer
+    norm and spectral norm. Refused rather than implied, so that a run's recorded
+    configuration (``bn_d``) says what was built.
+
+    Raises:
+      InputError: both ``spectral_norm`` and ``batch_norm``.
+    """
+    if spectral_norm and batch_norm:
+        raise errors.InputError(
+            f"{sn_name} builds SN-GAN's discriminator, which has no batch normalisation "
+            f"(Miyato et al. 2018); add {fix}.")
 
 
 def synchronize_batch_norm(model):

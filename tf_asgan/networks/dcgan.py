@@ -11,10 +11,14 @@ i.e. Keras ``momentum=0.9``; ``epsilon=1e-5``), scale initialised ``N(1, 0.02)``
 the DCGAN reference code; with BN switched off (Table 2) convolutions still have no
 bias, as the paper states for all of them. 128 px, which the paper shows (Fig. 11)
 without a table, adds one block at each end: G 1024-512-256-128-64, D 64-128-256-512-1024.
+With ``spectral_norm=True`` every D convolution is spectrally normalised
+(:mod:`tf_asgan.regularizers.spectral_norm`), as in SN-GAN (Miyato et al. 2018).
 """
 
 import keras
 from keras import layers
+
+from tf_asgan.regularizers import spectral_norm as sn
 
 CHANNELS = {
     # resolution: (generator channels from 4x4 upwards, discriminator channels downwards)
@@ -63,27 +67,29 @@ def generator(resolution, latent_dim=100, batch_norm=True, channels=None):
     return keras.Model(z, images, name=f"dcgan_generator_{resolution}")
 
 
-def discriminator(resolution, batch_norm=True, channels=None):
+def discriminator(resolution, batch_norm=True, channels=None, spectral_norm=False):
     """DCGAN discriminator (Table 9: 32 px, Table 11: 64 px); the first block has no BN.
 
     Args:
       resolution: input size, one of 32, 64, 128.
       batch_norm: BN in blocks 2.. (``False``: Table 2's "no BN in D").
       channels: override of the block widths.
+      spectral_norm: every convolution a :class:`~tf_asgan.regularizers.SpectralConv2D`.
 
     Returns:
       A functional ``keras.Model``: ``[N, R, R, 3]`` in ``[-1, 1]`` -> logits ``[N, 1]``.
     """
     channels = channels or CHANNELS[resolution][1]
+    conv = sn.SpectralConv2D if spectral_norm else layers.Conv2D
     x = keras.Input((resolution, resolution, 3), name="image")
     h = x
     for i, width in enumerate(channels, start=1):
-        h = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False,
-                          kernel_initializer=_conv_init(), name=f"d_conv{i}")(h)
+        h = conv(width, 4, strides=2, padding="same", use_bias=False,
+                 kernel_initializer=_conv_init(), name=f"d_conv{i}")(h)
         if batch_norm and i > 1:
             h = _batch_norm(f"d_bn{i}")(h)
         h = layers.LeakyReLU(0.2, name=f"d_block{i}")(h)
-    h = layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False,
-                      kernel_initializer=_conv_init(), name="d_conv_out")(h)
+    h = conv(1, 4, strides=1, padding="valid", use_bias=False,
+             kernel_initializer=_conv_init(), name="d_conv_out")(h)
     logits = layers.Flatten(dtype="float32", name="d_out")(h)
     return keras.Model(x, logits, name=f"dcgan_discriminator_{resolution}")

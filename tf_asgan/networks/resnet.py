@@ -12,11 +12,16 @@ BN-ReLU before its output convolution (the last block ends in a convolution, as
 in every pre-activation ResNet generator); D's first block omits the leading
 BN-ReLU, which would otherwise zero half of the raw pixel range; convolutions
 and linear layers keep their biases (PyTorch's default); BatchNorm uses
-PyTorch's settings (Keras ``momentum=0.9``, ``epsilon=1e-5``).
+PyTorch's settings (Keras ``momentum=0.9``, ``epsilon=1e-5``). With
+``spectral_norm=True`` every D convolution (skips included) and D's linear layer are
+spectrally normalised (:mod:`tf_asgan.regularizers.spectral_norm`), as in SN-GAN's
+ResNet D (Miyato et al. 2018).
 """
 
 import keras
 from keras import layers
+
+from tf_asgan.regularizers import spectral_norm as sn
 
 WIDTH = 256
 UP_BLOCKS = {32: 3, 64: 4}
@@ -34,20 +39,23 @@ def _resample(direction, name):
     return layers.AveragePooling2D(2, name=name)
 
 
-def residual_block(h, width, direction, name, batch_norm=True, preactivate=True):
-    """``BN-ReLU-Resample-Conv3x3-BN-ReLU-Conv3x3`` + ``Resample-Conv1x1`` skip."""
+def residual_block(h, width, direction, name, batch_norm=True, preactivate=True,
+                   spectral_norm=False):
+    """``BN-ReLU-Resample-Conv3x3-BN-ReLU-Conv3x3`` + ``Resample-Conv1x1`` skip
+    (``spectral_norm``: every convolution a ``SpectralConv2D``)."""
+    conv = sn.SpectralConv2D if spectral_norm else layers.Conv2D
     skip = _resample(direction, f"{name}_skip_resample")(h)
-    skip = layers.Conv2D(width, 1, name=f"{name}_skip_conv")(skip)
+    skip = conv(width, 1, name=f"{name}_skip_conv")(skip)
     if preactivate:
         if batch_norm:
             h = _bn(f"{name}_bn1")(h)
         h = layers.ReLU(name=f"{name}_relu1")(h)
     h = _resample(direction, f"{name}_resample")(h)
-    h = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv1")(h)
+    h = conv(width, 3, padding="same", name=f"{name}_conv1")(h)
     if batch_norm:
         h = _bn(f"{name}_bn2")(h)
     h = layers.ReLU(name=f"{name}_relu2")(h)
-    h = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv2")(h)
+    h = conv(width, 3, padding="same", name=f"{name}_conv2")(h)
     return layers.Add(name=name)([h, skip])
 
 
@@ -70,8 +78,10 @@ def generator(resolution, latent_dim=100, batch_norm=True, width=WIDTH):
     return keras.Model(z, images, name=f"resnet_generator_{resolution}")
 
 
-def discriminator(resolution, batch_norm=True, width=WIDTH):
+def discriminator(resolution, batch_norm=True, width=WIDTH, spectral_norm=False):
     """ResNet discriminator (Table 5: 32 px, 4 down-blocks; Table 7: 64 px, 5).
+
+    ``spectral_norm``: every convolution and the linear layer spectrally normalised.
 
     Returns:
       A functional ``keras.Model``: ``[N, R, R, 3]`` -> logits ``[N, 1]``.
@@ -79,8 +89,10 @@ def discriminator(resolution, batch_norm=True, width=WIDTH):
     x = keras.Input((resolution, resolution, 3), name="image")
     h = x
     for i in range(1, DOWN_BLOCKS[resolution] + 1):
-        h = residual_block(h, width, "down", f"d_block{i}", batch_norm, preactivate=i > 1)
+        h = residual_block(h, width, "down", f"d_block{i}", batch_norm, preactivate=i > 1,
+                           spectral_norm=spectral_norm)
     h = layers.ReLU(name="d_relu_out")(h)
     h = layers.GlobalAveragePooling2D(name="d_pool")(h)
-    logits = layers.Dense(1, dtype="float32", name="d_out")(h)
+    dense = sn.SpectralDense if spectral_norm else layers.Dense
+    logits = dense(1, dtype="float32", name="d_out")(h)
     return keras.Model(x, logits, name=f"resnet_discriminator_{resolution}")

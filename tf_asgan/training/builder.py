@@ -8,11 +8,10 @@ it depends on, and a script, a test or a study builds exactly what ``train.py`` 
 
 import hashlib
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_asgan import layout, networks
+from tf_asgan import layout, networks, optimizers
 from tf_asgan.asgan import ASGAN
 from tf_asgan.data import catalog
 from tf_asgan.evaluation import classifiers
@@ -47,17 +46,19 @@ def build_model(model, method, siblings, optim, run, *, jit_compile=None):
     g = networks.build_generator(model.architecture, model.resolution,
                                  latent_dim=model.latent_dim, batch_norm=model.bn_g,
                                  sync_bn=run.sync_bn, width=model.width)
+    networks.check_spectral_norm(model.spectral_norm, model.bn_d)
     d = networks.build_discriminator(model.architecture, model.resolution,
                                      batch_norm=model.bn_d, sync_bn=run.sync_bn,
-                                     width=model.width)
+                                     width=model.width, spectral_norm=model.spectral_norm)
     if jit_compile is None:
         jit_compile = distribute.resolve_jit(run.jit_compile, tf.distribute.get_strategy())
     gan = ASGAN(g, d, **asgan_kwargs(model, method, siblings, optim))
+    # lr_decay_steps=0 of a linear schedule is resolved by the run (RunDir.lr_decay).
+    schedule = dict(schedule=optim.lr_schedule, decay_steps=optim.lr_decay_steps,
+                    step=gan.step_counter)
     gan.compile(
-        d_optimizer=keras.optimizers.Adam(optim.lr_d, beta_1=optim.beta1_d,
-                                          beta_2=optim.beta2_d),
-        g_optimizer=keras.optimizers.Adam(optim.lr_g, beta_1=optim.beta1_g,
-                                          beta_2=optim.beta2_g),
+        d_optimizer=optimizers.adam(optim.lr_d, optim.beta1_d, optim.beta2_d, **schedule),
+        g_optimizer=optimizers.adam(optim.lr_g, optim.beta1_g, optim.beta2_g, **schedule),
         jit_compile=jit_compile, steps_per_execution=run.steps_per_execution)
     return gan
 
@@ -70,7 +71,9 @@ def asgan_kwargs(model, method, siblings, optim):
                 epsilon=method.epsilon_schedule_object(), epsilon_unit=method.epsilon_unit,
                 second_update=method.second_update, d_steps=method.d_steps,
                 perturbation_kwargs=method.perturbation_kwargs(),
-                dat=siblings.dat_object(), advas=siblings.advas_object(), seed=optim.seed)
+                dat=siblings.dat_object(), advas=siblings.advas_object(), seed=optim.seed,
+                ema_decay=optim.ema_decay, ema_start_step=optim.ema_start_step,
+                gradient_penalty=method.gradient_penalty_object())
 
 
 def model_of(config, jit_compile=None):
@@ -83,10 +86,13 @@ def model_of(config, jit_compile=None):
 def checkpoint_for(gan):
     """The ``tf.train.Checkpoint`` of a run: both networks, both optimizers, the run's
     step count (``step``) and rollback count (``rollbacks``), the last two being part
-    of every random draw's seed (see :func:`tf_asgan.training.checkpoints.restore_latest` for
+    of every random draw's seed, and the EMA of G's weights when the model keeps one
+    (``generator_ema``; see :func:`tf_asgan.training.checkpoints.restore_latest` for
     checkpoints written before they were recorded)."""
     objects = dict(zip(layout.RUN_OBJECTS, (gan.generator, gan.discriminator,
                                             gan.d_optimizer, gan.g_optimizer)))
+    if gan.ema is not None:
+        objects[layout.EMA_GENERATOR] = gan.ema.model
     return tf.train.Checkpoint(**objects, **{layout.STEP: gan.step_counter,
                                              layout.ROLLBACKS: gan.rollback_count})
 

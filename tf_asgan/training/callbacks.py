@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Writes ``G(z)`` for a fixed latent batch as ``<directory>/epoch_XXXX.png``."""
+    """Writes ``G(z)`` for a fixed latent batch as ``<directory>/epoch_XXXX.png`` (``G``:
+    the model's ``eval_generator``, the EMA of G's weights when it keeps one)."""
 
     def __init__(self, directory, z, every_epochs=1, columns=8):
         super().__init__()
@@ -41,7 +42,7 @@ class SampleGrid(keras.callbacks.Callback):
                 # model keeps all of them to the end of the call (about 4 GB for the
                 # paper's ResNet-64 on 64 latents).
                 self._generate = tf.function(
-                    lambda z: self.model.generator(z, training=False))
+                    lambda z: _eval_generator(self.model)(z, training=False))
             images.save_grid(self._generate(self.z).numpy(), self.path(epoch + 1),
                              self.columns)
 
@@ -208,13 +209,15 @@ class Checkpointer(RunCallback):
 
 
 class Evaluate(keras.callbacks.Callback):
-    """Evaluates the generator every N epochs and after the last one.
+    """Evaluates the generator every N epochs and after the last one: the model's
+    ``eval_generator`` (the EMA of G's weights when it keeps one, else G).
 
     Each evaluation (an :class:`~tf_asgan.evaluation.evaluator.Evaluator` result) is logged to
-    TensorBoard as ``eval/<metric>``, appended as one JSON line (epoch, step, metrics,
-    protocol) to ``metrics_path``, and, when its FID is the best so far, the run is
-    saved by ``best_manager`` (a ``tf.train.CheckpointManager`` keeping one checkpoint)
-    and described in ``best.json`` beside ``metrics_path``. A resumed run reads the best
+    TensorBoard as ``eval/<metric>``, appended as one JSON line (epoch, step, generator
+    (``"ema"`` or ``"raw"``), metrics, protocol) to ``metrics_path``, and, when its FID
+    is the best so far, the run is saved by ``best_manager`` (a
+    ``tf.train.CheckpointManager`` keeping one checkpoint) and described in ``best.json``
+    beside ``metrics_path``. A resumed run reads the best
     FID back from ``metrics_path``.
     """
 
@@ -252,10 +255,11 @@ class Evaluate(keras.callbacks.Callback):
         step = self.model.completed_steps()
         # A NaN from the epoch's last update is not evaluated (nor saved as the best).
         nonfinite.check_numbers(self.model, step)
-        log.info("Evaluating epoch %d (step %d): %d samples with %s", done, step,
-                 self.evaluator.protocol.num_samples, self.evaluator.network.name)
-        result = self.evaluator.evaluate(self.model.generator)
-        record = {"epoch": done, "step": step, **result}
+        kind = getattr(self.model, "eval_generator_kind", "raw")
+        log.info("Evaluating epoch %d (step %d), generator %s: %d samples with %s", done,
+                 step, kind, self.evaluator.protocol.num_samples, self.evaluator.network.name)
+        result = self.evaluator.evaluate(_eval_generator(self.model))
+        record = {"epoch": done, "step": step, "generator": kind, **result}
         self.results.append(record)
         values = result["metrics"]
         log.info("Epoch %d: %s", done, ", ".join(
@@ -273,9 +277,17 @@ class Evaluate(keras.callbacks.Callback):
                 os.path.dirname(self.metrics_path), layout.CHECKPOINTS))
                 if self.best_manager else None)
             io.atomic_write_json(self.best_path, {"epoch": done, "step": step, "fid": fid,
-                                                  "checkpoint": path, "metrics": values},
+                                                  "generator": kind, "checkpoint": path,
+                                                  "metrics": values},
                                  indent=2, sort_keys=True)
             log.info("Best FID so far (%.4g); saved %s", fid, path)
+
+
+def _eval_generator(model):
+    """The generator ``model`` is judged by: its ``eval_generator`` (a GAN's EMA of G, or
+    G), else its ``generator``."""
+    generator = getattr(model, "eval_generator", None)
+    return model.generator if generator is None else generator
 
 
 def recorded_evaluations(metrics_path, warn=False):

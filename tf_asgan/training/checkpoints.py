@@ -236,7 +236,10 @@ def restore_latest(checkpoint, directory, writer=True, partial=False):
 
     A run checkpoint saved without the run's step count (:data:`layout.STEP`; earlier versions)
     is restored with the count set to the generator optimizer's update count, one
-    without the rollback count (:data:`layout.ROLLBACKS`) with that count set to 0.
+    without the rollback count (:data:`layout.ROLLBACKS`) with that count set to 0, and
+    one without the EMA generator (:data:`layout.EMA_GENERATOR`) that ``checkpoint`` holds
+    with the EMA set to the restored generator's weights, with a warning
+    (:func:`tf_asgan.legacy.restore_older`).
 
     Returns:
       The restored prefix, or ``None`` when ``directory`` records no checkpoint.
@@ -294,10 +297,9 @@ def _saved_objects(prefix):
 
 
 def _restore(checkpoint, prefix, partial):
-    missing = [] if partial else [name for name in legacy.missing_counts(_saved_objects(prefix))
-                                  if hasattr(checkpoint, name)]
-    if missing:
-        return legacy.restore_without_counts(checkpoint, prefix, missing)
+    missing = [] if partial else legacy.missing_objects(_saved_objects(prefix), checkpoint)
+    if missing:  # the counts or the EMA generator (tf_asgan.legacy)
+        return legacy.restore_older(checkpoint, prefix, missing)
     try:
         status = checkpoint.restore(prefix)
         (status.expect_partial() if partial else status).assert_existing_objects_matched()

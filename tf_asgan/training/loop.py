@@ -118,6 +118,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     keras.utils.set_random_seed(config.optim.seed)
     jit = distribute.resolve_jit(config.run.jit_compile, strategy)
     config, precision = run.precision(config)  # a resumed run keeps its own
+    config = run.lr_decay(config, config.optim.epochs * steps_per_epoch)  # and its schedule
     with distribute.precision_policy(precision), strategy.scope():
         gan = builder.model_of(config, jit)
     checkpoint = builder.checkpoint_for(gan)
@@ -152,7 +153,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     if config.run.export:
         nonfinite.check_numbers(gan, step, what="weights (the generator was not exported)")
         with checkpoints.space_reported(run.checkpoints, f"the export {run.export_path}"):
-            export_path = run.export(gan.generator, config, step)
+            export_path = run.export(gan.eval_generator, config, step)  # EMA if kept
     run.finish()
     return {"step": step, "steps_per_epoch": steps_per_epoch,
             "total_steps": config.optim.epochs * steps_per_epoch,

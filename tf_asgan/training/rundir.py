@@ -2,7 +2,7 @@
 
 ``<workdir>/`` holds ``config.json`` and ``flags.txt`` (the resolved configuration;
 ``train.py --flagfile=<workdir>/flags.txt`` repeats the run), ``checkpoints/`` (both
-networks, both optimizers and the step count), ``tensorboard/``, ``history.csv``,
+networks, both optimizers, the step count and any EMA of G), ``tensorboard/``, ``history.csv``,
 ``samples/epoch_XXXX.png``, with evaluation ``metrics.jsonl``, ``best.json`` and
 ``best/``, and, at the end, ``generator/`` (the exported SavedModel).
 
@@ -20,7 +20,7 @@ import shutil
 
 import tensorflow as tf
 
-from tf_asgan import errors, export, layout, networks
+from tf_asgan import ema, errors, export, layout, networks
 from tf_asgan.config import train_config
 from tf_asgan.training import builder, checkpoints
 from tf_asgan.utils import distribute
@@ -49,10 +49,20 @@ def _mismatch(config, path):
     stored = train_config.load(path)
     if stored is None:
         return {}
-    diff = config.differences(stored)
+    diff = _with_recorded_decay(config, stored).differences(stored)
     if "precision" in diff and config.run.precision in ("auto", run_precision(path, stored)):
         del diff["precision"]  # the precision the run trains in, by another name
     return diff
+
+
+def _with_recorded_decay(config, stored):
+    """``config`` with ``lr_decay_steps=0`` (a linear schedule's "the run's total") read
+    as the value ``stored`` (the run's recorded configuration, or ``None``) resolved when
+    it started; as it is otherwise."""
+    if (stored is not None and config.optim.lr_schedule == "linear"
+            and not config.optim.lr_decay_steps and stored.optim.lr_decay_steps):
+        return config.replace(lr_decay_steps=stored.optim.lr_decay_steps)
+    return config
 
 
 def run_precision(workdir, stored=None):
@@ -171,7 +181,8 @@ def export_metadata(config, step):
             "loss": config.method.loss, "seed": config.optim.seed, "dat": config.siblings.dat,
             "advas_lambda": config.siblings.advas_lambda,
             "advas_weight": config.siblings.advas_weight,
-            "advas_estimate": config.siblings.advas_estimate}
+            "advas_estimate": config.siblings.advas_estimate,
+            "generator": ema.EMA if config.optim.ema_decay else ema.RAW}
 
 
 class RunDir:
@@ -239,6 +250,28 @@ class RunDir:
         if stored.run.precision != config.run.precision:
             config = config.replace(precision=stored.run.precision)
         return config, recorded
+
+    def lr_decay(self, config, total_steps):
+        """``config`` with a linear schedule's ``lr_decay_steps=0`` resolved: the value
+        the run recorded when it started, or, for a run that starts now, ``total_steps``
+        (its ``epochs * steps_per_epoch``). Recorded with the run (:meth:`save_config`),
+        so extending it with a larger ``--epochs`` keeps its schedule (ours: as
+        Mimicry's ``num_steps`` and WGAN-GP's ``ITERS``, a fixed number). Warns when the
+        run trains past that step: its updates from there on have learning rate 0."""
+        if config.optim.lr_schedule != "linear":
+            return config
+        config = _with_recorded_decay(config, train_config.load(self.path))
+        if not config.optim.lr_decay_steps:
+            config = config.replace(lr_decay_steps=int(total_steps))
+        log.info("Learning rates decay linearly from lr_d=%g, lr_g=%g to 0 over %d steps.",
+                 config.optim.lr_d, config.optim.lr_g, config.optim.lr_decay_steps)
+        if total_steps > config.optim.lr_decay_steps:
+            log.warning("The linear learning-rate decay of this run reaches 0 after %d steps "
+                        "(--lr_decay_steps, recorded when it started); its steps %d to %d "
+                        "(counted from 1) train with learning rate 0.",
+                        config.optim.lr_decay_steps, config.optim.lr_decay_steps + 1,
+                        total_steps)
+        return config
 
     def save_config(self, config, trains=True):
         """Writes ``config.json`` and ``flags.txt`` (the chief only), when the run has none
@@ -325,10 +358,12 @@ def restore_model(workdir, checkpoint=None):
 
 def restore_generator(workdir, checkpoint=None):
     """``(generator, config, checkpoint path)`` of the run in ``workdir`` at its latest
-    (or the given) checkpoint; only the generator is built and read."""
+    (or the given) checkpoint; only the generator is built and read: the EMA of G's
+    weights when the run keeps one (``--ema_decay``), else G."""
     config = _stored_config(workdir)
     g = networks.build_generator(config.model.architecture, config.model.resolution,
                                  latent_dim=config.model.latent_dim, batch_norm=config.model.bn_g,
                                  width=config.model.width)
-    path = _restore(tf.train.Checkpoint(generator=g), workdir, checkpoint, partial=True)
+    name = layout.EMA_GENERATOR if config.optim.ema_decay else layout.RUN_OBJECTS[0]
+    path = _restore(tf.train.Checkpoint(**{name: g}), workdir, checkpoint, partial=True)
     return g, config, path
