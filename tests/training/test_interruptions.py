@@ -193,7 +193,14 @@ def start_training(workdir, epochs=EPOCHS):
     return subprocess.Popen(
         [sys.executable, os.path.join(REPO, "scripts", "train.py"), f"--workdir={workdir}",
          *flags], cwd=REPO, env=script_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint():
+    """In the child before it starts: SIGINT's default action. A shell starts background
+    jobs with SIGINT ignored, and a Python started with it ignored never raises
+    KeyboardInterrupt (``make test &`` once ran the whole run through the signal)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_checkpoint(proc, directory, step, timeout=300):
