@@ -18,15 +18,33 @@ import time
 
 TESTS = pathlib.Path(__file__).resolve().parent
 WORKERS = 2
+SPLIT_BYTES = 45_000  # a group of more test code than this runs as two
 DURATIONS = "--durations=5"  # each group's slowest tests, to keep the suite in its budget
 
 
+def _halves(files):
+    """``files`` in two lists of about equal total size (largest first, each to the
+    smaller list)."""
+    parts = ([], [])
+    for f in sorted(files, key=lambda f: -f.stat().st_size):
+        min(parts, key=lambda part: sum(g.stat().st_size for g in part)).append(f)
+    return [sorted(str(f) for f in part) for part in parts if part]
+
+
 def groups():
-    """The test folders (largest first, so the long ones start early) and the top-level
-    test files as one group."""
-    folders = [p for p in TESTS.iterdir() if p.is_dir() and any(p.glob("test_*.py"))]
-    folders.sort(key=lambda p: -sum(f.stat().st_size for f in p.glob("test_*.py")))
-    return [[str(p)] for p in folders] + [sorted(str(p) for p in TESTS.glob("test_*.py"))]
+    """The test folders and the top-level test files as one more group, each split in
+    two when its test files exceed :data:`SPLIT_BYTES` (so that no group keeps one
+    worker busy long after the other is done); largest first, so the long ones start
+    early."""
+    folders = [sorted(p.glob("test_*.py")) for p in TESTS.iterdir() if p.is_dir()]
+    out = []
+    for files in [f for f in folders if f] + [sorted(TESTS.glob("test_*.py"))]:
+        if sum(f.stat().st_size for f in files) > SPLIT_BYTES and len(files) > 1:
+            out.extend(_halves(files))
+        else:
+            out.append([str(f) for f in files])
+    out.sort(key=lambda paths: -sum(os.path.getsize(p) for p in paths))
+    return out
 
 
 def main(options):
@@ -45,7 +63,7 @@ def main(options):
             continue
         proc, paths, log, began = running.pop(pid)
         log.seek(0)
-        name = os.path.relpath(paths[0], TESTS.parent) if len(paths) == 1 else "tests/test_*.py"
+        name = " ".join(os.path.relpath(p, TESTS.parent) for p in paths)
         print(f"==== {name}: {time.time() - began:.0f} s, peak memory "
               f"{usage.ru_maxrss / 2**20:.2f} GB ====")
         print(log.read().rstrip("\n"))
