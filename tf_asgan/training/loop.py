@@ -117,8 +117,9 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                  if config.eval.eval_every_epochs else None)
     keras.utils.set_random_seed(config.optim.seed)
     jit = distribute.resolve_jit(config.run.jit_compile, strategy)
+    total_steps = config.optim.epochs * steps_per_epoch
     config, precision = run.precision(config)  # a resumed run keeps its own
-    config = run.lr_decay(config, config.optim.epochs * steps_per_epoch)  # and its schedule
+    config = run.lr_decay(config, total_steps)  # and its schedule
     with distribute.precision_policy(precision), strategy.scope():
         gan = builder.model_of(config, jit)
     checkpoint = builder.checkpoint_for(gan)
@@ -127,42 +128,50 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
         log.info("Resumed from %s", latest)
     start = gan.completed_steps()
     checks.check_resume_position(config.run, start, steps_per_epoch)
-    run.save_config(config, trains=start < config.optim.epochs * steps_per_epoch)
+    run.save_config(config, trains=start < total_steps)
     fit_callbacks, manager, evaluate = builder.make_callbacks(
         config.run, checkpoint, run.writes,
         latents=builder.fixed_latents(config.optim.seed, config.model.latent_dim),
         epochs=config.optim.epochs, eval_every_epochs=config.eval.eval_every_epochs,
         evaluator=evaluator,
         timed_checkpoints=not multi_worker, extra=callbacks)
-    shown, verbose = progress.for_verbosity(verbose if run.chief else 0,
-                                            config.optim.epochs * steps_per_epoch,
+    shown, verbose = progress.for_verbosity(verbose if run.chief else 0, total_steps,
                                             config.optim.epochs)
     fit_callbacks.extend(shown)
     _log_start(config.optim, strategy, source, start, steps_per_epoch, jit, precision)
-    if run.chief:  # what the model is fed (kept on resume)
-        real_grid = layout.entry(run.writes(layout.SAMPLES), layout.REAL_GRID)
-        with checkpoints.space_reported(run.checkpoints, real_grid):
-            monitors.write_real_grid(_stream(config.optim, source, 0, 1, False), real_grid,
-                                     n=builder.SAMPLE_GRID_SIZE)
+    if run.chief:
+        _write_real_grid(run, config.optim, source)
     if start == 0:  # the initial weights: a rollback target from step 1 on
         checkpoints.save(manager, 0)
     step, rollbacks = _fit(gan, config.optim, config.run, source, steps_per_epoch,
                            fit_callbacks, run, checkpoint, verbose=verbose,
                            multi_worker=multi_worker)
-    export_path = None
-    if config.run.export:
-        nonfinite.check_numbers(gan, step, what="weights (the generator was not exported)")
-        with checkpoints.space_reported(run.checkpoints, f"the export {run.export_path}"):
-            export_path = run.export(gan.eval_generator, config, step)  # EMA if kept
+    export_path = _export(run, gan, config, step) if config.run.export else None
     run.finish()
     return {"step": step, "steps_per_epoch": steps_per_epoch,
-            "total_steps": config.optim.epochs * steps_per_epoch,
+            "total_steps": total_steps,
             "export": export_path if run.chief else None, "workdir": run.path,
             "chief": run.chief, "weights_sha1": builder.weights_digest(gan),
             "all_weights_sha1": builder.weights_digest(gan, trainable_only=False),
             "evaluation": (evaluate.results[-1] if evaluate and evaluate.results
                            else callbacks_lib.last_evaluation(run.writes(layout.METRICS))),
             "rollbacks": rollbacks}
+
+
+def _write_real_grid(run, optim, source):
+    """``samples/real.png``: the first images the model is fed (kept on resume)."""
+    real_grid = layout.entry(run.writes(layout.SAMPLES), layout.REAL_GRID)
+    with checkpoints.space_reported(run.checkpoints, real_grid):
+        monitors.write_real_grid(_stream(optim, source, 0, 1, False), real_grid,
+                                 n=builder.SAMPLE_GRID_SIZE)
+
+
+def _export(run, gan, config, step):
+    """Exports the generator (its EMA if kept) after checking the weights are finite;
+    returns the SavedModel path."""
+    nonfinite.check_numbers(gan, step, what="weights (the generator was not exported)")
+    with checkpoints.space_reported(run.checkpoints, f"the export {run.export_path}"):
+        return run.export(gan.eval_generator, config, step)
 
 
 def _checked_source(config, strategy, source):
