@@ -104,8 +104,10 @@ def generated_source(n=40, res=32, seed=0):
 
 
 def small_config(**changes):
+    # width 1/8: the networks' behaviour under test does not depend on their width, and a
+    # run costs half the time (2.3 s against 4.3 s a run at full width on 2 cores)
     base = dict(batch_size=8, epochs=2, steps_per_epoch=3, checkpoint_every_steps=1,
-                latent_dim=16, log_every_steps=1)
+                latent_dim=16, log_every_steps=1, width=0.125)
     base.update(changes)
     return TrainConfig(**base)
 

@@ -141,7 +141,7 @@ def test_the_last_complete_evaluation_record_is_read_back(tmp_path):
 def test_a_finished_run_invoked_again_returns_its_final_evaluation(tmp_path):
     config = TrainConfig(batch_size=16, epochs=2, steps_per_epoch=2, export=False,
                          eval_every_epochs=1, eval_num_samples=200, eval_network="digits",
-                         eval_cache_dir=str(tmp_path / "stats"))
+                         eval_cache_dir=str(tmp_path / "stats"), width=0.125)
     workdir = str(tmp_path / "run")
     first = loop.train(config, workdir, verbose=0)
     assert first["evaluation"]["epoch"] == 2

@@ -149,12 +149,14 @@ def test_restore_generator_matches_the_export(tmp_path):
 def test_scripts_train_export_sample_evaluate(tmp_path):
     workdir = str(tmp_path / "run")
     args = ["--flagfile=flags/demo.flags", f"--workdir={workdir}", "--epochs=1",
-            "--steps_per_epoch=2", "--batch_size=8", "--eval_num_samples=300"]
+            "--steps_per_epoch=2", "--batch_size=8", "--eval_num_samples=300",
+            "--width=0.125"]
     proc = run_script("train.py", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done: 2 steps" in proc.stdout
     # The demo's evaluation: the last epoch with the digit classifier, printed and logged.
     assert "Epoch 1: FID " in proc.stdout and "modes " in proc.stdout
+    assert "recall " in proc.stdout and "coverage " in proc.stdout
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         (line,) = f.read().splitlines()
     assert json.loads(line)["protocol"]["num_samples"] == 300
@@ -194,8 +196,9 @@ def test_scripts_train_export_sample_evaluate(tmp_path):
         record = json.load(f)
     assert record["protocol"]["num_samples"] == 400 and record["run"]["step"] == 2
     assert record["protocol"]["network"]["name"] == "digit_classifier_v1:digits"
-    assert {"fid", "is", "is_std", "kid", "kid_std", "modes", "modes_kl"} <= set(
-        record["metrics"])
+    assert {"fid", "is", "is_std", "kid", "kid_std", "modes", "modes_kl", "precision",
+            "recall", "density", "coverage"} <= set(record["metrics"])
+    assert "precision " in proc.stdout and "coverage " in proc.stdout  # the printed line
     assert record["metrics"]["fid"] > 0 and 1 <= record["metrics"]["is"] <= 10
     # The real-data statistics computed during training were reused, not recomputed.
     assert "from the cache" in proc.stderr
