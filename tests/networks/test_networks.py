@@ -102,7 +102,7 @@ def test_resnet_shapes_and_counts(res, up, down):
         size = res // 2 ** i
         assert tuple(d.get_layer(f"d_block{i}").output.shape) == (None, size, size, W)
     assert size == 2
-    assert tuple(d.get_layer("d_pool").output.shape) == (None, W)
+    assert tuple(d.get_layer("d_features").output.shape) == (None, W)  # what d_out reads
     assert tuple(d.output.shape) == (None, 1)
     assert isinstance(g.get_layer("g_block1_resample"), layers.UpSampling2D)
     assert g.get_layer("g_block1_resample").interpolation == "bilinear"
@@ -131,3 +131,43 @@ def test_bad_names_and_resolutions():
     with pytest.raises(ValueError, match=r"\[32, 64\]"):
         networks.build_discriminator("resnet", 128)
     assert networks.supported_resolutions("dcgan") == (32, 64, 128)
+
+
+# ---- every architecture: image channels, reduced width --------------------------------
+@pytest.mark.parametrize("name", ["dcgan", "resnet"])
+def test_channels_change_only_the_image_layers(name):
+    def shapes(model):
+        return [tuple(w.shape) for w in model.weights]
+
+    g3, g1 = (networks.build_generator(name, 32, width=1 / 16, channels=c) for c in (3, 1))
+    d3, d1 = (networks.build_discriminator(name, 32, width=1 / 16, channels=c) for c in (3, 1))
+    assert tuple(g1.output.shape) == (None, 32, 32, 1)
+    assert tuple(d1.input.shape) == (None, 32, 32, 1)
+    assert [type(x) for x in g1.layers + d1.layers] == [type(x) for x in g3.layers + d3.layers]
+    changed = [(a, b) for a, b in zip(shapes(g3) + shapes(d3), shapes(g1) + shapes(d1))
+               if a != b]
+    assert changed and all(3 in a and 1 in b for a, b in changed)  # the image's channel axis
+    with pytest.raises(ValueError, match="channels must be an integer >= 1"):
+        networks.build_generator(name, 32, channels=0)
+
+
+WIDE = {"dcgan": (32, 512, 128), "resnet": (32, 256, 256), "sngan_cnn": (48, 512, 64),
+        "sngan_resnet": (48, 512, 64), "wgangp_resnet": (32, 128, 128),
+        "wgangp_mnist": (28, 256, 64)}  # resolution, G's first width, D's first width
+
+
+@pytest.mark.parametrize("name", sorted(WIDE))
+def test_reduced_width_scales_every_architecture(name):
+    res, g_first, d_first = WIDE[name]
+    bn = name in ("dcgan", "resnet")
+    g = networks.build_generator(name, res, width=1 / 8, latent_dim=8,
+                                 batch_norm=name != "wgangp_mnist")
+    d = networks.build_discriminator(name, res, width=1 / 8, batch_norm=bn)
+    first = g.get_layer("g_block0" if name != "dcgan" else "g_block1").output.shape[-1]
+    assert first == g_first // 8
+    d_conv = [w for w in d.trainable_weights if len(w.shape) == 4][0]
+    assert d_conv.shape[-1] == d_first // 8
+    out = g(np.zeros((2, 8), "float32"))
+    assert tuple(out.shape) == (2, res, res, 3) and tuple(d(out).shape) == (2, 1)
+    assert name == "dcgan" or "d_features" in [layer.name for layer in d.layers]
+

@@ -1,15 +1,46 @@
-"""The paper's networks, built by name and resolution.
+"""The networks, built by name and resolution.
 
 >>> g = build_generator("dcgan", 32)        # [N, 100] -> [N, 32, 32, 3] in [-1, 1]
 >>> d = build_discriminator("resnet", 64)   # [N, 64, 64, 3] -> logits [N, 1]
+>>> d = build_discriminator("sngan_resnet", 48, batch_norm=False, spectral_norm=True)
+>>> q = rotation_classifier(d)              # [N, 48, 48, 3] -> rotation logits [N, 4]
+
+``ARCHITECTURES`` (name: module, resolutions; parameter counts in ``docs/methods.md``):
+
+- ``dcgan`` (32, 64, 128), ``resnet`` (32, 64): the AS-GAN paper's (Appendix G);
+- ``sngan_cnn`` (32, 48): SN-GAN's standard CNN (Miyato et al. 2018, Table 3);
+- ``sngan_resnet`` (32, 48): SN-GAN's ResNet as Mimicry's SNGAN;
+- ``wgangp_resnet`` (32): WGAN-GP's CIFAR-10 ResNet (Gulrajani et al. 2017);
+- ``wgangp_mnist`` (28): WGAN-GP's MNIST networks.
+
+Latent sizes of the sources: 100 for the AS-GAN paper's, 128 for the others (SN-GAN's
+Tables 3-5, Mimicry's ``nz``, WGAN-GP's noise); the latent size is the caller's
+``latent_dim``. Image channels are the caller's ``channels`` (3; 1 for MNIST).
 """
+
+import numbers
 
 import keras
 
 from tf_asgan import errors
-from tf_asgan.networks import dcgan, resnet
+from tf_asgan.networks import (
+    dcgan,
+    heads,
+    resnet,
+    sngan,
+    sngan_resnet,
+    wgangp,
+    wgangp_mnist,
+)
+from tf_asgan.networks.heads import rotation_classifier
 
-ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet}
+ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet, "sngan_cnn": sngan,
+                 "sngan_resnet": sngan_resnet, "wgangp_resnet": wgangp,
+                 "wgangp_mnist": wgangp_mnist}
+
+__all__ = ["ARCHITECTURES", "build_discriminator", "build_generator", "check_batch_norm",
+           "check_pair", "check_spectral_norm", "heads", "rotation_classifier",
+           "supported_resolutions", "synchronize_batch_norm"]
 
 
 def supported_resolutions(name):
@@ -29,46 +60,117 @@ def _module(name, resolution):
 
 
 def _width_kwargs(name, resolution, width, which):
-    """Keyword arguments scaling the paper's channel counts by ``width`` (1: the paper's)."""
+    """Keyword arguments scaling the source's channel counts by ``width`` (1: the source's;
+    each count rounded, at least 1)."""
     if width == 1.0:
         return {}
-    if width <= 0:
-        raise errors.InputError(f"width must be > 0 (1: the paper's networks), got {width}.")
+    if not width > 0:
+        raise errors.InputError(f"width must be > 0 (1: the source's networks), got {width}.")
     module = _module(name, resolution)
-    if name == "dcgan":
-        base = module.CHANNELS[resolution][0 if which == "generator" else 1]
-        return {"channels": tuple(max(1, round(c * width)) for c in base)}
-    return {"width": max(1, round(module.WIDTH * width))}
+    if name == "resnet":
+        return {"width": max(1, round(module.WIDTH * width))}
+    table, key = (module.CHANNELS, "channels") if name == "dcgan" else (module.WIDTHS, "widths")
+    base = table[resolution][0 if which == "generator" else 1]
+    return {key: tuple(max(1, round(c * width)) for c in base)}
+
+
+def _check_channels(channels):
+    if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
+        raise errors.InputError(f"channels must be an integer >= 1 (3: RGB, 1: MNIST), got "
+                                f"{channels!r}.")
+    return int(channels)
+
+
+def check_batch_norm(name, which, batch_norm, fix=None):
+    """Refuses batch norm in a network whose source has none (ours: refused rather than
+    dropped, so that a run's recorded ``bn_g`` / ``bn_d`` say what was built): the
+    discriminators of ``sngan_cnn``, ``sngan_resnet`` and ``wgangp_resnet`` (Miyato et al.
+    2018, Tables 3-5; Mimicry; WGAN-GP's critic, Gulrajani et al. 2017, Sec. 4) and both
+    networks of ``wgangp_mnist`` (``gan_mnist.py``, ``MODE = 'wgan-gp'``).
+
+    Args:
+      name: the architecture.
+      which: ``"generator"`` or ``"discriminator"``.
+      batch_norm: whether batch norm was asked for.
+      fix: how to switch it off, for the message (default: ``--nobn_g`` / ``--nobn_d``).
+
+    Raises:
+      InputError: ``batch_norm`` for a network without batch norm in its source, or an
+        unknown ``name``.
+    """
+    supported_resolutions(name)
+    if batch_norm and which not in ARCHITECTURES[name].BATCH_NORM:
+        fix = fix or ("--nobn_g" if which == "generator" else "--nobn_d")
+        raise errors.InputError(f"The {which} of {name!r} has no batch normalisation in its "
+                                f"source; add {fix}.")
 
 
 def build_generator(name, resolution, *, latent_dim=100, batch_norm=True, sync_bn=False,
-                    width=1.0):
-    """Builds generator ``name`` ("dcgan" or "resnet") for ``resolution`` pixels.
+                    width=1.0, channels=3):
+    """Builds generator ``name`` (a key of ``ARCHITECTURES``) for ``resolution`` pixels.
 
-    ``sync_bn``: batch statistics over the global batch under a ``tf.distribute``
-    strategy (``BatchNormalization(synchronized=True)``) instead of per replica.
-    ``width``: multiplier of every layer's channel count (1: the paper's; smaller for
-    CPU studies).
+    Args:
+      latent_dim: size of ``z``.
+      batch_norm: the source's batch norm (``False``: none; refused with ``True`` where the
+        source has none, see :func:`check_batch_norm`).
+      sync_bn: batch statistics over the global batch under a ``tf.distribute`` strategy
+        (``BatchNormalization(synchronized=True)``) instead of per replica.
+      width: multiplier of every layer's channel count (1: the source's; smaller for
+        tests and CPU studies).
+      channels: image channels (3: RGB; 1: MNIST).
+
+    Returns:
+      A functional ``keras.Model``: ``[N, latent_dim]`` ->
+      ``[N, resolution, resolution, channels]`` in ``[-1, 1]`` (``tanh``).
+
+    Raises:
+      InputError: an unknown name or resolution, ``width <= 0``, ``channels`` not an
+        integer >= 1, or batch norm the source does not have.
     """
-    model = _module(name, resolution).generator(
-        resolution, latent_dim=latent_dim, batch_norm=batch_norm,
-        **_width_kwargs(name, resolution, width, "generator"))
+    module = _module(name, resolution)
+    channels = _check_channels(channels)
+    kwargs = _width_kwargs(name, resolution, width, "generator")
+    if "generator" in module.BATCH_NORM:
+        kwargs["batch_norm"] = batch_norm
+    else:
+        check_batch_norm(name, "generator", batch_norm, "batch_norm=False")
+    model = module.generator(resolution, latent_dim=latent_dim, image_channels=channels,
+                             **kwargs)
     return synchronize_batch_norm(model) if sync_bn else model
 
 
 def build_discriminator(name, resolution, *, batch_norm=True, sync_bn=False, width=1.0,
-                        spectral_norm=False):
-    """Builds discriminator ``name`` ("dcgan" or "resnet") for ``resolution`` pixels
-    (``width`` as in :func:`build_generator`).
+                        spectral_norm=False, channels=3):
+    """Builds discriminator ``name`` for ``resolution`` pixels (``sync_bn``, ``width`` and
+    ``channels`` as in :func:`build_generator`).
 
-    ``spectral_norm``: every convolution and linear layer spectrally normalised
-    (:mod:`tf_asgan.regularizers.spectral_norm`), as in SN-GAN; needs
-    ``batch_norm=False`` (see :func:`check_spectral_norm`).
+    Args:
+      batch_norm: the source's batch norm in D (dcgan, resnet); the other architectures
+        have none and need ``batch_norm=False``.
+      spectral_norm: every convolution and linear layer spectrally normalised
+        (:mod:`tf_asgan.regularizers.spectral_norm`), as in SN-GAN; needs
+        ``batch_norm=False`` (see :func:`check_spectral_norm`). For ``sngan_*`` it is what
+        makes the network SN-GAN's; without it the same architecture is built unnormalised
+        (for WGAN-GP or other comparisons, as in Miyato et al. 2018, Table 2).
+
+    Returns:
+      A functional ``keras.Model``: ``[N, resolution, resolution, channels]`` -> logits
+      ``[N, 1]``; every architecture but dcgan has a layer ``"d_features"`` ``[N, F]``,
+      the features its final linear layer reads (:func:`rotation_classifier`).
+
+    Raises:
+      InputError: as :func:`build_generator`, and spectral norm with batch norm.
     """
     check_spectral_norm(spectral_norm, batch_norm, "spectral_norm=True", "batch_norm=False")
-    model = _module(name, resolution).discriminator(
-        resolution, batch_norm=batch_norm, spectral_norm=spectral_norm,
-        **_width_kwargs(name, resolution, width, "discriminator"))
+    module = _module(name, resolution)
+    channels = _check_channels(channels)
+    kwargs = _width_kwargs(name, resolution, width, "discriminator")
+    if "discriminator" in module.BATCH_NORM:
+        kwargs["batch_norm"] = batch_norm
+    else:
+        check_batch_norm(name, "discriminator", batch_norm, "batch_norm=False")
+    model = module.discriminator(resolution, spectral_norm=spectral_norm,
+                                 image_channels=channels, **kwargs)
     return synchronize_batch_norm(model) if sync_bn else model
 
 

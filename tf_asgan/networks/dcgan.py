@@ -27,6 +27,8 @@ CHANNELS = {
     128: ((1024, 512, 256, 128, 64), (64, 128, 256, 512, 1024)),
 }
 RESOLUTIONS = tuple(sorted(CHANNELS))
+# which networks have batch norm in the paper (Table 2 switches each off)
+BATCH_NORM = ("generator", "discriminator")
 
 
 def _conv_init():
@@ -39,7 +41,7 @@ def _batch_norm(name):
         gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name)
 
 
-def generator(resolution, latent_dim=100, batch_norm=True, channels=None):
+def generator(resolution, latent_dim=100, batch_norm=True, channels=None, image_channels=3):
     """DCGAN generator (Table 8: 32 px, Table 10: 64 px).
 
     Args:
@@ -47,9 +49,11 @@ def generator(resolution, latent_dim=100, batch_norm=True, channels=None):
       latent_dim: size of ``z``.
       batch_norm: BN in every block (``False``: Table 2's "no BN in G").
       channels: override of the block widths (tests and small experiments).
+      image_channels: channels of the image (3: the paper's).
 
     Returns:
-      A functional ``keras.Model``: ``[N, latent_dim]`` -> ``[N, R, R, 3]`` in ``[-1, 1]``.
+      A functional ``keras.Model``: ``[N, latent_dim]`` -> ``[N, R, R, image_channels]``
+      in ``[-1, 1]``.
     """
     channels = channels or CHANNELS[resolution][0]
     z = keras.Input((latent_dim,), name="z")
@@ -61,13 +65,14 @@ def generator(resolution, latent_dim=100, batch_norm=True, channels=None):
         if batch_norm:
             h = _batch_norm(f"g_bn{i}")(h)
         h = layers.ReLU(name=f"g_block{i}")(h)
-    h = layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False,
+    h = layers.Conv2DTranspose(image_channels, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=_conv_init(), name="g_conv_out")(h)
     images = layers.Activation("tanh", dtype="float32", name="g_out")(h)
     return keras.Model(z, images, name=f"dcgan_generator_{resolution}")
 
 
-def discriminator(resolution, batch_norm=True, channels=None, spectral_norm=False):
+def discriminator(resolution, batch_norm=True, channels=None, spectral_norm=False,
+                  image_channels=3):
     """DCGAN discriminator (Table 9: 32 px, Table 11: 64 px); the first block has no BN.
 
     Args:
@@ -75,13 +80,17 @@ def discriminator(resolution, batch_norm=True, channels=None, spectral_norm=Fals
       batch_norm: BN in blocks 2.. (``False``: Table 2's "no BN in D").
       channels: override of the block widths.
       spectral_norm: every convolution a :class:`~tf_asgan.regularizers.SpectralConv2D`.
+      image_channels: channels of the image (3: the paper's).
 
     Returns:
-      A functional ``keras.Model``: ``[N, R, R, 3]`` in ``[-1, 1]`` -> logits ``[N, 1]``.
+      A functional ``keras.Model``: ``[N, R, R, image_channels]`` in ``[-1, 1]`` ->
+      logits ``[N, 1]``. It has no ``"d_features"`` layer: the last convolution reads
+      the 4x4 map, and a flatten before it would shift the layer positions that
+      checkpoints of earlier runs are keyed by.
     """
     channels = channels or CHANNELS[resolution][1]
     conv = sn.SpectralConv2D if spectral_norm else layers.Conv2D
-    x = keras.Input((resolution, resolution, 3), name="image")
+    x = keras.Input((resolution, resolution, image_channels), name="image")
     h = x
     for i, width in enumerate(channels, start=1):
         h = conv(width, 4, strides=2, padding="same", use_bias=False,

@@ -27,6 +27,8 @@ WIDTH = 256
 UP_BLOCKS = {32: 3, 64: 4}
 DOWN_BLOCKS = {32: 4, 64: 5}
 RESOLUTIONS = tuple(sorted(UP_BLOCKS))
+# which networks have batch norm in the paper
+BATCH_NORM = ("generator", "discriminator")
 
 
 def _bn(name):
@@ -59,11 +61,12 @@ def residual_block(h, width, direction, name, batch_norm=True, preactivate=True,
     return layers.Add(name=name)([h, skip])
 
 
-def generator(resolution, latent_dim=100, batch_norm=True, width=WIDTH):
+def generator(resolution, latent_dim=100, batch_norm=True, width=WIDTH, image_channels=3):
     """ResNet generator (Table 4: 32 px, 3 up-blocks; Table 6: 64 px, 4 up-blocks).
 
     Returns:
-      A functional ``keras.Model``: ``[N, latent_dim]`` -> ``[N, R, R, 3]`` in ``[-1, 1]``.
+      A functional ``keras.Model``: ``[N, latent_dim]`` -> ``[N, R, R, image_channels]``
+      in ``[-1, 1]`` (``image_channels``: 3, the paper's).
     """
     z = keras.Input((latent_dim,), name="z")
     h = layers.Dense(4 * 4 * width, name="g_linear")(z)
@@ -73,26 +76,29 @@ def generator(resolution, latent_dim=100, batch_norm=True, width=WIDTH):
     if batch_norm:
         h = _bn("g_bn_out")(h)
     h = layers.ReLU(name="g_relu_out")(h)
-    h = layers.Conv2D(3, 3, padding="same", name="g_conv_out")(h)
+    h = layers.Conv2D(image_channels, 3, padding="same", name="g_conv_out")(h)
     images = layers.Activation("tanh", dtype="float32", name="g_out")(h)
     return keras.Model(z, images, name=f"resnet_generator_{resolution}")
 
 
-def discriminator(resolution, batch_norm=True, width=WIDTH, spectral_norm=False):
+def discriminator(resolution, batch_norm=True, width=WIDTH, spectral_norm=False,
+                  image_channels=3):
     """ResNet discriminator (Table 5: 32 px, 4 down-blocks; Table 7: 64 px, 5).
 
     ``spectral_norm``: every convolution and the linear layer spectrally normalised.
 
     Returns:
-      A functional ``keras.Model``: ``[N, R, R, 3]`` -> logits ``[N, 1]``.
+      A functional ``keras.Model``: ``[N, R, R, image_channels]`` -> logits ``[N, 1]``;
+      the layer ``"d_features"`` is the pooled ``[N, width]`` that the linear layer reads
+      (named ``"d_pool"`` before; names do not enter checkpoints).
     """
-    x = keras.Input((resolution, resolution, 3), name="image")
+    x = keras.Input((resolution, resolution, image_channels), name="image")
     h = x
     for i in range(1, DOWN_BLOCKS[resolution] + 1):
         h = residual_block(h, width, "down", f"d_block{i}", batch_norm, preactivate=i > 1,
                            spectral_norm=spectral_norm)
     h = layers.ReLU(name="d_relu_out")(h)
-    h = layers.GlobalAveragePooling2D(name="d_pool")(h)
+    h = layers.GlobalAveragePooling2D(name="d_features")(h)
     dense = sn.SpectralDense if spectral_norm else layers.Dense
     logits = dense(1, dtype="float32", name="d_out")(h)
     return keras.Model(x, logits, name=f"resnet_discriminator_{resolution}")
