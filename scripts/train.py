@@ -138,7 +138,11 @@ def summary(record):
     """One readable line of an evaluation record."""
     m, p = record["metrics"], record["protocol"]
     parts = [f"FID {m['fid']:.2f}", f"IS {m['is']:.2f} +- {m['is_std']:.2f} (real data "
-             f"{m['real_is']:.2f})", f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"]
+             f"{m['real_is']:.2f})" if "is" in m else "no IS (the network has no logits)",
+             f"KID {m['kid']:.4g} +- {m['kid_std']:.2g}"]
+    if "precision" in m:  # (records of earlier versions lack them)
+        parts.append(f"precision {m['precision']:.3f}, recall {m['recall']:.3f}, density "
+                     f"{m['density']:.3f}, coverage {m['coverage']:.3f}")
     if "modes" in m:
         parts.append(f"modes {m['modes']}/{p['network']['num_classes']} (real data "
                      f"{m['real_modes']}), KL {m['modes_kl']:.3f}")

@@ -89,7 +89,7 @@ def test_sample_signature_is_seeded(exported):
 
 def test_metadata_and_refusal_to_overwrite(exported):
     g, path = exported
-    assert export.read_metadata(path) == {"step": 7, "latent_dim": LATENT}
+    assert export.read_metadata(path) == {"step": 7, "latent_dim": LATENT, "channels": 3}
     before = os.path.getmtime(os.path.join(path, "saved_model.pb"))
     with pytest.raises(FileExistsError, match="overwrite"):
         export.export_generator(g, path)

@@ -21,19 +21,66 @@ def assert_finite(history):
         assert np.all(np.isfinite(values)), key
 
 
+# Every network of tf_asgan.networks, each with AS-GAN and one regulariser, so that every
+# network and every regulariser (spectral norm, WGAN-GP, R1, SSGAN's rotation loss, EMA)
+# trains in `fit` at least once, in its sources' pairings where there is one (SN-GAN: SN and
+# hinge; WGAN-GP: the penalty and the Wasserstein loss; SSGAN: the rotation loss on the
+# SN ResNet). Width 1/8: the parameter counts check the full widths (tests/networks). All
+# network x regulariser pairs would be 66 fits (about 7 s each): one pairing per network
+# keeps the suite in its time budget.
+NETWORK_FITS = {
+    ("dcgan", 32): {"ema_decay": 0.9},
+    ("dcgan", 64): {"bn_d": False, "spectral_norm": True},
+    ("dcgan", 128): {},
+    ("resnet", 32): {"bn_d": False, "gradient_penalty": "r1"},
+    ("resnet", 64): {"rotation": "quarter"},
+    ("sngan_cnn", 32): {"bn_d": False, "spectral_norm": True, "loss": "hinge"},
+    ("sngan_cnn", 48): {"bn_d": False, "gradient_penalty": "wgan_gp", "loss": "wasserstein"},
+    ("sngan_resnet", 32): {"bn_d": False, "spectral_norm": True, "loss": "hinge",
+                           "rotation": "quarter"},
+    ("sngan_resnet", 48): {"bn_d": False, "spectral_norm": True, "loss": "hinge",
+                           "rotation": "all"},
+    ("wgangp_resnet", 32): {"bn_d": False, "gradient_penalty": "wgan_gp",
+                            "loss": "wasserstein"},
+    ("wgangp_mnist", 28): {"bn_g": False, "bn_d": False, "gradient_penalty": "wgan_gp",
+                           "loss": "wasserstein", "ema_decay": 0.9, "channels": 1},
+}
+
+
+def test_the_network_fits_cover_every_network_and_regulariser():
+    every = {(a, r) for a in tf_asgan.networks.ARCHITECTURES
+             for r in tf_asgan.networks.supported_resolutions(a)}
+    assert set(NETWORK_FITS) == every
+    used = {k for options in NETWORK_FITS.values() for k in options}
+    assert {"spectral_norm", "gradient_penalty", "rotation", "ema_decay"} <= used
+    penalties = {o.get("gradient_penalty") for o in NETWORK_FITS.values()}
+    rotations = {o.get("rotation") for o in NETWORK_FITS.values()}
+    assert {"wgan_gp", "r1"} <= penalties and {"quarter", "all"} <= rotations
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,res", [("dcgan", 32), ("dcgan", 64), ("dcgan", 128),
-                                      ("resnet", 32), ("resnet", 64)])
-def test_fit_two_steps_each_architecture(arch, res):
-    g = tf_asgan.networks.build_generator(arch, res)
-    d = tf_asgan.networks.build_discriminator(arch, res)
-    gan = tf_asgan.ASGAN(g, d)
+@pytest.mark.parametrize("arch,res", sorted(NETWORK_FITS))
+def test_fit_two_steps_each_network_with_asgan_and_a_regulariser(arch, res):
+    options = dict(NETWORK_FITS[(arch, res)])
+    bn_g, bn_d = options.pop("bn_g", True), options.pop("bn_d", True)
+    channels = options.pop("channels", 3)
+    sn = options.pop("spectral_norm", False)
+    g = tf_asgan.networks.build_generator(arch, res, latent_dim=LATENT, batch_norm=bn_g,
+                                          width=0.125, channels=channels)
+    d = tf_asgan.networks.build_discriminator(arch, res, batch_norm=bn_d, width=0.125,
+                                              spectral_norm=sn, channels=channels)
+    gan = tf_asgan.ASGAN(g, d, latent_dim=LATENT, **options)
     gan.compile()
     g0, d0 = snapshot(g), snapshot(d)
-    history = gan.fit(dataset(4, res), epochs=1, verbose=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, res, res, channels)).astype("float32")
+    history = gan.fit(tf.data.Dataset.from_tensor_slices(x).batch(2), epochs=1, verbose=0)
     assert_finite(history)
     assert int(gan.g_optimizer.iterations) == 2 and int(gan.d_optimizer.iterations) == 4
     assert changed(g0, g) and changed(d0, d)
+    if "rotation" in options:
+        assert {"rotation_d", "rotation_g"} <= set(history.history)
+    if "gradient_penalty" in options:
+        assert "gp" in history.history
 
 
 @pytest.mark.slow

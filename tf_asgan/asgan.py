@@ -13,18 +13,21 @@ One training step, for a batch of ``m`` real images ``x`` in ``[-1, 1]``:
 
 With ``adversarial=False`` (or ``perturbation=None``) steps 2-3 are skipped: the
 baseline GAN with exactly one D update, from the same code.
+D's regularisers (a gradient penalty, SSGAN's rotation loss) are extra terms of every D
+update's loss, on the step's clean batches.
 """
 
 import logging
 
 import tensorflow as tf
 
-from tf_asgan import errors, inputs, methods, randomness, schedules, tracking
+from tf_asgan import errors, inputs, methods, networks, randomness, schedules, tracking
 from tf_asgan import perturbations as perturbations_lib
 from tf_asgan.gan import GAN
 from tf_asgan.methods import advas as advas_lib
 from tf_asgan.methods import dat as dat_lib
 from tf_asgan.regularizers import penalties as penalties_lib
+from tf_asgan.regularizers import rotation as rotation_lib
 from tf_asgan.utils import distribute
 
 SECOND_UPDATES = ("real_and_fake", "real_only")
@@ -77,6 +80,14 @@ class ASGAN(GAN):
         Any GAN loss. Refused with a D that has batch normalisation. Logs ``gp``, the
         penalty (weighted by lambda or gamma, not by ``k``); ``d_loss`` stays the GAN
         loss alone.
+      rotation: ``None``, "quarter", "all", a dict or a
+        :class:`tf_asgan.regularizers.RotationLoss`: SSGAN's rotation loss. D gets a
+        rotation head (:func:`tf_asgan.networks.rotation_classifier`, trained with D);
+        every D update (steps 1 and 3, DAT's) adds ``weight_d`` times the rotation
+        cross-entropy of the *clean* reals, with no gradient into them (the attack and
+        ``grad_l1`` stay the GAN loss's); step 4 adds ``weight_g`` times the fakes'.
+        Refused with AdvAs. Logs ``rotation_d``, ``rotation_g`` (weighted) and
+        ``rotation_acc``; ``d_loss`` and ``g_loss`` stay the GAN losses.
       seed: the run seed of the train step's random draws (latents, random
         perturbations): each is a stateless function of the seed, the step, the
         rollback count, the replica and its purpose (:mod:`tf_asgan.randomness`), so a
@@ -88,7 +99,7 @@ class ASGAN(GAN):
                  loss="non_saturating", perturbation="fgsm", epsilon=1 / 255,
                  epsilon_unit="input", adversarial=True, second_update="real_and_fake",
                  d_steps=1, perturbation_kwargs=None, track_input_grad=True, dat=None,
-                 advas=None, gradient_penalty=None, **kwargs):
+                 advas=None, gradient_penalty=None, rotation=None, **kwargs):
         options = dict(perturbation_kwargs or {})
         if "seed" in options:
             raise errors.InputError("perturbation_kwargs must not set 'seed': each step's random "
@@ -104,14 +115,20 @@ class ASGAN(GAN):
         methods.check_combination(adversarial, dat)
         gradient_penalty = penalties_lib.as_penalty(gradient_penalty)
         penalties_lib.check_discriminator(discriminator, gradient_penalty)
+        rotation = rotation_lib.as_rotation(rotation)
+        rotation_lib.check_combination(rotation, advas)
         # grad_x L_D at the clean reals: logged (grad_l1) and/or used by the attack.
         needs_input_grad = bool(track_input_grad) or (adversarial
                                                       and perturbation.uses_input_grad)
+        names = tracking.metric_names(input_grad=needs_input_grad, adversarial=adversarial,
+                                      dat=dat, advas=advas is not None,
+                                      gradient_penalty=gradient_penalty is not None)
+        if rotation is not None:
+            names += list(rotation_lib.METRIC_NAMES)
         super().__init__(generator, discriminator, latent_dim=latent_dim, loss=loss,
-                         metric_names=tracking.metric_names(
-                             input_grad=needs_input_grad, adversarial=adversarial, dat=dat,
-                             advas=advas is not None,
-                             gradient_penalty=gradient_penalty is not None), **kwargs)
+                         metric_names=names, rotation_classifier=(
+                             None if rotation is None
+                             else networks.rotation_classifier(discriminator)), **kwargs)
         self.adversarial, self.perturbation, self.dat, self.advas = (adversarial, perturbation,
                                                                      dat, advas)
         self.track_input_grad = bool(track_input_grad)
@@ -128,6 +145,7 @@ class ASGAN(GAN):
             raise errors.InputError(f"d_steps must be an integer >= 1, got {d_steps!r}.")
         self.d_steps = int(d_steps)
         self.gradient_penalty = gradient_penalty
+        self.rotation = rotation
         # D updates per train step: what a lazy penalty's interval counts
         self._d_updates_per_step = self.d_steps * (2 if adversarial else 1)
         if gradient_penalty is not None:
@@ -135,6 +153,10 @@ class ASGAN(GAN):
                      "of the step, on the clean batches); GAN loss %s.", gradient_penalty.kind,
                      gradient_penalty.resolved_weight, gradient_penalty.every,
                      self.gan_loss.name)
+        if rotation is not None:
+            log.info("SSGAN rotation loss (%s scheme): weight %g in every D update, on the "
+                     "clean reals; weight %g in G's update, on the fakes.", rotation.scheme,
+                     rotation.weight_d, rotation.weight_g)
         if adversarial:
             log.info("AS-GAN: perturbation=%s, epsilon=%s in %s units (%g in model-input "
                      "units, images in [-1, 1]); second D update on %s.", perturbation.name,
@@ -185,6 +207,8 @@ class ASGAN(GAN):
         plus the gradient penalty on the clean ``(x, fake)`` when set (``index``: the D
         iteration within the step, ``0 .. d_steps - 1``).
 
+        With the rotation loss, D's loss also holds its term on the clean reals ``x``.
+
         Returns ``(grad_x L_D, fakes)``: the input gradient at the pre-update D on the
         clean reals, from the same backward pass as the weight gradients (DAT: as its
         clean pass), ``None`` when nothing needs it; the gradient of ``L_D`` itself, not
@@ -194,7 +218,8 @@ class ASGAN(GAN):
         if self.dat is None:
             loss, (real_logits, fake_logits), grad = self._d_apply(
                 [(x, fake)], x if self._needs_input_grad else None,
-                penalty=self._penalty(x, fake, index, second=False))
+                penalty=self._penalty(x, fake, index, second=False),
+                rotation=self._rotation_d(x))
         else:
             ex = dat_lib.examples(
                 self.dat, x, fake, self._logits, self.gan_loss,
@@ -202,7 +227,8 @@ class ASGAN(GAN):
                 cross_replica_sum=distribute.cross_replica_sum())
             terms = [(x, fake)] if self.dat.loss == "add" else []
             loss, (dat_real_logits, dat_fake_logits), _ = self._d_apply(
-                terms + [(ex.real, ex.fake)], penalty=self._penalty(x, fake, index, second=False))
+                terms + [(ex.real, ex.fake)], penalty=self._penalty(x, fake, index, second=False),
+                rotation=self._rotation_d(x))
             for side, clean, attacked, logits in (("real", x, ex.real, dat_real_logits),
                                                   ("fake", fake, ex.fake, dat_fake_logits)):
                 if getattr(self.dat, f"attacks_{side}"):
@@ -231,21 +257,25 @@ class ASGAN(GAN):
     def adversarial_update(self, x_hat, fake, clean=None, index=0):
         """Step 3: the second D update on ``(x_hat, fake)`` or ``x_hat`` alone.
 
-        With a gradient penalty, ``clean`` is the step's clean ``(x, fake)`` it is taken
-        on, and ``index`` the D iteration (as in :meth:`discriminator_update`).
+        With a gradient penalty or the rotation loss, ``clean`` is the step's clean
+        ``(x, fake)`` they are taken on, and ``index`` the D iteration (as in
+        :meth:`discriminator_update`).
 
         Raises:
-          InputError: a gradient penalty without ``clean``.
+          InputError: a gradient penalty or the rotation loss without ``clean``.
         """
-        penalty = None
-        if self.gradient_penalty is not None:
+        penalty = rotation = None
+        if self.gradient_penalty is not None or self.rotation is not None:
             if clean is None:
                 raise errors.InputError("adversarial_update needs clean=(x, fake), the batches "
-                                        "the gradient penalty is taken on.")
+                                        "the gradient penalty and the rotation loss are taken "
+                                        "on.")
             penalty = self._penalty(*clean, index, second=True)
+            rotation = self._rotation_d(clean[0])
         if self.second_update == "real_only":
             fake = None
-        loss, (adv_logits, _), _ = self._d_apply([(x_hat, fake)], penalty=penalty)
+        loss, (adv_logits, _), _ = self._d_apply([(x_hat, fake)], penalty=penalty,
+                                                 rotation=rotation)
         self._logged.record("d_loss_adv", loss)
         self._logged.record("D_adv", tracking.mean_probability(adv_logits))
 
@@ -257,13 +287,17 @@ class ASGAN(GAN):
         real batch) differentiated through D's weight gradient (double back-propagation),
         and ``lambda`` the weight of :func:`~tf_asgan.methods.advas.norm_ratio_weight`
         (recomputed here from the whole batch's gradients) or the fixed one.
+
+        With the rotation loss, G's loss also holds ``weight_g`` times the rotation
+        cross-entropy of ``fake`` (D's head; only G's weights change).
         """
         variables = self.generator.trainable_variables
         replicas = distribute.num_replicas()
         if self.advas is None:
             with g_tape:
                 loss = self.gan_loss.generator(self._logits(fake))
-                scaled = self.g_optimizer.scale_loss(loss / replicas)
+                total = loss if self.rotation is None else loss + self._rotation_g(fake)
+                scaled = self.g_optimizer.scale_loss(total / replicas)
             grads = g_tape.gradient(scaled, variables)
         else:
             with g_tape:  # everything G's gradient passes through is recorded on it
@@ -302,16 +336,46 @@ class ASGAN(GAN):
 
         return term
 
-    def _d_apply(self, terms, watch=None, penalty=None):
+    def _rotation_logits(self, images, training=True):
+        """D's rotation logits on ``images`` as float32 ``[N, 4]``."""
+        return tf.cast(self.rotation_classifier(images, training=training), tf.float32)
+
+    def _rotation_d(self, x):
+        """D's rotation term of one D update on the clean reals ``x``: ``None`` without
+        the rotation loss, else a function ``() -> weight_d * L_rot(x)`` that records
+        ``rotation_d`` and ``rotation_acc``. No gradient flows into ``x``: the term
+        trains D and its head, and leaves ``grad_x L_D`` (the attack, ``grad_l1``) alone."""
+        if self.rotation is None:
+            return None
+
+        def term():
+            ce, acc = rotation_lib.loss(self._rotation_logits, tf.stop_gradient(x),
+                                        self.rotation.scheme)
+            weighted = self.rotation.weight_d * ce
+            self._logged.record("rotation_d", weighted)
+            self._logged.record("rotation_acc", acc)
+            return weighted
+
+        return term
+
+    def _rotation_g(self, fake):
+        """G's rotation term, ``weight_g * L_rot(fake)``, recorded as ``rotation_g``."""
+        ce, _ = rotation_lib.loss(self._rotation_logits, fake, self.rotation.scheme)
+        weighted = self.rotation.weight_g * ce
+        self._logged.record("rotation_g", weighted)
+        return weighted
+
+    def _d_apply(self, terms, watch=None, penalty=None, rotation=None):
         """One D update on the sum of ``L_D(real, fake)`` over ``terms`` (``fake=None``:
-        real term only), plus ``penalty()`` when given (:meth:`_penalty`).
+        real term only), plus ``penalty()`` (:meth:`_penalty`) and ``rotation()``
+        (:meth:`_rotation_d`) when given; with a rotation head, it is updated too.
 
         Returns ``(loss, (real_logits, fake_logits) of the last term, grad)``: ``loss``
-        without the penalty; ``grad`` is ``d loss / d watch`` from the same backward pass
-        (``None`` without ``watch``, or when ``watch`` does not reach the loss; the
-        penalty never reaches it).
+        without the penalty and the rotation term; ``grad`` is ``d loss / d watch`` from
+        the same backward pass (``None`` without ``watch``, or when ``watch`` does not
+        reach the loss; neither extra term reaches it).
         """
-        variables = self.discriminator.trainable_variables
+        variables = self.d_variables
         # The factor from L_D to the loss actually differentiated.
         scale = self.d_optimizer.scale_loss(tf.constant(1.0)) / distribute.num_replicas()
         with tf.GradientTape() as tape:
@@ -326,7 +390,10 @@ class ASGAN(GAN):
                 else:
                     fake_logits = self._logits(fake)
                     loss += self.gan_loss.discriminator(real_logits, fake_logits)
-            total = loss if penalty is None else loss + penalty()
+            total = loss
+            for extra in (penalty, rotation):
+                if extra is not None:
+                    total += extra()
             scaled = self.d_optimizer.scale_loss(total / distribute.num_replicas())
         sources = variables if watch is None else variables + [watch]
         grads = tape.gradient(scaled, sources)

@@ -3,16 +3,19 @@
 Signatures of ``<dir>``:
 
 - ``serving_default``: ``z`` float32 ``[N, latent_dim]`` -> ``{"images": float32
-  [N, H, W, 3] in [-1, 1]}``;
+  [N, H, W, C] in [-1, 1]}``, ``H = W`` the resolution and ``C`` the channels: 3 (RGB),
+  or 1 (grey) for a generator of MNIST or Fashion-MNIST, kept as it is (not repeated);
 - ``sample``: ``n`` int32 scalar, ``seed`` int32 scalar -> ``{"images": ..., "z": ...}``
   with ``z ~ N(0, I)`` drawn statelessly from ``seed`` (same seed, same images).
 
 The same functions are attributes of the loaded object (``generate(z)``,
-``sample(n, seed)``), next to ``latent_dim`` and ``resolution`` (int32 scalars)::
+``sample(n, seed)``), next to ``latent_dim``, ``resolution`` and ``channels`` (int32
+scalars; ``channels`` is also in the metadata, ``assets.extra/tf_asgan.json``)::
 
     import tensorflow as tf
     g = tf.saved_model.load("runs/demo/generator")
     images = g.sample(16, 0)["images"]        # [16, 32, 32, 3] in [-1, 1]
+    # a 28x28 MNIST generator: [16, 28, 28, 1]
 
 TF1's session-based loader (``saved_model_cli run``, TF Serving) runs both signatures too:
 the SavedModel tracks the ``tf.Variable`` objects the functions read
@@ -54,6 +57,8 @@ class _ExportedGenerator(tf.Module):
         self.latent_dim = tf.Variable(latent_dim, dtype=tf.int32, trainable=False)
         self.resolution = tf.Variable(int(generator.outputs[0].shape[1]), dtype=tf.int32,
                                       trainable=False)
+        self.channels = tf.Variable(image_channels(generator), dtype=tf.int32,
+                                    trainable=False)
 
         @tf.function(input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, name="z")])
         def generate(z):
@@ -69,6 +74,11 @@ class _ExportedGenerator(tf.Module):
         self.sample = sample
 
 
+def image_channels(generator):
+    """The channels ``C`` of the images ``[N, H, W, C]`` ``generator`` makes (an int)."""
+    return int(generator.outputs[0].shape[-1])
+
+
 def export_generator(generator, path, *, latent_dim=None, metadata=None, overwrite=False):
     """Writes ``generator`` as a SavedModel at ``path``, atomically.
 
@@ -78,10 +88,12 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
     (:class:`~tf_asgan.utils.nonfinite.NonFiniteError`).
 
     Args:
-      generator: a Keras model ``[N, latent_dim] -> [N, H, W, 3]`` in ``[-1, 1]``.
+      generator: a Keras model ``[N, latent_dim] -> [N, H, W, C]`` in ``[-1, 1]``
+        (``C`` 1 or 3; the export keeps it).
       path: the SavedModel directory.
       latent_dim: default: the generator's input size.
-      metadata: JSON-serialisable dict stored as ``assets.extra/tf_asgan.json``.
+      metadata: JSON-serialisable dict stored as ``assets.extra/tf_asgan.json``, with
+        ``latent_dim`` and ``channels`` added.
       overwrite: replace an existing export.
 
     Returns:
@@ -103,7 +115,8 @@ def export_generator(generator, path, *, latent_dim=None, metadata=None, overwri
         extra = os.path.join(tmp, layout.EXPORT_ASSETS)
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, layout.EXPORT_METADATA), "w") as f:
-            json.dump(dict(metadata or {}, latent_dim=latent_dim), f, indent=2, sort_keys=True)
+            json.dump(dict(metadata or {}, latent_dim=latent_dim,
+                           channels=image_channels(generator)), f, indent=2, sort_keys=True)
     return path
 
 

@@ -38,6 +38,10 @@ class GAN(keras.Model):
         :attr:`eval_generator` (sample grids, evaluation, export).
       ema_start_step: the first train step whose EMA update averages; before it the
         EMA copies G.
+      rotation_classifier: D's rotation classifier ``[N, H, W, C] -> [N, 4]`` sharing
+        D's trunk (:func:`tf_asgan.networks.rotation_classifier`; SSGAN), or ``None``.
+        Its own variables (the head) are trained with D's (:attr:`d_variables`) and
+        checkpointed with the run.
 
     Raises:
       ValueError: networks that are not built Keras models or do not fit together
@@ -45,13 +49,15 @@ class GAN(keras.Model):
     """
 
     def __init__(self, generator, discriminator, *, latent_dim, loss, metric_names,
-                 seed=None, ema_decay=0.0, ema_start_step=0, **kwargs):
+                 seed=None, ema_decay=0.0, ema_start_step=0, rotation_classifier=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
         self.gan_loss = losses_lib.get(loss)
         networks.check_pair(generator, discriminator, self.latent_dim)
+        self.rotation_classifier = rotation_classifier
         # The EMA of G's weights (its variables in the caller's strategy scope), or None.
         self.ema = (ema_lib.GeneratorEMA(generator, ema_decay, ema_start_step)
                     if ema_decay else None)
@@ -88,6 +94,17 @@ class GAN(keras.Model):
         """Whether G's update differentiates D's weight gradient (subclasses say)."""
         return False
 
+    @property
+    def d_variables(self):
+        """What D's optimizer trains: D's trainable variables, then, with a rotation
+        classifier, the ones of its variables D does not have (the rotation head)."""
+        own = self.discriminator.trainable_variables
+        if self.rotation_classifier is None:
+            return own
+        seen = {id(v) for v in own}
+        return own + [v for v in self.rotation_classifier.trainable_variables
+                      if id(v) not in seen]
+
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """Configures training.
 
@@ -105,7 +122,7 @@ class GAN(keras.Model):
         super().compile(**kwargs)
         self.d_optimizer, self.g_optimizer = optimizers.prepare(
             d_optimizer, g_optimizer, self.discriminator, self.generator,
-            double_backprop=self.double_backprop)
+            double_backprop=self.double_backprop, d_variables=self.d_variables)
 
     def fit(self, x=None, *args, **kwargs):
         """``keras.Model.fit``, with the training images checked to lie in [-1, 1]

@@ -19,7 +19,8 @@ A run's workdir (``scripts/train.py --workdir``) holds::
 
 and a run checkpoint holds the objects :data:`RUN_OBJECTS`, the run's step and
 rollback counts (:data:`STEP`, :data:`ROLLBACKS`) and, with an EMA of G's weights, that
-generator (:data:`EMA_GENERATOR`). Every module and script asks this one
+generator (:data:`EMA_GENERATOR`) and, with SSGAN's rotation loss, D's rotation
+classifier (:data:`ROTATION_CLASSIFIER`). Every module and script asks this one
 for a name instead of spelling it.
 """
 
@@ -59,6 +60,9 @@ ROLLBACKS = "rollbacks"
 # ... and, in a run with an EMA of G's weights (--ema_decay), that averaged generator
 # (added later: older checkpoints lack it, tf_asgan.legacy).
 EMA_GENERATOR = "generator_ema"
+# ... and, with SSGAN's rotation loss (--rotation_loss), D's rotation classifier (D's
+# trunk and its rotation head).
+ROTATION_CLASSIFIER = "rotation_classifier"
 
 
 def entry(workdir, name):

@@ -109,7 +109,8 @@ def loss_scaled(optimizer):
     return keras.optimizers.LossScaleOptimizer(optimizer)
 
 
-def prepare(d_optimizer, g_optimizer, discriminator, generator, *, double_backprop=False):
+def prepare(d_optimizer, g_optimizer, discriminator, generator, *, double_backprop=False,
+            d_variables=None):
     """The ``(d_optimizer, g_optimizer)`` a GAN trains with, built for its variables.
 
     Args:
@@ -119,6 +120,8 @@ def prepare(d_optimizer, g_optimizer, discriminator, generator, *, double_backpr
         optimizers' variables; building them here, in the caller's strategy scope,
         keeps their slots out of the train step).
       double_backprop: the G update differentiates D's weight gradient (AdvAs).
+      d_variables: the variables D's optimizer trains (default: D's trainable
+        variables; with SSGAN's rotation head, D's and the head's).
 
     Raises:
       ValueError: one optimizer object for both networks, or double back-propagation
@@ -134,6 +137,7 @@ def prepare(d_optimizer, g_optimizer, discriminator, generator, *, double_backpr
                                 "networks; use float32 or mixed_bfloat16.")
     if d_optimizer is g_optimizer:
         raise errors.InputError("d_optimizer and g_optimizer must be distinct optimizer objects.")
-    d_optimizer.build(discriminator.trainable_variables)
+    d_optimizer.build(discriminator.trainable_variables if d_variables is None
+                      else list(d_variables))
     g_optimizer.build(generator.trainable_variables)
     return d_optimizer, g_optimizer

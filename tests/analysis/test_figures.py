@@ -196,3 +196,14 @@ def test_analyze_writes_every_figure_at_a_readable_size(tmp_path):
     for name in result["figures"]:
         with Image.open(os.path.join(out, name)) as image:
             assert image.size[0] >= 800 and image.size[1] >= 250, (name, image.size)
+
+
+def test_grey_images_are_drawn_grey_with_their_own_pixel_values():
+    x = np.linspace(-1, 1, 2 * 3 * 3).reshape(2, 3, 3, 1).astype(np.float32)  # MNIST-like
+    fig = figures.image_grid_figure([x], ["real"], ["a", "b"], "grey")
+    shown = [ax.get_images()[0] for ax in fig.axes if ax.get_images()]
+    assert len(shown) == 2
+    for img, source in zip(shown, x):
+        assert img.get_cmap().name == "gray" and img.get_clim() == (0, 255)
+        expected = np.floor((source[..., 0] + 1) * 127.5 + 0.5).astype(np.uint8)
+        np.testing.assert_array_equal(np.asarray(img.get_array()), expected)

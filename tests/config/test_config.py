@@ -6,16 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from tf_asgan import methods, schedules
+from tf_asgan import errors, methods, schedules
 from tf_asgan.config import train_config
+from tf_asgan.config.method import MethodConfig, SiblingsConfig
 from tf_asgan.config.sections import (
     DataConfig,
     EvalConfig,
-    MethodConfig,
     ModelConfig,
     OptimConfig,
     RunConfig,
-    SiblingsConfig,
 )
 from tf_asgan.config.train_config import TrainConfig
 from tf_asgan.evaluation import evaluator
@@ -26,12 +25,13 @@ DEFAULT = [
     ("dataset", "digits"), ("data_dir", None), ("image_dir", None), ("download", False),
     ("bad_images", "skip"), ("architecture", "dcgan"), ("resolution", 32),
     ("latent_dim", 100), ("bn_g", True), ("bn_d", True), ("width", 1.0),
-    ("spectral_norm", False),
+    ("spectral_norm", False), ("channels", 3),
     ("loss", "non_saturating"), ("adversarial", True), ("perturbation", "fgsm"),
     ("epsilon", 1 / 255), ("epsilon_unit", "input"), ("epsilon_schedule", "constant"),
     ("epsilon_start_step", 0), ("epsilon_ramp_steps", 1), ("second_update", "real_and_fake"),
     ("d_steps", 1), ("pgd_steps", 7), ("pgd_step_size", 0.0), ("pgd_random_start", False),
     ("gradient_penalty", "none"), ("gp_weight", 0.0), ("gp_every", 1),
+    ("rotation_loss", "none"), ("rotation_weight_d", 1.0), ("rotation_weight_g", 0.2),
     ("dat", "none"), ("dat_side", "both"), ("dat_loss", "replace"), ("dat_step_size", 1.0),
     ("dat_epsilon", 2 / 255), ("dat_pgd_steps", 3), ("dat_pgd_step_size", 0.0),
     ("advas_lambda", 0.0), ("advas_weight", "norm_ratio"), ("advas_estimate", "unbiased"),
@@ -75,6 +75,9 @@ DEFAULT_FLAGS = """\
 --gradient_penalty=none
 --gp_weight=0.0
 --gp_every=1
+--rotation_loss=none
+--rotation_weight_d=1.0
+--rotation_weight_g=0.2
 --dat=none
 --dat_side=both
 --dat_loss=replace
@@ -209,7 +212,7 @@ def test_the_built_objects_come_from_their_sections():
 
 
 @pytest.mark.parametrize("section,changes,message", [
-    (DataConfig, dict(dataset="mnist"), "Unknown dataset 'mnist'"),
+    (DataConfig, dict(dataset="emnist"), "Unknown dataset 'emnist'"),
     (DataConfig, dict(dataset="folder"), "--image_dir"),
     (DataConfig, dict(bad_images="keep"), "bad_images must be skip or fail, got 'keep'"),
     (ModelConfig, dict(resolution=48), "not 48"),
@@ -279,3 +282,16 @@ def test_the_checks_across_sections(changes, message):
 def test_parse_epsilon_has_one_home():
     # one home per name: the configuration reads it from schedules, it does not re-export it
     assert not hasattr(train_config, "parse_epsilon") and callable(schedules.parse_epsilon)
+
+
+@pytest.mark.parametrize("changes,fix", [
+    (dict(architecture="sngan_cnn"), "--nobn_d"),
+    (dict(architecture="sngan_resnet", resolution=48), "--nobn_d"),
+    (dict(architecture="wgangp_resnet"), "--nobn_d"),
+    (dict(architecture="wgangp_mnist", resolution=28, bn_d=False), "--nobn_g"),
+])
+def test_batch_norm_where_a_network_has_none_is_refused_before_training(changes, fix):
+    with pytest.raises(errors.InputError, match=f"no batch normalisation in its source; add {fix}"):
+        TrainConfig(**changes).validate()
+    TrainConfig(**dict(changes, bn_d=False, bn_g="mnist" not in changes["architecture"])
+                ).validate()

@@ -116,8 +116,8 @@ def test_stacked_digits_modes_match_the_stacked_digits():
 def test_source_by_name_and_unknown_name():
     assert catalog.source("digits", 32).num_examples == 1437
     assert catalog.source("stacked_digits", 32).num_examples == digits_lib.STACKED_DIGITS_SIZE
-    with pytest.raises(ValueError, match="Unknown dataset 'mnist'"):
-        catalog.source("mnist", 32)
+    with pytest.raises(ValueError, match="Unknown dataset 'emnist'"):
+        catalog.source("emnist", 32)
     with pytest.raises(ValueError, match="--image_dir"):
         catalog.source("folder", 32)
 

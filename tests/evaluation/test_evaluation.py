@@ -427,7 +427,9 @@ def test_training_evaluates_logs_and_keeps_the_best_checkpoint(tmp_path):
         for event in tf.compat.v1.train.summary_iterator(
                 os.path.join(workdir, "tensorboard", name)):
             tags |= {v.tag for v in event.summary.value}
-    assert {"eval/fid", "eval/is", "eval/kid", "eval/modes"} <= tags
+    assert {"eval/fid", "eval/is", "eval/kid", "eval/modes", "eval/precision", "eval/recall",
+            "eval/density", "eval/coverage"} <= tags
+    assert all(0 <= r["metrics"]["recall"] <= 1 for r in records)  # in metrics.jsonl
     # Extending the run evaluates the new epoch and keeps the recorded best.
     loop.train(config.replace(epochs=3), workdir, verbose=0)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:

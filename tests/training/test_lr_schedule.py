@@ -14,7 +14,8 @@ from helpers import LATENT, images, small_config, tiny_dcgan
 from tf_asgan import errors, optimizers
 from tf_asgan.asgan import ASGAN
 from tf_asgan.config import train_config
-from tf_asgan.config.sections import MethodConfig, OptimConfig
+from tf_asgan.config.method import MethodConfig
+from tf_asgan.config.sections import OptimConfig
 from tf_asgan.training import builder, loop, rundir
 
 LR = 2e-4

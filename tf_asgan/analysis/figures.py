@@ -226,9 +226,10 @@ def image_grid_figure(rows, row_labels, column_labels, title, *, corner_texts=No
     """A grid of images with a label on each row and column, as a Figure (unsaved).
 
     Args:
-      rows: a list of ``[C, H, W, 3]`` image batches in ``[-1, 1]`` (drawn as colour
-        images) or ``[C, H, W]`` maps of values (drawn with ``cmap`` from 0 to ``vmax``,
-        one colour bar for all, labelled ``value_label``); all with ``C`` columns.
+      rows: a list of ``[C, H, W, 3]`` (or grey ``[C, H, W, 1]``) image batches in
+        ``[-1, 1]`` (drawn as colour, or grey, images) or ``[C, H, W]`` maps of values
+        (drawn with ``cmap`` from 0 to ``vmax``, one colour bar for all, labelled
+        ``value_label``); all with ``C`` columns.
       row_labels, column_labels: one text per row / column (left, top).
       title: the figure's title.
       corner_texts, corner_colors: per row, ``C`` texts (and their colours) drawn in
@@ -249,7 +250,10 @@ def image_grid_figure(rows, row_labels, column_labels, title, *, corner_texts=No
             ax = axes[r, c]
             ax.set_xticks([])
             ax.set_yticks([])
-            if batch.ndim == 4:
+            if batch.ndim == 4 and batch.shape[-1] == 1:  # grey images (MNIST)
+                ax.imshow(images_lib.to_uint8(batch[c])[..., 0], cmap="gray", vmin=0,
+                          vmax=255, interpolation="nearest")
+            elif batch.ndim == 4:
                 ax.imshow(images_lib.to_uint8(batch[c]), interpolation="nearest")
             else:
                 shown = ax.imshow(batch[c], cmap=cmap, vmin=0.0, vmax=vmax,

@@ -1,8 +1,9 @@
 """The training configuration: sections of plain fields, validated before any work starts.
 
 A :class:`TrainConfig` holds one section per concern (``config.data``, ``config.model``,
-``config.method``, ``config.siblings``, ``config.optim``, ``config.run``, ``config.eval``;
-see :mod:`tf_asgan.config.sections`). Field names are
+``config.method``, ``config.rotation``, ``config.siblings``, ``config.optim``,
+``config.run``, ``config.eval``; see :mod:`tf_asgan.config.sections`,
+:mod:`tf_asgan.config.method` and :mod:`tf_asgan.config.rotation`). Field names are
 unique across the sections: each is also the name of an absl flag of ``scripts/train.py``,
 made from the field's metadata (:func:`tf_asgan.config.fields.option`). So a run's
 resolved configuration is a flat dictionary (``config.json``) and a flagfile
@@ -16,21 +17,22 @@ import os
 from tf_asgan import errors, layout, legacy, methods
 from tf_asgan.config import checks
 from tf_asgan.config.fields import option
+from tf_asgan.config.method import MAX_CONFIG_EPSILON, MethodConfig, SiblingsConfig
+from tf_asgan.config.rotation import RotationConfig
 from tf_asgan.config.sections import (
-    MAX_CONFIG_EPSILON,
     NONFINITE_ACTIONS,
     DataConfig,
     EvalConfig,
-    MethodConfig,
     ModelConfig,
     OptimConfig,
     RunConfig,
-    SiblingsConfig,
 )
-from tf_asgan.regularizers import penalties
+from tf_asgan.data import catalog
+from tf_asgan.regularizers import penalties, rotation
 from tf_asgan.utils import io
 
-__all__ = ["TrainConfig", "DataConfig", "ModelConfig", "MethodConfig", "SiblingsConfig",
+__all__ = ["TrainConfig", "DataConfig", "ModelConfig", "MethodConfig", "RotationConfig",
+           "SiblingsConfig",
            "OptimConfig", "RunConfig", "EvalConfig", "SECTIONS",
            "MAX_CONFIG_EPSILON", "NONFINITE_ACTIONS", "MUTABLE_FIELDS",
            "fields", "flag_fields", "section_of", "to_flagfile", "save", "load"]
@@ -38,8 +40,8 @@ __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "MethodConfig", "Siblings
 
 # attribute of TrainConfig -> its section, in the order of config.json.
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig,
-            "siblings": SiblingsConfig, "optim": OptimConfig, "run": RunConfig,
-            "eval": EvalConfig}
+            "rotation": RotationConfig, "siblings": SiblingsConfig, "optim": OptimConfig,
+            "run": RunConfig, "eval": EvalConfig}
 # field name -> the attribute of the section holding it.
 _OWNER = {name: section for section, cls in SECTIONS.items() for name in cls.names()}
 if len(_OWNER) != sum(len(cls.names()) for cls in SECTIONS.values()):
@@ -55,11 +57,16 @@ class TrainConfig:
     ``config.optim.epochs``, so a call site shows which settings it depends on
     (``config.epochs`` raises an error naming the section); change one with
     :meth:`replace`.
+
+    ``model.channels`` is not chosen: it is the dataset's
+    (:func:`tf_asgan.data.catalog.channels`: 1 for mnist and fashion_mnist, else 3), set
+    here whatever was passed, and recorded in ``config.json`` with the run.
     """
 
     data: DataConfig
     model: ModelConfig
     method: MethodConfig
+    rotation: RotationConfig
     siblings: SiblingsConfig
     optim: OptimConfig
     run: RunConfig
@@ -73,6 +80,9 @@ class TrainConfig:
             section = values.pop(name, None) or cls()
             own = {k: values.pop(k) for k in cls.names() if k in values}
             object.__setattr__(self, name, section.replace(**own) if own else section)
+        channels = catalog.channels(self.data.dataset)
+        if self.model.channels != channels:
+            object.__setattr__(self, "model", self.model.replace(channels=channels))
         if values:
             raise TypeError(f"TrainConfig got unknown fields {sorted(values)}.")
         object.__setattr__(self, "methods_version", methods_version)
@@ -118,6 +128,8 @@ class TrainConfig:
                                     "halves: batch_size / d_steps must be >= 2 (and >= 2 per "
                                     "replica, which the train step checks).")
         methods.check_combination(self.method.adversarial, self.siblings.dat_object())
+        rotation.check_combination(self.rotation.rotation_object(), advas)
+        _check_eval_network(self.data.dataset, self.eval.eval_network)
         penalty = self.method.gradient_penalty_object()
         if penalty is not None and self.model.bn_d:
             raise penalties.batch_norm_error(penalty.kind)
@@ -148,6 +160,19 @@ class TrainConfig:
         """Fields (other than :data:`MUTABLE_FIELDS`) whose values differ from ``other``'s."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (b[k], a[k]) for k in a if k not in MUTABLE_FIELDS and a[k] != b[k]}
+
+
+def _check_eval_network(dataset, network):
+    """Refuses the digit classifier (:mod:`tf_asgan.evaluation.classifiers`) as the metrics'
+    network on MNIST and Fashion-MNIST: it is a CNN trained on scikit-learn's 1,437 8x8
+    digits upscaled to 32x32, not on MNIST's 28x28 digits (nor on clothes), so its features
+    and classes measure neither; FID on MNIST is taken in Inception's features."""
+    if network == "digits" and dataset in catalog.GREY_DATASETS:
+        raise errors.InputError(
+            f"--eval_network=digits cannot score {dataset}: the digit classifier is trained on "
+            "scikit-learn's 8x8 digits (the embedded digits / stacked_digits), not on "
+            f"{dataset}'s 28x28 images. Use --eval_network=inception (or auto), which repeats "
+            "the grey channel to RGB.")
 
 
 def section_of(name):

@@ -13,10 +13,13 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
+from tf_asgan import errors
+
 
 @dataclasses.dataclass
 class Source:
-    """Unbatched images in ``[-1, 1]`` and how many there are in one epoch.
+    """Unbatched images ``[R, R, C]`` in ``[-1, 1]`` (``C``: 3, or 1 for the grey
+    datasets, :func:`tf_asgan.data.catalog.channels`) and how many there are in one epoch.
 
     Attributes:
       images: the images in the source's own order (sorted file names for a folder).
@@ -54,22 +57,34 @@ class Source:
         return self.images.shuffle(size, seed=seed, reshuffle_each_iteration=False)
 
 
-def to_model_range(image, resolution):
-    """uint8 (or [0, 255] float) ``[h, w, c]`` -> float32 ``[R, R, 3]`` in ``[-1, 1]``.
+def to_model_range(image, resolution, channels=3):
+    """uint8 (or [0, 255] float) ``[h, w, c]`` -> float32 ``[R, R, channels]`` in ``[-1, 1]``.
 
-    Grayscale (with or without alpha) is repeated to RGB, an alpha channel is dropped,
+    ``channels=3``: grayscale (with or without alpha) is repeated to RGB. ``channels=1``
+    (MNIST, Fashion-MNIST): grayscale is kept, RGB is converted to luma
+    (``tf.image.rgb_to_grayscale``, ITU-R BT.601 weights). An alpha channel is dropped;
     non-square images are centre-cropped to their shorter side, then resized (area,
-    antialiased).
+    antialiased; an image already at ``R x R`` keeps its pixel values).
+
+    Raises:
+      InputError: ``channels`` other than 1 or 3.
     """
+    if channels not in (1, 3):
+        raise errors.InputError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}.")
     image = tf.convert_to_tensor(image)
-    channels = tf.shape(image)[-1]
+    found = tf.shape(image)[-1]
     # 1: gray; 2: gray + alpha; 3: RGB; 4: RGBA.
-    image = tf.cond(channels <= 2, lambda: tf.image.grayscale_to_rgb(image[..., :1]),
-                    lambda: image[..., :3])
+    if channels == 3:
+        image = tf.cond(found <= 2, lambda: tf.image.grayscale_to_rgb(image[..., :1]),
+                        lambda: image[..., :3])
+    else:
+        pixels = tf.cast(image, tf.float32)
+        image = tf.cond(found <= 2, lambda: pixels[..., :1],
+                        lambda: tf.image.rgb_to_grayscale(pixels[..., :3]))
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     side = tf.minimum(h, w)
     image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
     image = tf.cast(image, tf.float32)
     image = tf.image.resize(image, (resolution, resolution), method="area", antialias=True)
-    image = tf.ensure_shape(image, (resolution, resolution, 3))
+    image = tf.ensure_shape(image, (resolution, resolution, channels))
     return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)

@@ -1,7 +1,9 @@
 """The named training datasets: TFDS datasets, image folders and the embedded digits.
 
-Every source yields float32 images ``[H, W, 3]`` in ``[-1, 1]`` at the model's
-resolution (a :class:`~tf_asgan.data.base.Source`). :func:`source` picks one by name
+Every source yields float32 images ``[H, W, C]`` in ``[-1, 1]`` at the model's
+resolution (a :class:`~tf_asgan.data.base.Source`), ``C`` = :func:`channels` of the
+dataset: 1 for MNIST and Fashion-MNIST (kept grey, :data:`GREY_DATASETS`), 3 for the
+others. :func:`source` picks one by name
 (:data:`DATASETS`); TFDS datasets are read here, image folders by
 :mod:`tf_asgan.data.folders`, the embedded digits by :mod:`tf_asgan.data.digits`.
 :func:`tf_asgan.data.stream.training_stream` turns a source into the training stream.
@@ -31,7 +33,17 @@ TFDS_DATASETS = {
     "lsun/bedroom": "train",
     "imagenet_resized/64x64": "train",
     "stl10": "unlabelled",
+    "mnist": "train",
+    "fashion_mnist": "train",
 }
+
+# Datasets kept with one (grey) channel: MNIST (LeCun et al. 1998) and Fashion-MNIST
+# (Xiao et al. 2017), 28x28 uint8 in TFDS. Their native resolution is 28 (the WGAN-GP
+# MNIST networks, tf_asgan.networks "wgangp_mnist"); any other --resolution of the
+# chosen architecture resizes them (area averaging), which happens only when asked.
+GREY_DATASETS = ("mnist", "fashion_mnist")
+# The channel counts a source yields.
+CHANNELS = (1, 3)
 
 
 EMBEDDED_DATASETS = ("digits", "stacked_digits")
@@ -125,8 +137,15 @@ def _metadata_problem(tfds, name, data_dir):
             "not all of it")
 
 
+def channels(name):
+    """The image channels dataset ``name`` yields: 1 for :data:`GREY_DATASETS`, else 3
+    (grey images of other datasets and folders are repeated to RGB)."""
+    return 1 if name in GREY_DATASETS else 3
+
+
 def tfds_source(name, resolution, data_dir=None, split=None, download=False):
-    """A named TFDS dataset, read from ``data_dir`` (the TFDS default when ``None``).
+    """A named TFDS dataset, read from ``data_dir`` (the TFDS default when ``None``), as
+    images ``[resolution, resolution, channels(name)]``.
 
     With ``download=False`` (the default, so that an offline machine fails at once
     instead of retrying for minutes) a dataset that is not prepared, or whose folder is
@@ -151,12 +170,15 @@ def tfds_source(name, resolution, data_dir=None, split=None, download=False):
     problems = _shard_problems(info, split)
     if problems:  # e.g. an interrupted copy: TFDS would fail only when reading them
         raise DatasetNotAvailableError(_not_prepared_message(name, data_dir, problems[0]))
-    images = ds.map(lambda ex: to_model_range(decode.decode_bytes(ex["image"]), resolution),
+    depth = channels(name)
+    images = ds.map(lambda ex: to_model_range(decode.decode_bytes(ex["image"]), resolution,
+                                              depth),
                     num_parallel_calls=tf.data.AUTOTUNE)
     count = info.splits[split].num_examples if split in info.splits else 0
     if not count:  # no split metadata (e.g. tfds.testing.mock_data): ask the dataset
         count = max(0, int(ds.cardinality()))
-    return Source(images, int(count), f"tfds:{name}[{split}] at {resolution}px",
+    grey = ", grey" if depth == 1 else ""
+    return Source(images, int(count), f"tfds:{name}[{split}] at {resolution}px{grey}",
                   fingerprint=f"tfds:{name}:{info.version}:{split}:decode{decode.VERSION}")
 
 

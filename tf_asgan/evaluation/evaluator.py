@@ -1,12 +1,16 @@
-"""Evaluating a generator: IS, FID, KID (and modes for digits) under a stated protocol.
+"""Evaluating a generator: IS, FID, KID, precision, recall, density and coverage (and modes
+for digits) under a stated protocol.
 
     network = tf_asgan.evaluation.classifiers.inception(path)          # or digits_network()
     evaluator = Evaluator(network, "cifar10", 32, Protocol(num_samples=50_000))
     result = evaluator.evaluate(generator)                  # {"metrics", "protocol"}
 
 Every result carries its :class:`Protocol` (generated samples, real split and how
-many real images, IS splits, KID subset and block, seed) and the network that
-measured it. Real-data statistics (the features' mean and covariance, the real IS,
+many real images, IS splits, KID subset and block, the ks of the nearest-neighbour
+metrics, seed) and the network that measured it. Precision / recall (k = 3) and density /
+coverage (k = 5) (:mod:`~tf_asgan.evaluation.fidelity`) compare the same features as KID:
+the KID subsets of both sides (the real one cached with the statistics), so no further
+features are kept or stored. Real-data statistics (the features' mean and covariance, the real IS,
 a KID subset of features) are computed once per dataset / split / resolution /
 network / protocol and cached in an ``.npz`` file with that metadata; a file whose
 metadata differs, or that cannot be read, is recomputed (with a warning), never used.
@@ -27,7 +31,7 @@ import tensorflow as tf
 
 from tf_asgan import errors
 from tf_asgan.data import catalog
-from tf_asgan.evaluation import metrics, real_stats
+from tf_asgan.evaluation import fidelity, metrics, real_stats
 from tf_asgan.utils import images as images_lib
 from tf_asgan.utils import io
 
@@ -47,8 +51,12 @@ class Protocol:
       real_split: the split whose statistics FID / KID compare with.
       num_real: real images used (the first ``num_real`` of the split after a fixed
         shuffle; 0 or more than the split: all of it).
-      kid_samples: features kept per side for KID (KID is quadratic in it).
+      kid_samples: features kept per side for KID and for precision / recall / density /
+        coverage (both are quadratic in it; 10,000 is the sample size Naeem et al. 2020
+        recommend k = 5 for).
       kid_block: KID block size (lowered to give at least two blocks).
+      precision_recall_k: k of precision and recall (Kynkaanniemi et al. 2019: 3).
+      density_coverage_k: k of density and coverage (Naeem et al. 2020: 5).
       batch_size: images per generator / network call.
       seed: seed of the generated latents.
     """
@@ -61,9 +69,12 @@ class Protocol:
     kid_block: int = metrics.DEFAULT_KID_BLOCK
     batch_size: int = 100
     seed: int = 0
+    precision_recall_k: int = fidelity.PRECISION_RECALL_K
+    density_coverage_k: int = fidelity.DENSITY_COVERAGE_K
 
     def validate(self):
-        for name in ("num_samples", "is_splits", "kid_samples", "kid_block", "batch_size"):
+        for name in ("num_samples", "is_splits", "kid_samples", "kid_block", "batch_size",
+                     "precision_recall_k", "density_coverage_k"):
             if getattr(self, name) < 1:
                 raise errors.InputError(f"Evaluation {name} must be >= 1, "
                                         f"got {getattr(self, name)}.")
@@ -72,7 +83,17 @@ class Protocol:
         if self.num_samples < max(2, self.is_splits):
             raise errors.InputError(f"num_samples={self.num_samples} is too few for "
                                     f"{self.is_splits} IS splits and a covariance.")
+        kept, k = min(self.num_samples, self.kid_samples), self.precision_recall_k
+        if kept <= k:
+            raise errors.InputError(
+                f"{kept} generated features (the fewer of num_samples and kid_samples) are "
+                f"too few for recall's k = {k} nearest neighbours among them (k + 1 needed); "
+                f"raise both to at least {k + 1}.")
         return self
+
+    @property
+    def largest_k(self):
+        return max(self.precision_recall_k, self.density_coverage_k)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -89,7 +110,8 @@ def _accumulate(batches, network, total, *, is_splits, kid_samples, label, verbo
                 count_modes):
     """Runs ``network`` over image batches; returns moments, IS, the KID subset, modes."""
     moments = metrics.RunningMoments(network.feature_dim)
-    score = metrics.SplitScore(total, is_splits)
+    # a network without logits (num_classes 0) gives no IS: NaN here, absent in results
+    score = metrics.SplitScore(total, is_splits) if network.num_classes else None
     kept, kept_n, classes = [], 0, []
     bar = _progress(total, label, verbose)
     seen = 0
@@ -99,7 +121,8 @@ def _accumulate(batches, network, total, *, is_splits, kid_samples, label, verbo
             break
         logits, features = network(images)
         moments.update(features)
-        score.update(logits)
+        if score is not None:
+            score.update(logits)
         if kept_n < kid_samples:
             kept.append(features[:kid_samples - kept_n].astype(np.float32))
             kept_n += len(kept[-1])
@@ -112,7 +135,7 @@ def _accumulate(batches, network, total, *, is_splits, kid_samples, label, verbo
             break
     if seen < total:
         raise errors.InputError(f"{label}: only {seen} images arrived, {total} were expected.")
-    is_mean, is_std = score.result()
+    is_mean, is_std = score.result() if score is not None else (float("nan"), float("nan"))
     return {"moments": moments, "is": is_mean, "is_std": is_std,
             "kid_features": np.concatenate(kept),
             "classes": np.concatenate(classes) if count_modes else None}
@@ -145,6 +168,7 @@ class Evaluator:
         self._source = source
         self.verbose = verbose
         self._real = None
+        self._real_radii = None  # of the real KID subset, for every generator evaluated
 
     def _real_source(self):
         if self._source is None:
@@ -161,6 +185,7 @@ class Evaluator:
         if available < 2:
             raise errors.InputError(f"{src.description} holds {available} images; FID needs >= 2.")
         num_real = min(self.protocol.num_real or available, available)
+        self._check_real_count(min(num_real, self.protocol.kid_samples))
         expected = real_stats.stats_metadata(self.network, self.dataset, self.resolution,
                                              self.protocol, num_real, src)
         path = real_stats.stats_path(self.cache_dir, self.network, self.dataset,
@@ -176,6 +201,25 @@ class Evaluator:
         stats["path"] = path
         self._real = stats
         return stats
+
+    def _check_real_count(self, kept):
+        k = self.protocol.largest_k
+        if kept <= k:
+            raise errors.InputError(
+                f"{kept} real features (the fewer of the real images used and kid_samples) "
+                f"are too few for k = {k} nearest neighbours (precision / recall / density / "
+                f"coverage need k + 1); use at least {k + 1} real images.")
+
+    def _fidelity(self, real, fake_features):
+        """Precision, recall, density and coverage of the KID subsets; the real radii are
+        computed once per evaluator (in memory: 8 bytes per real feature and k)."""
+        p = self.protocol
+        if self._real_radii is None:
+            self._real_radii = fidelity.squared_radii(
+                real["kid_features"], [p.precision_recall_k, p.density_coverage_k])
+        return fidelity.fidelity_metrics(
+            real["kid_features"], fake_features, precision_recall_k=p.precision_recall_k,
+            density_coverage_k=p.density_coverage_k, real_radii=self._real_radii)
 
     def _compute_real(self, src, num_real, metadata):
         start = time.time()
@@ -203,8 +247,10 @@ class Evaluator:
 
         Returns:
           ``{"metrics": {...}, "protocol": {...}, "seconds": ...}`` with metrics ``is``,
-          ``is_std``, ``fid``, ``kid``, ``kid_std``, the real data's ``real_is``, and for
-          digit networks ``modes``, ``modes_kl`` (and ``real_modes``).
+          ``is_std``, ``fid``, ``kid``, ``kid_std``, ``precision``, ``recall``,
+          ``density``, ``coverage`` (:mod:`~tf_asgan.evaluation.fidelity`, on the KID
+          subsets), the real data's ``real_is``, and for digit networks ``modes``,
+          ``modes_kl`` (and ``real_modes``).
         """
         start = time.time()
         real = self.real_statistics()
@@ -252,8 +298,15 @@ class Evaluator:
             "is": fake["is"], "is_std": fake["is_std"],
             "fid": metrics.frechet_distance(real["mean"], real["covariance"],
                                             fake["moments"].mean, fake["moments"].covariance),
-            "kid": kid, "kid_std": kid_std, "real_is": real["is"],
+            "kid": kid, "kid_std": kid_std,
+            **self._fidelity(real, fake["kid_features"]),
+            "real_is": real["is"],
         }
+        if not self.network.num_classes:
+            for name in ("is", "is_std", "real_is"):
+                del values[name]
+            warnings.warn(f"{self.network.name} has no logits: no Inception Score is "
+                          "reported (FID, KID and the others are).", stacklevel=2)
         if self.network.count_modes:
             modes = metrics.mode_statistics(fake["classes"], self.network.num_classes)
             values.update(modes)
@@ -267,14 +320,16 @@ class Evaluator:
 
         ``num_real`` and ``kid_samples`` are the numbers used: the real images the
         statistics came from (all of a split smaller than the protocol's ``num_real``)
-        and the features per side KID compared (``{"real": ..., "generated": ...}``).
-        The protocol's own values are kept under ``requested``.
+        and the features per side KID compared (``{"real": ..., "generated": ...}``),
+        which are also those precision / recall / density / coverage compared
+        (``fidelity_samples``). The protocol's own values are kept under ``requested``.
         """
         real = real or self.real_statistics()
         p = self.protocol
-        used = {"num_real": int(real["metadata"]["num_real"]),
-                "kid_samples": {"real": int(len(real["kid_features"])),
-                                "generated": min(p.kid_samples, p.num_samples)}}
+        kept = {"real": int(len(real["kid_features"])),
+                "generated": min(p.kid_samples, p.num_samples)}
+        used = {"num_real": int(real["metadata"]["num_real"]), "kid_samples": kept,
+                "fidelity_samples": dict(kept)}
         return dict(p.to_dict(), **used, dataset=self.dataset, resolution=self.resolution,
                     requested={"num_real": p.num_real, "kid_samples": p.kid_samples},
                     network=self.network.describe(),
@@ -290,7 +345,11 @@ class Evaluator:
                     "covariances, square-root trace by symmetric eigendecompositions "
                     "(tf_asgan metrics.trace_sqrt_product, scale-equivariant)",
                     is_definition="exp E KL(p(y|x) || p(y)) (TF-GAN "
-                    "classifier_score_from_logits) per split; mean and std over splits")
+                    "classifier_score_from_logits) per split; mean and std over splits",
+                    fidelity_definition="precision / recall: Kynkaanniemi et al. 2019 "
+                    "(k-NN balls, <=); density / coverage: Naeem et al. 2020 (k-NN balls of "
+                    "the real features, <); radii exclude the point itself; on the KID "
+                    "subsets (tf_asgan evaluation.fidelity)")
 
 
 def _generator_fn(generator, latent_dim):

@@ -1,10 +1,10 @@
 """A small, honest comparison of the methods that runs on a CPU.
 
 Every (dataset, method, seed) run trains the same DCGAN (narrowed by ``width``) for the
-same number of steps, then is measured the same way: FID and mode coverage with the
-project's digit classifier, D's robustness to FGSM on real and fake images, the L1
-norm of D's input gradient on real images, and the spread of the step losses over the
-second half of training (a stability measure). Runs are kept in
+same number of steps, then is measured the same way: FID, precision, recall, density,
+coverage and the modes covered with the project's digit classifier, D's robustness to
+FGSM on real and fake images, the L1 norm of D's input gradient on real images, and the
+spread of the step losses over the second half of training (a stability measure). Runs are kept in
 ``<output>/<dataset>/<method>/seed<k>/`` with their ``result.json``, so an interrupted
 study continues where it stopped. :func:`summarize` aggregates the seeds (mean and
 standard deviation) into ``study.json``, ``summary.md`` and plots, whichever way the
@@ -33,12 +33,18 @@ log = logging.getLogger(__name__)
 # The methods compared by default: as their sources define them (presets.AS_PUBLISHED).
 DEFAULT_METHODS = presets.AS_PUBLISHED
 DATASETS = ("stacked_digits", "digits")
-MEASURE_VERSION = 4  # bumped when a measurement's definition changes (4: flipped NaN, right)
+# bumped when a measurement's definition changes (4: flipped NaN, right; 5: precision,
+# recall, density, coverage measured: runs are re-measured, not retrained)
+MEASURE_VERSION = 5
 # Logged per-step quantities summarised (median and max over training) into result.json.
 TRACES = ("dat_linf_real", "dat_linf_fake", "advas_lambda", "advas_penalty")
 # (key in result.json, column title, format)
 COLUMNS = (
     ("fid", "FID", "{:.2f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("density", "density", "{:.3f}"),
+    ("coverage", "coverage", "{:.3f}"),
     ("modes", "modes", "{:.1f}"),
     ("modes_kl", "KL(modes)", "{:.3f}"),
     ("accuracy_real", "D acc. real", "{:.1%}"),
@@ -175,6 +181,7 @@ def run_one(study, dataset, method, seed, workdir):
         "train_seconds": train_seconds, "seconds": time.time() - start,
         "metrics": metrics, "robustness": records,
         "fid": metrics["fid"], "modes": metrics.get("modes"),
+        **{key: metrics[key] for key in ("precision", "recall", "density", "coverage")},
         "modes_kl": metrics.get("modes_kl"),
         **{f"flipped_{r['side']}": r["flipped"] for r in records},
         **{f"accuracy_{r['side']}": r["accuracy_before"] for r in records},  # clean
@@ -200,6 +207,7 @@ def run(study, output, progress=print):
         elapsed = time.time() - start
         r = results[-1]
         progress(f"[{i}/{len(jobs)}] {dataset} {method} seed {seed}: FID {r['fid']:.2f}, "
+                 f"recall {r['recall']:.3f}, coverage {r['coverage']:.3f}, "
                  f"modes {r['modes']}, flipped real {r['flipped_real']:.1%} "
                  f"({r['seconds']:.0f} s; elapsed {elapsed / 60:.1f} min, about "
                  f"{elapsed / i * (len(jobs) - i) / 60:.1f} min left)")
@@ -233,7 +241,8 @@ def aggregate(results):
 
 
 # Keys compared with the baseline by Welch's t-test in the summary.
-COMPARED = (("fid", "FID"), ("modes", "modes"), ("d_loss_std", "std d_loss"))
+COMPARED = (("fid", "FID"), ("recall", "recall"), ("coverage", "coverage"),
+            ("modes", "modes"), ("d_loss_std", "std d_loss"))
 
 
 def comparisons(results, reference="baseline"):
@@ -286,7 +295,11 @@ def markdown(study, table, command=None, tests=None):
     seeds = ", ".join(f"{d} {list(study.seeds_for(d))}" for d in study.datasets)
     lines += [f"DCGAN at 32 px, width x{study.width:g}, batch {study.batch_size}, "
               f"{study.steps} steps per run, seeds: {seeds}; FID and modes from "
-              f"{study.eval_num_samples} samples with the digit classifier; FGSM at {eps} "
+              f"{study.eval_num_samples} samples with the digit classifier, precision / "
+              f"recall (k = 3, Kynkaanniemi et al. 2019) and density / coverage (k = 5, "
+              f"Naeem et al. 2020) on its features of the KID subsets (sizes: each run's "
+              f"protocol in result.json; recall and coverage: how much of the real data "
+              f"the samples reach, precision and density: how real they look); FGSM at {eps} "
               f"on {study.analysis_num} real and fake images (\"flipped\": of the images "
               f"D classifies right, the fraction the attack makes it classify wrong; "
               f"undefined when it classifies none right). Mean +- standard deviation over "

@@ -31,7 +31,7 @@ def make_source(data, resolution, seed):
                           bad_images=data.bad_images)
 
 
-def build_model(model, method, siblings, optim, run, *, jit_compile=None):
+def build_model(model, method, siblings, optim, run, *, jit_compile=None, rotation=None):
     """The compiled :class:`~tf_asgan.ASGAN` of a configuration's sections (in the
     current strategy scope and dtype policy).
 
@@ -42,17 +42,20 @@ def build_model(model, method, siblings, optim, run, *, jit_compile=None):
       optim: the optimizers and the seed (``OptimConfig``).
       run: synchronised batch norm, steps per execution, XLA (``RunConfig``).
       jit_compile: overrides ``run.jit_compile`` resolved for the current strategy.
+      rotation: SSGAN's rotation loss (``RotationConfig``; ``None``: off).
     """
     g = networks.build_generator(model.architecture, model.resolution,
                                  latent_dim=model.latent_dim, batch_norm=model.bn_g,
-                                 sync_bn=run.sync_bn, width=model.width)
+                                 sync_bn=run.sync_bn, width=model.width,
+                                 channels=model.channels)
     networks.check_spectral_norm(model.spectral_norm, model.bn_d)
     d = networks.build_discriminator(model.architecture, model.resolution,
                                      batch_norm=model.bn_d, sync_bn=run.sync_bn,
-                                     width=model.width, spectral_norm=model.spectral_norm)
+                                     width=model.width, spectral_norm=model.spectral_norm,
+                                     channels=model.channels)
     if jit_compile is None:
         jit_compile = distribute.resolve_jit(run.jit_compile, tf.distribute.get_strategy())
-    gan = ASGAN(g, d, **asgan_kwargs(model, method, siblings, optim))
+    gan = ASGAN(g, d, **asgan_kwargs(model, method, siblings, optim, rotation))
     # lr_decay_steps=0 of a linear schedule is resolved by the run (RunDir.lr_decay).
     schedule = dict(schedule=optim.lr_schedule, decay_steps=optim.lr_decay_steps,
                     step=gan.step_counter)
@@ -63,9 +66,10 @@ def build_model(model, method, siblings, optim, run, *, jit_compile=None):
     return gan
 
 
-def asgan_kwargs(model, method, siblings, optim):
+def asgan_kwargs(model, method, siblings, optim, rotation=None):
     """The :class:`~tf_asgan.ASGAN` keyword arguments (besides the networks) of a
-    configuration's model, method, siblings and optim sections."""
+    configuration's model, method, siblings and optim sections (and its rotation
+    section, ``None``: no rotation loss)."""
     return dict(latent_dim=model.latent_dim, loss=method.loss,
                 perturbation=method.perturbation, adversarial=method.adversarial,
                 epsilon=method.epsilon_schedule_object(), epsilon_unit=method.epsilon_unit,
@@ -73,14 +77,15 @@ def asgan_kwargs(model, method, siblings, optim):
                 perturbation_kwargs=method.perturbation_kwargs(),
                 dat=siblings.dat_object(), advas=siblings.advas_object(), seed=optim.seed,
                 ema_decay=optim.ema_decay, ema_start_step=optim.ema_start_step,
-                gradient_penalty=method.gradient_penalty_object())
+                gradient_penalty=method.gradient_penalty_object(),
+                rotation=None if rotation is None else rotation.rotation_object())
 
 
 def model_of(config, jit_compile=None):
     """:func:`build_model` of a whole :class:`~tf_asgan.config.train_config.TrainConfig`
     (the model a run of ``config`` trains)."""
     return build_model(config.model, config.method, config.siblings, config.optim,
-                       config.run, jit_compile=jit_compile)
+                       config.run, jit_compile=jit_compile, rotation=config.rotation)
 
 
 def checkpoint_for(gan):
@@ -88,11 +93,14 @@ def checkpoint_for(gan):
     step count (``step``) and rollback count (``rollbacks``), the last two being part
     of every random draw's seed, and the EMA of G's weights when the model keeps one
     (``generator_ema``; see :func:`tf_asgan.training.checkpoints.restore_latest` for
-    checkpoints written before they were recorded)."""
+    checkpoints written before they were recorded), and D's rotation classifier with
+    SSGAN's rotation loss (``rotation_classifier``: D's trunk and its rotation head)."""
     objects = dict(zip(layout.RUN_OBJECTS, (gan.generator, gan.discriminator,
                                             gan.d_optimizer, gan.g_optimizer)))
     if gan.ema is not None:
         objects[layout.EMA_GENERATOR] = gan.ema.model
+    if gan.rotation_classifier is not None:
+        objects[layout.ROTATION_CLASSIFIER] = gan.rotation_classifier
     return tf.train.Checkpoint(**objects, **{layout.STEP: gan.step_counter,
                                              layout.ROLLBACKS: gan.rollback_count})
 

@@ -51,9 +51,7 @@ def write_real_grid(stream, path, n=64, columns=8):
         count += len(batches[-1])
         if count >= n:
             break
-    grid = np.concatenate(batches)
-    if grid.shape[-1] == 1:  # grey images: the grid is RGB
-        grid = np.repeat(grid, 3, axis=-1)
+    grid = np.concatenate(batches)  # grey images stay grey, as the epochs' sample grids
     images.save_grid(grid, path, columns)
     log.info("Wrote %d real training images to %s.", len(grid), path)
     return path

@@ -363,7 +363,7 @@ def restore_generator(workdir, checkpoint=None):
     config = _stored_config(workdir)
     g = networks.build_generator(config.model.architecture, config.model.resolution,
                                  latent_dim=config.model.latent_dim, batch_norm=config.model.bn_g,
-                                 width=config.model.width)
+                                 width=config.model.width, channels=config.model.channels)
     name = layout.EMA_GENERATOR if config.optim.ema_decay else layout.RUN_OBJECTS[0]
     path = _restore(tf.train.Checkpoint(**{name: g}), workdir, checkpoint, partial=True)
     return g, config, path

@@ -24,8 +24,16 @@ def to_uint8(images):
 
 
 def grid(images, columns=8, pad=2):
-    """``[N, H, W, 3]`` images in ``[-1, 1]`` -> one uint8 ``[rows*H, columns*W, 3]`` grid."""
+    """``[N, H, W, C]`` images in ``[-1, 1]`` -> one uint8 ``[rows*H, columns*W, C]`` grid
+    (``C``: 1 for grey images, 3 for RGB; the padding is black).
+
+    Raises:
+      InputError: images that are not ``[N, H, W, C]`` with ``C`` 1 or 3.
+    """
     images = to_uint8(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise errors.InputError(f"A grid takes images [N, H, W, C] with C = 1 (grey) or 3 (RGB); "
+                                f"got shape {images.shape}.")
     n, h, w, c = images.shape
     columns = min(columns, n)
     rows = -(-n // columns)
@@ -38,10 +46,12 @@ def grid(images, columns=8, pad=2):
 
 
 def save_grid(images, path, columns=8):
-    """Writes ``images`` (``[N, H, W, 3]`` in ``[-1, 1]``) to ``path`` as a PNG grid."""
+    """Writes ``images`` (``[N, H, W, C]`` in ``[-1, 1]``) to ``path`` as a PNG grid: an
+    8-bit grey PNG (mode "L") for one channel, RGB for three."""
+    pixels = grid(images, columns)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with io.atomic_path(path, suffix=".png") as tmp:  # never a half-written PNG
-        Image.fromarray(grid(images, columns)).save(tmp)
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(tmp)
     return path
 
 
