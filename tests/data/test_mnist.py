@@ -16,6 +16,7 @@ from tf_asgan import errors, export, layout
 from tf_asgan.config import train_config
 from tf_asgan.config.train_config import TrainConfig
 from tf_asgan.data import base, catalog
+from tf_asgan.evaluation import classifiers
 from tf_asgan.training import builder, loop, rundir
 from tf_asgan.utils import images
 
@@ -74,6 +75,9 @@ def test_the_digit_classifier_is_refused_for_mnist_and_inception_is_the_default(
         with pytest.raises(errors.InputError, match="8x8 digits"):
             TrainConfig(dataset=name, eval_network="digits").validate()
         TrainConfig(dataset=name, eval_network="auto").validate()
+        # evaluate.py's route too (its own flag named), before any network is built
+        with pytest.raises(errors.InputError, match="--network=digits cannot score"):
+            classifiers.network_for("digits", name, network_flag="--network")
     TrainConfig(dataset="digits", eval_network="digits").validate()
 
 

@@ -28,6 +28,7 @@ from tf_asgan.config.sections import (
     RunConfig,
 )
 from tf_asgan.data import catalog
+from tf_asgan.evaluation import classifiers
 from tf_asgan.regularizers import penalties, rotation
 from tf_asgan.utils import io
 
@@ -129,7 +130,7 @@ class TrainConfig:
                                     "replica, which the train step checks).")
         methods.check_combination(self.method.adversarial, self.siblings.dat_object())
         rotation.check_combination(self.rotation.rotation_object(), advas)
-        _check_eval_network(self.data.dataset, self.eval.eval_network)
+        classifiers.check_network(self.eval.eval_network, self.data.dataset)
         penalty = self.method.gradient_penalty_object()
         if penalty is not None and self.model.bn_d:
             raise penalties.batch_norm_error(penalty.kind)
@@ -160,19 +161,6 @@ class TrainConfig:
         """Fields (other than :data:`MUTABLE_FIELDS`) whose values differ from ``other``'s."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (b[k], a[k]) for k in a if k not in MUTABLE_FIELDS and a[k] != b[k]}
-
-
-def _check_eval_network(dataset, network):
-    """Refuses the digit classifier (:mod:`tf_asgan.evaluation.classifiers`) as the metrics'
-    network on MNIST and Fashion-MNIST: it is a CNN trained on scikit-learn's 1,437 8x8
-    digits upscaled to 32x32, not on MNIST's 28x28 digits (nor on clothes), so its features
-    and classes measure neither; FID on MNIST is taken in Inception's features."""
-    if network == "digits" and dataset in catalog.GREY_DATASETS:
-        raise errors.InputError(
-            f"--eval_network=digits cannot score {dataset}: the digit classifier is trained on "
-            "scikit-learn's 8x8 digits (the embedded digits / stacked_digits), not on "
-            f"{dataset}'s 28x28 images. Use --eval_network=inception (or auto), which repeats "
-            "the grey channel to RGB.")
 
 
 def section_of(name):

@@ -54,7 +54,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_asgan import errors
-from tf_asgan.data import digits
+from tf_asgan.data import catalog, digits
 from tf_asgan.evaluation import fid_inception
 from tf_asgan.utils import io, saved_models, torch_archive
 
@@ -452,13 +452,35 @@ def digits_network(stacked=False, cache_dir=None, seed=0):
         count_modes=True)
 
 
-def network_for(name, dataset, inception_path=None, *, network_flag="--eval_network"):
-    """The :class:`FeatureNetwork` named ``name`` (``auto``: digits for the embedded
-    datasets, Inception otherwise) for ``dataset`` (``network_flag``: see
-    :func:`inception`)."""
+def check_network(name, dataset, network_flag="--eval_network"):
+    """Refuses an unknown network ``name``, and the digit classifier for MNIST and
+    Fashion-MNIST (:data:`tf_asgan.data.catalog.GREY_DATASETS`): it is a CNN trained on
+    scikit-learn's 1,437 8x8 digits upscaled to 32x32, not on MNIST's 28x28 digits (nor on
+    clothes), so its features and classes measure neither; their FID is Inception's.
+
+    Raises:
+      InputError: either case, naming ``network_flag`` and what to use instead.
+    """
     if name not in NETWORKS:
         raise errors.InputError(f"Unknown evaluation network {name!r}; "
                                 f"choose one of {list(NETWORKS)}.")
+    if name == "digits" and dataset in catalog.GREY_DATASETS:
+        raise errors.InputError(
+            f"{network_flag}=digits cannot score {dataset}: the digit classifier is trained on "
+            "scikit-learn's 8x8 digits (the embedded digits / stacked_digits), not on "
+            f"{dataset}'s 28x28 images. Use {network_flag}=inception (or auto), which repeats "
+            "the grey channel to RGB.")
+
+
+def network_for(name, dataset, inception_path=None, *, network_flag="--eval_network"):
+    """The :class:`FeatureNetwork` named ``name`` (``auto``: digits for the embedded
+    datasets, Inception otherwise) for ``dataset`` (``network_flag``: see
+    :func:`inception`).
+
+    Raises:
+      InputError: see :func:`check_network`.
+    """
+    check_network(name, dataset, network_flag)
     if name == "auto":
         name = "digits" if dataset in ("digits", "stacked_digits") else "inception"
     if name == "digits":
