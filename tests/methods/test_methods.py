@@ -451,7 +451,7 @@ def test_dat_and_advas_change_only_their_network_in_each_sub_step():
     (dict(advas={"weight": "relative"}), "was removed"),
     (dict(advas={"estimate": "exact"}), "Unknown AdvAs estimate"),
     (dict(advas={"scale": "fixed"}), "Unknown AdvAs option"),
-    (dict(dat="authors"), "Expected a tf_asgan.methods.DAT"),
+    (dict(dat="authors"), "dat must be None, a dict or a tf_asgan.methods.DAT"),
 ])
 def test_rejected_combinations_and_values(kwargs, message):
     g, d = deterministic_pair()

@@ -1,12 +1,14 @@
 """All-or-nothing writes, the cache folder and appended lines (tf_asgan.utils.io)."""
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 import pytest
 
-from tf_asgan.utils import io
+from tf_asgan import errors
+from tf_asgan.utils import io, options
 
 
 def _write(path, text):
@@ -98,3 +100,31 @@ def test_a_swapped_in_folder_gets_the_usual_permissions(tmp_path):
         assert os.stat(tmp_path / "export").st_mode & 0o777 == 0o755
     finally:
         os.umask(umask)
+
+
+def test_an_option_argument_is_read_one_way_for_every_option():
+    @dataclasses.dataclass(frozen=True)
+    class Opt:
+        kind: str = "a"
+        weight: float = 1.0
+
+        def validate(self):
+            if self.weight < 0:
+                raise errors.InputError("weight must be >= 0")
+            return self
+
+    def read(value):
+        return options.as_option(value, Opt, what="test", argument="opt", public="t.Opt",
+                                 name_field="kind", names=("a", "b"), off="none")
+
+    assert read(None) is None and read("none") is None
+    assert read("b") == Opt(kind="b") and read({"weight": 2.0}) == Opt(weight=2.0)
+    assert read(Opt(kind="b")) == Opt(kind="b")
+    with pytest.raises(errors.InputError, match=r"Unknown test option\(s\) \['wieght'\]; "
+                       r"the options are \['kind', 'weight'\]"):
+        read({"wieght": 2.0})
+    with pytest.raises(errors.InputError, match=r"opt must be None, one of \['a', 'b'\], a dict "
+                       r"or a t.Opt, got int"):
+        read(3)
+    with pytest.raises(errors.InputError, match="weight must be >= 0"):
+        read({"weight": -1.0})

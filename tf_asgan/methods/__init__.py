@@ -11,12 +11,11 @@ argument; ``ASGAN`` composes them the way it composes losses and perturbations.
 ``docs/methods.md`` describes both, with what is the authors' and what is ours.
 """
 
-import dataclasses
-
 from tf_asgan import errors
 from tf_asgan.methods import advas, dat
 from tf_asgan.methods.advas import AdvAs
 from tf_asgan.methods.dat import DAT
+from tf_asgan.utils import options
 
 DAT_VARIANTS = dat.VARIANTS
 DAT_SIDES = dat.SIDES
@@ -43,21 +42,10 @@ def check_combination(adversarial, dat_options):
 
 def as_option(value, cls):
     """``None``, a ``cls`` (:class:`DAT` or :class:`AdvAs`) or a dict of its fields ->
-    ``None`` or a validated ``cls``.
+    ``None`` or a validated ``cls`` (:func:`tf_asgan.utils.options.as_option`).
 
     Raises:
-      ValueError: unknown dict keys (naming the options), another type, or a bad field.
+      InputError: unknown dict keys (naming the options), another type, or a bad field.
     """
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise errors.InputError(f"Unknown {cls.__name__} option(s) {unknown}; the options are "
-                                    f"{names}.")
-        value = cls(**value)
-    if not isinstance(value, cls):
-        raise errors.InputError(f"Expected a tf_asgan.methods.{cls.__name__} or a dict, got "
-                                f"{type(value).__name__}.")
-    return value.validate()
+    return options.as_option(value, cls, what=cls.__name__, argument=cls.__name__.lower(),
+                             public=f"tf_asgan.methods.{cls.__name__}")

@@ -58,6 +58,7 @@ import keras
 import tensorflow as tf
 
 from tf_asgan import errors, randomness
+from tf_asgan.utils import options
 
 KINDS = ("wgan_gp", "r1")
 OFF = "none"
@@ -222,27 +223,16 @@ class GradientPenalty:
 
 def as_penalty(value):
     """``None``, ``"none"``, a kind name, a dict of :class:`GradientPenalty`'s fields or a
-    :class:`GradientPenalty` -> ``None`` or a validated :class:`GradientPenalty`.
+    :class:`GradientPenalty` -> ``None`` or a validated :class:`GradientPenalty`
+    (:func:`tf_asgan.utils.options.as_option`).
 
     Raises:
       InputError: unknown dict keys (naming the fields), another type, or a bad field.
     """
-    if value is None or value == OFF:
-        return None
-    if isinstance(value, str):
-        value = GradientPenalty(kind=value)
-    elif isinstance(value, dict):
-        names = [f.name for f in dataclasses.fields(GradientPenalty)]
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise errors.InputError(f"Unknown gradient penalty option(s) {unknown}; the options "
-                                    f"are {names}.")
-        value = GradientPenalty(**value)
-    if not isinstance(value, GradientPenalty):
-        raise errors.InputError(f"gradient_penalty must be None, one of {list(KINDS)}, a dict or "
-                                f"a tf_asgan.regularizers.GradientPenalty, got "
-                                f"{type(value).__name__}.")
-    return value.validate()
+    return options.as_option(value, GradientPenalty, what="gradient penalty",
+                             argument="gradient_penalty",
+                             public="tf_asgan.regularizers.GradientPenalty",
+                             name_field="kind", names=KINDS, off=OFF)
 
 
 def batch_norm_layers(model):

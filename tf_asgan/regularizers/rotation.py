@@ -47,6 +47,7 @@ import dataclasses
 import tensorflow as tf
 
 from tf_asgan import errors
+from tf_asgan.utils import options
 
 SCHEMES = ("quarter", "all")
 OFF = "none"
@@ -187,27 +188,15 @@ class RotationLoss:
 
 def as_rotation(value):
     """``None``, ``"none"``, a scheme name, a dict of :class:`RotationLoss`'s fields or a
-    :class:`RotationLoss` -> ``None`` or a validated :class:`RotationLoss`.
+    :class:`RotationLoss` -> ``None`` or a validated :class:`RotationLoss`
+    (:func:`tf_asgan.utils.options.as_option`).
 
     Raises:
       InputError: unknown dict keys (naming the fields), another type, or a bad field.
     """
-    if value is None or value == OFF:
-        return None
-    if isinstance(value, str):
-        value = RotationLoss(scheme=value)
-    elif isinstance(value, dict):
-        names = [f.name for f in dataclasses.fields(RotationLoss)]
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise errors.InputError(f"Unknown rotation loss option(s) {unknown}; the options "
-                                    f"are {names}.")
-        value = RotationLoss(**value)
-    if not isinstance(value, RotationLoss):
-        raise errors.InputError(f"rotation must be None, one of {list(SCHEMES)}, a dict or a "
-                                f"tf_asgan.regularizers.RotationLoss, got "
-                                f"{type(value).__name__}.")
-    return value.validate()
+    return options.as_option(value, RotationLoss, what="rotation loss", argument="rotation",
+                             public="tf_asgan.regularizers.RotationLoss",
+                             name_field="scheme", names=SCHEMES, off=OFF)
 
 
 def check_combination(rotation, advas):
