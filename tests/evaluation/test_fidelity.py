@@ -11,7 +11,7 @@ from scipy.spatial.distance import cdist
 from helpers import array_source, blobs, load_script
 from tf_asgan import errors
 from tf_asgan.evaluation import classifiers, evaluator, fidelity
-from tf_asgan.experiments import study
+from tf_asgan.experiments import study, study_summary
 
 KEYS = ("precision", "recall", "density", "coverage")
 
@@ -256,10 +256,10 @@ def test_the_study_summary_has_them():
                 "precision": 0.8, "recall": r, "density": 1.0, "coverage": r + 0.1}
                for m, rs in (("baseline", (0.4, 0.5)), ("asgan", (0.6, 0.8)))
                for i, r in enumerate(rs)]
-    table = study.aggregate(results)
-    assert table["digits"]["asgan"]["recall"] == (pytest.approx(0.7),
+    table = study_summary.aggregate(results)
+    assert table["digits/standard"]["asgan"]["recall"] == (pytest.approx(0.7),
                                                   pytest.approx(np.std([0.6, 0.8], ddof=1)), 2)
-    text = study.markdown(config, table, tests=study.comparisons(results))
+    text = study_summary.markdown(config, table, tests=study_summary.comparisons(results))
     header = next(line for line in text.splitlines() if line.startswith("| method |"))
     assert all(f" {key} " in header for key in KEYS)
     row = next(line for line in text.splitlines() if line.startswith("| asgan |"))

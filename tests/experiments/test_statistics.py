@@ -1,0 +1,195 @@
+"""The study's statistics against SciPy, hand values and simulation
+(tf_asgan.experiments.statistics)."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from helpers import run_script
+from tf_asgan.experiments import statistics
+
+A = np.array([5.0, 6.0, 8.0, 5.0, 7.5])
+B = np.array([10.0, 14.0, 12.0, 9.0])
+
+
+def test_welch_matches_scipy_and_its_interval():
+    out = statistics.welch(A, B)
+    ref = stats.ttest_ind(A, B, equal_var=False)
+    assert out["t"] == pytest.approx(ref.statistic, rel=1e-12)
+    assert out["p"] == pytest.approx(ref.pvalue, rel=1e-10)
+    assert out["df"] == pytest.approx(ref.df, rel=1e-12)
+    low, high = ref.confidence_interval(0.95)
+    assert out["ci"] == pytest.approx((low, high), rel=1e-10)
+    assert out["diff"] == pytest.approx(A.mean() - B.mean())
+    # by hand: Welch-Satterthwaite's df
+    va, vb = A.var(ddof=1) / 5, B.var(ddof=1) / 4
+    assert out["df"] == pytest.approx((va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 3))
+
+
+def test_nan_is_dropped_counted_and_warned_and_infinity_refused():
+    with pytest.warns(UserWarning, match="1 of 6 values are NaN"):
+        out = statistics.welch(np.append(A, np.nan), B)
+    assert (out["n_a"], out["nan_a"], out["n_b"], out["nan_b"]) == (5, 1, 4, 0)
+    assert out["p"] == pytest.approx(statistics.welch(A, B)["p"])
+    with pytest.raises(ValueError, match="infinite"):
+        statistics.welch(A, [1.0, math.inf, 2.0])
+    with pytest.raises(ValueError, match=">= 2 defined values"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        statistics.welch(A, [1.0, math.nan])
+    assert math.isnan(statistics.welch([1.0, 1.0], [2.0, 2.0])["p"])  # no spread
+
+
+def test_holm_by_hand():
+    # sorted: .005 (x4 = .02), .01 (x3 = .03), .03 (x2 = .06), .04 (x1 = .04 -> .06: monotone)
+    adjusted = statistics.holm([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert statistics.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    # a NaN counts in m (and stays NaN): 0.01 is multiplied by 3, not 2
+    out = statistics.holm([0.01, math.nan, 0.02])
+    assert out[0] == pytest.approx(0.03) and math.isnan(out[1]) and out[2] == pytest.approx(0.04)
+    with pytest.raises(ValueError, match="p-values in"):
+        statistics.holm([0.1, 1.5])
+
+
+def test_holm_matches_statsmodels_when_installed():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    p = np.random.default_rng(0).uniform(0, 0.2, 7)
+    assert statistics.holm(p) == pytest.approx(multitest.multipletests(p, method="holm")[1])
+
+
+def test_permutation_test_exact_by_hand_and_against_scipy():
+    # 20 splits of {1..6} into 3 + 3; only {1,2,3} and {4,5,6} reach |diff| = 3
+    out = statistics.permutation_test([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert out["exact"] and out["resamples"] == 20 and out["p"] == pytest.approx(0.1)
+    # equal arms: the null distribution is symmetric, so SciPy's two-sided (twice the
+    # smaller one-sided p) equals P(|T| >= |t|)
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 6), rng.normal(1, 1, 6)
+    ref = stats.permutation_test((a, b), lambda x, y: x.mean() - y.mean(),
+                                 permutation_type="independent", n_resamples=np.inf)
+    assert statistics.permutation_test(a, b)["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+
+
+def test_permutation_test_monte_carlo_agrees_and_is_never_zero():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0, 1, 9), rng.normal(0.8, 1, 9)
+    exact = statistics.permutation_test(a, b)
+    mc = statistics.permutation_test(a, b, n_resamples=20_000, seed=3, max_exact=0)
+    assert exact["exact"] and not mc["exact"]
+    assert abs(mc["p"] - exact["p"]) < 4 * math.sqrt(exact["p"] * (1 - exact["p"]) / 20_000)
+    again = statistics.permutation_test(a, b, n_resamples=20_000, seed=3, max_exact=0)
+    assert again["p"] == mc["p"]  # seeded
+    far = statistics.permutation_test(np.arange(12.0), np.arange(12.0) + 100,
+                                      n_resamples=999, max_exact=0)
+    assert far["p"] == pytest.approx(1 / 1000)  # (b + 1) / (m + 1), b = 0
+
+
+def test_hedges_g_by_hand_and_its_interval():
+    out = statistics.hedges_g(A, B)
+    pooled = math.sqrt((4 * A.var(ddof=1) + 3 * B.var(ddof=1)) / 7)
+    d = (A.mean() - B.mean()) / pooled
+    assert out["d"] == pytest.approx(d)
+    assert out["g"] == pytest.approx(d * math.gamma(3.5) / (math.sqrt(3.5) * math.gamma(3)))
+    assert statistics.hedges_correction(40) == pytest.approx(1 - 3 / (4 * 40 - 1), abs=1e-4)
+    # the interval's ends put 2.5% of the noncentral t above / below the observed t
+    scale = math.sqrt(1 / 5 + 1 / 4)
+    low, high = out["ci"]
+    assert stats.nct.cdf(d / scale, 7, low / scale) == pytest.approx(0.975, abs=1e-7)
+    assert stats.nct.cdf(d / scale, 7, high / scale) == pytest.approx(0.025, abs=1e-7)
+    assert low < out["g"] < high < 0
+    # large arms: the normal approximation var(d) = (n_a + n_b) / (n_a n_b) + d^2 /
+    # (2 (n_a + n_b)) (Hedges & Olkin 1985, ch. 5)
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0.5, 1, 400), rng.normal(0, 1, 400)
+    big = statistics.hedges_g(a, b)
+    half = 1.959964 * math.sqrt(800 / 400 ** 2 + big["d"] ** 2 / 1600)
+    assert big["ci"] == pytest.approx((big["d"] - half, big["d"] + half), abs=3e-3)
+
+
+def test_hedges_interval_covers_delta_95_percent_of_the_time():
+    rng = np.random.default_rng(5)
+    trials, covered = 300, 0
+    for _ in range(trials):
+        low, high = statistics.hedges_g(rng.normal(1, 1, 6), rng.normal(0, 1, 6))["ci"]
+        covered += low <= 1.0 <= high
+    assert abs(covered / trials - 0.95) < 3.5 * math.sqrt(0.95 * 0.05 / trials)
+
+
+def test_seeds_per_arm_matches_cohens_table_and_simulation():
+    assert statistics.seeds_per_arm(0.5) == 64  # Cohen (1988), Table 2.4.1
+    assert statistics.seeds_per_arm(0.8) == 26
+    assert statistics.seeds_per_arm(-1.2) == 12
+    assert statistics.seeds_per_arm(1.2, alpha=0.05 / 3) > 12  # Holm's smallest level
+    n = statistics.seeds_per_arm(1.2, alpha=0.05 / 3)
+    assert statistics.power(n, 1.2, 0.05 / 3) >= 0.8 > statistics.power(n - 1, 1.2, 0.05 / 3)
+    # the power formula against simulated Welch tests (12 per arm, d = 1.2)
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(1.2, 1, (20_000, 12)), rng.normal(0, 1, (20_000, 12))
+    p = stats.ttest_ind(a, b, axis=1, equal_var=False).pvalue
+    assert abs((p < 0.05).mean() - statistics.power(12, 1.2, 0.05)) < 0.015
+    with pytest.raises(ValueError, match="finite d != 0"):
+        statistics.seeds_per_arm(0.0)
+
+
+def test_read_csv_checks_its_header_and_duplicates(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("setting,method,seed,metric,value\nstandard,asgan,0,fid,12.5\n"
+                    "standard,asgan,1,fid,nan\n")
+    table = statistics.read_csv(path)
+    assert table[("standard", "asgan", "fid")][0] == 12.5
+    assert math.isnan(table[("standard", "asgan", "fid")][1])
+    path.write_text("setting,method,seed,value\n")
+    with pytest.raises(ValueError, match="header must be"):
+        statistics.read_csv(path)
+    path.write_text("setting,method,seed,metric,value\ns,m,0,fid,1\ns,m,0,fid,2\n")
+    with pytest.raises(ValueError, match="fid twice"):
+        statistics.read_csv(path)
+
+
+def _csv(path):
+    rng = np.random.default_rng(7)
+    lines = ["setting,method,seed,metric,value"]
+    arms = {("standard", "asgan"): 10.0, ("standard", "baseline"): 14.0,
+            ("no_bn_d", "asgan"): 20.0, ("no_bn_d", "baseline"): 20.5}
+    for (setting, method), mean in arms.items():
+        for seed in range(6):
+            fid = "nan" if (method, seed) == ("asgan", 5) else repr(mean + rng.normal())
+            lines += [f"{setting},{method},{seed},fid,{fid}",
+                      f"{setting},{method},{seed},modes,{repr(5.0 + rng.normal())}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_family_tests_holm_adjust_welch_and_give_verdicts(tmp_path):
+    table = statistics.read_csv(_csv(tmp_path / "s.csv"))
+    family = {k: statistics.HYPOTHESES[k] for k in ("H1", "H2a")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = statistics.family_tests(table, family, "fid")
+        a = [table[("standard", "asgan", "fid")][s] for s in range(6)]
+        b = [table[("standard", "baseline", "fid")][s] for s in range(6)]
+        welch = statistics.welch(a, b)
+    h1, h2a = rows
+    assert (h1["n_a"], h1["nan_a"], h1["n_b"]) == (5, 1, 6)
+    assert h1["p"] == pytest.approx(welch["p"]) and h1["ci"] == pytest.approx(welch["ci"])
+    assert [r["p_holm"] for r in rows] == pytest.approx(statistics.holm([h1["p"], h2a["p"]]))
+    assert h1["verdict"] == "a better" and h2a["verdict"] == "no difference shown"
+    assert statistics.verdict("modes", -1.0, 0.01, 0.05) == "a worse"
+    assert statistics.verdict("step", 1.0, 0.01, 0.05) == "a higher"
+    with pytest.raises(ValueError, match="no kid values of standard/asgan"):
+        statistics.family_tests(table, family, "kid")
+
+
+@pytest.mark.slow
+def test_study_stats_script_prints_the_table(tmp_path):
+    path = _csv(tmp_path / "s.csv")
+    proc = run_script("study_stats.py", f"--csv={path}", "--family=H1,H2a,H9",
+                      "--hypothesis=H9=no_bn_d/asgan:standard/asgan", "--secondary=modes",
+                      "--power", "--n_resamples=2000")
+    assert proc.returncode == 0, proc.stderr
+    assert "## fid (primary)" in proc.stdout and "## modes (secondary)" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| H1 |"))
+    assert "| 5 (1) | 6 (0) |" in row and "a better" in row

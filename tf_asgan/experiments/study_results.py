@@ -1,0 +1,134 @@
+"""The study's per-seed values as files anyone can recompute every statistic from:
+``<results>/<dataset>.csv`` (``setting, method, seed, metric, value``) and
+``<dataset>.json`` beside it (the study's settings, each run's configuration digest, the
+measurement protocol and the code version), written atomically after every run.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import importlib.metadata
+import io as text_io
+import json
+import logging
+import os
+import subprocess
+import time
+
+from tf_asgan import errors
+from tf_asgan.experiments.study_settings import COLUMNS, SETTINGS, method_changes
+from tf_asgan.utils import io
+
+log = logging.getLogger(__name__)
+
+# The per-seed values of the CSV: the table's columns, the training time and the traces.
+CSV_METRICS = (*(key for key, _, _ in COLUMNS), "train_seconds")
+
+
+def result_rows(r):
+    """``[(setting, method, seed, metric, value)]`` of one run's result: every
+    :data:`CSV_METRICS` value it holds (NaN kept: an undefined value, e.g. a flip rate of a
+    D that classified none right) and ``<trace>_<median|max|first_epoch_max>``."""
+    values = {k: r[k] for k in CSV_METRICS if r.get(k) is not None}
+    for name, summary in sorted(r.get("traces", {}).items()):
+        values.update({f"{name}_{stat}": v for stat, v in sorted(summary.items())})
+    return [(r["setting"], r["method"], r["seed"], k, float(v)) for k, v in values.items()]
+
+
+def config_digest(config):
+    """The SHA-256 (hex, 16 digits) of a resolved configuration (a ``TrainConfig`` or its
+    ``to_dict()``): the key a CSV row is kept under."""
+    values = config if isinstance(config, dict) else config.to_dict()
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_version():
+    """``{"package", "git_commit", "git_dirty"}`` of the code that runs (``None`` where
+    unknown: no git, or not a checkout)."""
+    try:
+        package = importlib.metadata.version("tf_asgan")
+    except importlib.metadata.PackageNotFoundError:
+        package = None
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], check=True,
+                                capture_output=True, text=True, timeout=30).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", here, "status", "--porcelain",
+                                     "--untracked-files=no"], check=True, capture_output=True,
+                                    text=True, timeout=30).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    return {"package": package, "git_commit": commit, "git_dirty": dirty}
+
+
+def _run_key(setting, method, seed):
+    return f"{setting}/{method}/seed{seed}"
+
+
+def _still_valid(study, dataset, key, record):
+    """Whether a run recorded by an earlier write still resolves to the same configuration
+    under today's definitions (its setting or method may have been redefined)."""
+    try:
+        config = study.train_config(dataset, record["method"], record["seed"],
+                                    record["setting"])
+    except errors.TfAsganError:
+        return False
+    return config_digest(config) == record.get("config_sha256")
+
+
+def _previous(study, dataset, csv_path, json_path):
+    """The rows and run records of an earlier write that are still valid (see
+    :func:`write_results`); logs the runs it drops."""
+    if not (os.path.exists(csv_path) and os.path.exists(json_path)):
+        return [], {}
+    with open(json_path) as f:
+        meta = json.load(f)
+    runs = {} if meta.get("measure") != study.measure() else meta.get("runs", {})
+    kept = {k: r for k, r in runs.items() if _still_valid(study, dataset, k, r)}
+    dropped = sorted(set(meta.get("runs", {})) - set(kept))
+    if dropped:
+        log.warning("%s: dropped %d runs whose setting, method or measurement changed: %s",
+                    csv_path, len(dropped), ", ".join(dropped))
+    with open(csv_path, newline="") as f:
+        rows = [(a, b, int(c), d, float(e)) for a, b, c, d, e in list(csv.reader(f))[1:]]
+    return [row for row in rows if _run_key(*row[:3]) in kept], kept
+
+
+def write_results(study, results, folder):
+    """Writes ``<folder>/<dataset>.csv`` (columns ``setting, method, seed, metric, value``,
+    one row per value, :func:`result_rows`) and ``<folder>/<dataset>.json`` (the study's
+    settings, the definitions of its settings and methods, each run's configuration
+    digest, the measurement protocol and :func:`code_version`), each atomically.
+
+    Rows of runs an earlier write recorded and ``results`` does not hold (a study run in
+    parts) are kept while their configuration digest and measurement protocol still equal
+    today's; the others are dropped with a warning. Returns the CSV paths.
+    """
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for dataset in sorted({r["dataset"] for r in results}):
+        csv_path = os.path.join(folder, f"{dataset}.csv")
+        json_path = os.path.join(folder, f"{dataset}.json")
+        rows, runs = _previous(study, dataset, csv_path, json_path)
+        for r in (r for r in results if r["dataset"] == dataset):
+            key = _run_key(r["setting"], r["method"], r["seed"])
+            rows = [row for row in rows if _run_key(*row[:3]) != key] + result_rows(r)
+            runs[key] = {"setting": r["setting"], "method": r["method"], "seed": r["seed"],
+                         "config_sha256": config_digest(r["config"]), "step": r["step"],
+                         "train_seconds": r.get("train_seconds")}
+        buffer = text_io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(("setting", "method", "seed", "metric", "value"))
+        writer.writerows((a, b, c, d, repr(e)) for a, b, c, d, e in sorted(rows))
+        meta = {"dataset": dataset, "study": {k: v for k, v in dataclasses.asdict(study).items()
+                                              if k not in ("datasets", "settings", "methods")},
+                "settings": {k: SETTINGS[k]
+                             for k in sorted({r["setting"] for r in runs.values()})},
+                "methods": {m: method_changes(m)
+                            for m in sorted({r["method"] for r in runs.values()})},
+                "measure": study.measure(), "runs": dict(sorted(runs.items())),
+                "code": code_version(), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        io.atomic_write_text(csv_path, buffer.getvalue())
+        io.atomic_write_json(json_path, meta, indent=2, sort_keys=True)
+        paths.append(csv_path)
+    return paths
