@@ -103,3 +103,29 @@ def test_cross_replica_sum(mirrored):
     sums, replicas = mirrored.run(replica_fn)
     assert replicas == 2
     assert [float(v) for v in mirrored.experimental_local_results(sums)] == [3.0, 3.0]
+
+
+def test_pgd_under_float16_takes_every_step_where_unscaled_gradients_underflow():
+    """D(x) = 1e-4 * sum(x) + 12: the real term's input gradient is about 1.5e-10 a pixel,
+    0 in float16 (smallest subnormal 6e-8), so an unscaled attack would not move; scaled by
+    the loss scale (2^15, as D's own update) its sign is kept and every step is taken."""
+    from tf_asgan import ASGAN
+
+    with distribute.precision_policy("mixed_float16"):
+        g, _ = deterministic_pair(res=4)
+        x_in = keras.Input((4, 4, 3))
+        dense = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(1e-4),
+                                   bias_initializer=keras.initializers.Constant(12.0))
+        d = keras.Model(x_in, dense(keras.layers.Flatten()(x_in)))
+    gan = ASGAN(g, d, latent_dim=LATENT, perturbation="pgd",
+                perturbation_kwargs={"steps": 3, "random_start": False})
+    gan.compile()
+    x = tf.zeros((4, 4, 4, 3))
+    unscaled = tf.GradientTape()
+    with unscaled:
+        unscaled.watch(x)
+        loss = gan.gan_loss.real_term(gan._logits(x))
+    assert not np.any(unscaled.gradient(loss, x).numpy())  # the underflow this is about
+    x_hat = gan.perturb(x, None, 0.03).numpy()
+    # The real term falls as D(x) rises: every pixel steps down, to the ball's edge.
+    np.testing.assert_allclose(x_hat, -0.03, rtol=1e-6)

@@ -315,8 +315,12 @@ class ASGAN(GAN):
     # -- internals --------------------------------------------------------------------
 
     def _real_loss_fn(self, training):
-        """``x -> `` the real term of ``L_D`` at D (the loss the attacks on reals ascend)."""
-        return lambda x: self.gan_loss.real_term(self._logits(x, training))
+        """``x -> `` the real term of ``L_D`` at D (the loss the attacks on reals ascend),
+        times D's loss scale (float16: as D's own update; else 1). The attacks use the
+        gradient's sign only, which the scale keeps, while in float16 the unscaled
+        gradient through D underflows to 0 (an attack that would not move)."""
+        return lambda x: self.d_optimizer.scale_loss(
+            self.gan_loss.real_term(self._logits(x, training)))
 
     def _penalty(self, x, fake, index, second):
         """The gradient penalty of one D update on the clean ``(x, fake)``: ``None``
