@@ -7,8 +7,12 @@ Rules (``"auto"``):
   when more than one GPU is visible; else ``one_device`` (TensorFlow's default
   strategy: the GPU if there is one, else the CPU).
 - **precision**: ``mixed_float16`` when every visible GPU has compute capability 7.0 or
-  more (tensor cores; the optimizers then use loss scaling); else ``float32`` (on a CPU
-  neither float16 nor bfloat16 arithmetic is faster). ``mixed_bfloat16`` is available
+  more (tensor cores; the optimizers then use loss scaling); else ``float32``. On a CPU
+  float16 has no fast kernels, and bfloat16 (about 2x faster for D's forward and
+  backward pass on an AVX-512-BF16 CPU) changes AS-GAN's attack: D(x_hat) - D(x)
+  differs from float32's by 29% on average per sample at epsilon 1/255 on a trained
+  demo D, and 71% of the perturbations at 0.2/255 round away at D's input
+  (``scripts/precision_agreement.py``, docs/results.md). ``mixed_bfloat16`` is available
   explicitly (TPUs, recent CPUs and GPUs). The networks keep the discriminator's logits
   and the generator's images in float32 and the losses are computed in float32.
 - **XLA** (``jit_compile``): on with one replica on a GPU; off on a CPU (measured by
