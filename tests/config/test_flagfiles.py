@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 import pytest
 import tensorflow_datasets as tfds
@@ -13,9 +14,10 @@ from tf_asgan.asgan import SECOND_UPDATES
 from tf_asgan.config import sections, train_config
 from tf_asgan.config.train_config import TrainConfig
 from tf_asgan.data import catalog, folders
+from tf_asgan.data import stream as stream_lib
 from tf_asgan.evaluation import classifiers
-from tf_asgan.regularizers import penalties
-from tf_asgan.training import loop
+from tf_asgan.regularizers import penalties, rotation
+from tf_asgan.training import builder, loop
 from tf_asgan.utils import distribute
 
 FLAGFILES = sorted(os.path.relpath(p, REPO)
@@ -76,7 +78,7 @@ def test_parse_epsilon(text, value):
     (dict(dat="pgd", adversarial=False, dat_pgd_step_size=-1.0), "dat_pgd_step_size must"),
     (dict(advas_lambda=1.0, advas_weight="relative"), "was removed"),
     (dict(advas_lambda=1.0, advas_estimate="exact"), "Unknown AdvAs estimate"),
-    (dict(dataset="mnist"), "Unknown dataset 'mnist'"),
+    (dict(dataset="svhn"), "Unknown dataset 'svhn'"),
     (dict(dataset="folder"), "--image_dir"),
     (dict(lr_d=0.0), "lr_d must be > 0"),
     (dict(beta2_g=1.0), "beta2_g must lie in"),
@@ -125,7 +127,8 @@ def test_every_config_field_has_a_flag_with_help():
     names = {f.name for f in train_config.flag_fields()}
     assert names | {"workdir", "existing_run"} == set(values)
     recorded = set(TrainConfig().to_dict()) - names
-    assert recorded == {"methods_version"}  # recorded with a run, not chosen by a flag
+    # recorded with a run, not chosen by a flag (channels: the dataset's)
+    assert recorded == {"methods_version", "channels"}
     for field in train_config.flag_fields():
         flag, meta = values[field.name], field.metadata
         assert flag.help.endswith(meta["help"]) and len(meta["help"]) > 15, field.name
@@ -151,10 +154,11 @@ def test_the_choices_are_the_owning_modules():
         "advas_estimate": methods.ADVAS_ESTIMATES, "strategy": distribute.STRATEGIES,
         "precision": distribute.PRECISIONS, "jit_compile": distribute.SWITCHES,
         "on_nonfinite": sections.NONFINITE_ACTIONS, "eval_network": classifiers.NETWORKS,
-        "lr_schedule": optimizers.LR_SCHEDULES, "gradient_penalty": ("none", *penalties.KINDS)}
+        "lr_schedule": optimizers.LR_SCHEDULES, "gradient_penalty": ("none", *penalties.KINDS),
+        "rotation_loss": (rotation.OFF, *rotation.SCHEMES)}
 
 
-@pytest.mark.parametrize("flag", ["--architecture=vgg", "--dataset=mnist", "--loss=lsgan",
+@pytest.mark.parametrize("flag", ["--architecture=vgg", "--dataset=svhn", "--loss=lsgan",
                                   "--perturbation=fsgm", "--strategy=tpu",
                                   "--existing_run=append", "--on_nonfinite=ignore"])
 def test_unknown_names_fail_at_parse_time_listing_the_choices(flag):
@@ -189,18 +193,53 @@ def test_the_expected_flagfiles_exist():
     pairs |= {"fig3/gaussian.flags", "defaults.flags", "demo.flags"}
     pairs |= {f"siblings/cifar10_dcgan_{m}.flags"
               for m in ("dat", "dat_pgd", "advas", "as_advas", "as_dat_fake")}
+    pairs |= {f"neighbours/cifar10_{n}_{k}.flags" for n in ("wgangp_cnn", "sngan_cnn",
+                                                            "wgangp_resnet")
+              for k in ("as", "baseline")}
+    pairs |= {f"dat/{d}_{n}{k}.flags" for d in ("cifar10", "cifar100", "stl10")
+              for n in ("sngan", "ssgan") for k in ("", "_dat")}
+    pairs |= {"advas/mnist_wgangp.flags", "advas/mnist_wgangp_advas.flags"}
     assert names == pairs
 
 
-@pytest.mark.parametrize("path", FLAGFILES)
-def test_flagfile_parses_names_its_source_and_has_its_own_workdir(path):
-    config, workdir = parse_file(path)
+# What the first line of a flagfile must name: the AS-GAN paper's table or figure for its
+# own settings, the sibling method for siblings/; elsewhere a citation (authors and year,
+# an arXiv number or Mimicry), where in it (a table, figure, README table or abstract) and
+# the number reported there.
+_CITATION = re.compile(r"et al\. \d{4}|arXiv \d{4}\.\d{4,5}|Mimicry")
+_PLACE = re.compile(r"Table \d|Fig\. \d|README|abstract")
+_NUMBER = re.compile(r"\d+(\.\d+|%|,\d{3})")
+
+
+def _first_line(path):
     with open(os.path.join(REPO, path)) as f:
-        first = f.readline()
+        return f.readline()
+
+
+@pytest.mark.parametrize("path", FLAGFILES)
+def test_every_flagfile_first_line_names_its_source(path):
+    first, folder = _first_line(path), os.path.relpath(path, "flags").split(os.sep)[0]
     assert first.startswith("# ")
-    if path.startswith(("flags/table", "flags/fig")):
-        assert any(word in first for word in ("Table", "Fig.", "ImageNet"))
+    if path == "flags/demo.flags":  # the embedded default, and says so
+        with open(os.path.join(REPO, path)) as f:
+            assert "Not a paper setting" in f.read()
+    elif path == "flags/defaults.flags":
+        assert "the AS-GAN paper" in first
+    elif folder.startswith(("table", "fig")):
+        assert re.search(r"Table \d|Fig\. \d|ImageNet", first), first
+    elif folder == "siblings":
+        assert re.search(r"DAT|AdvAs", first), first
+    else:
+        for part in (_CITATION, _PLACE, _NUMBER):
+            assert part.search(first), (part.pattern, first)
+
+
+@pytest.mark.parametrize("path", FLAGFILES)
+def test_flagfile_parses_and_has_its_own_workdir(path):
+    config, workdir = parse_file(path)
+    if path != "flags/defaults.flags":
         assert workdir == "runs/" + os.path.relpath(path, "flags")[:-len(".flags")]
+    if path.startswith(("flags/table", "flags/fig")):
         assert config.run.checkpoint_every_steps > 0
 
 
@@ -327,39 +366,186 @@ def test_fig3_zero_and_gaussian():
     assert (gauss.method.perturbation, gauss.method.epsilon) == ("gaussian", pytest.approx(1 / 255))
 
 
-# One training step for every distinct model and data setting of the flagfiles.
-def _distinct_settings():
-    seen, out = set(), []
-    for path in FLAGFILES:
-        config, _ = parse_file(path)
-        key = (config.data.dataset, config.model.architecture, config.model.resolution,
-               config.model.bn_g, config.model.bn_d, config.method.adversarial,
-               config.method.perturbation, config.siblings.dat, config.siblings.dat_side,
-               config.siblings.advas_lambda)
-        if key not in seen:
-            seen.add(key)
-            out.append(path)
-    return out
+# -- the sources' settings: the Table 1 neighbours, DAT's and AdvAs's ---------------------
+
+# Training images of the splits the flagfiles train on (TFDS): one pass's batches bound
+# steps_per_epoch (tf_asgan.data.stream.epoch_steps).
+_TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "stl10": 100_000, "mnist": 60_000}
+_SOURCE_STEPS = {"neighbours": 100_000, "dat": 100_000, "advas": 40_000}
 
 
-# Reduced width: what a flagfile sets (data, architecture, resolution, batch norm,
-# method, siblings) is what is tested; the paper-width networks are checked by their
-# parameter counts (tests/networks). At full width the 28 settings took 10 minutes.
+@pytest.mark.parametrize("path", [p for p in FLAGFILES
+                                  if p.split("/")[1] in _SOURCE_STEPS])
+def test_step_budgets_are_the_sources_in_generator_updates(path):
+    c, _ = parse_file(path)
+    assert c.optim.epochs * c.optim.steps_per_epoch == _SOURCE_STEPS[path.split("/")[1]]
+    assert c.optim.steps_per_epoch <= _TRAIN_IMAGES[c.data.dataset] // c.optim.batch_size
+    if c.optim.lr_schedule == "linear":  # decays to 0 at the last step, as the sources
+        assert c.optim.lr_decay_steps == c.optim.epochs * c.optim.steps_per_epoch
+    assert c.eval.eval_every_epochs * c.optim.steps_per_epoch in (5_000, 10_000)
+
+
+def _optim(c):
+    o = c.optim
+    return (o.lr_d, o.lr_g, o.beta1_d, o.beta2_d, o.beta1_g, o.beta2_g,
+            o.batch_size // c.method.d_steps, c.method.d_steps, o.lr_schedule)
+
+
+@pytest.mark.parametrize("name,net,loss,penalty,sn,optim", [
+    # Miyato et al. 2018, Table 2 rows at Table 1's settings A (WGAN-GP) and B (SN-GAN).
+    ("cifar10_wgangp_cnn", "sngan_cnn", "wasserstein", "wgan_gp", False,
+     (1e-4, 1e-4, 0.5, 0.9, 0.5, 0.9, 64, 5, "constant")),
+    ("cifar10_sngan_cnn", "sngan_cnn", "hinge", "none", True,
+     (1e-4, 1e-4, 0.5, 0.999, 0.5, 0.999, 64, 1, "constant")),
+    # gan_cifar_resnet.py: LR 2e-4, betas (0, 0.9), N_CRITIC 5, BATCH_SIZE 64, DECAY.
+    ("cifar10_wgangp_resnet", "wgangp_resnet", "wasserstein", "wgan_gp", False,
+     (2e-4, 2e-4, 0.0, 0.9, 0.0, 0.9, 64, 5, "linear")),
+])
+def test_neighbour_settings_are_their_sources(name, net, loss, penalty, sn, optim):
+    c = _setting(f"neighbours/{name}_baseline")
+    assert (c.data.dataset, c.model.architecture, c.model.resolution, c.model.latent_dim) == \
+        ("cifar10", net, 32, 128)
+    assert (c.method.loss, c.method.gradient_penalty, c.model.spectral_norm) == \
+        (loss, penalty, sn)
+    assert c.model.bn_g and not c.model.bn_d and not c.method.adversarial
+    assert _optim(c) == optim
+    assert c.method.gradient_penalty_object() is None or \
+        c.method.gradient_penalty_object().weight == 10.0
+    as_ = _setting(f"neighbours/{name}_as")  # AS-GAN as in the paper's own runs
+    assert (as_.method.perturbation, as_.method.epsilon, as_.method.epsilon_unit,
+            as_.method.second_update) == ("fgsm", pytest.approx(1 / 255), "input",
+                                          "real_and_fake")
+
+
+def test_dat_settings_are_mimicrys():
+    c = _setting("dat/cifar10_sngan")
+    assert (c.model.architecture, c.model.resolution, c.model.latent_dim, c.model.spectral_norm,
+            c.model.bn_d, c.method.loss, c.method.adversarial) == \
+        ("sngan_resnet", 32, 128, True, False, "hinge", False)
+    assert _optim(c) == (2e-4, 2e-4, 0.0, 0.9, 0.0, 0.9, 64, 5, "linear")
+    assert (c.eval.eval_num_samples, c.eval.eval_num_real) == (50_000, 50_000)
+    assert _setting("dat/cifar100_sngan").differences(c) == {"dataset": ("cifar10", "cifar100")}
+    stl = _setting("dat/stl10_sngan")
+    # (epochs and the evaluation fields may change within a run: not in differences)
+    assert set(stl.differences(c)) == {"dataset", "resolution", "steps_per_epoch"}
+    assert (stl.model.resolution, stl.eval.eval_real_split) == (48, "unlabelled")
+    for data in ("cifar10", "cifar100", "stl10"):
+        sngan, ssgan = _setting(f"dat/{data}_sngan"), _setting(f"dat/{data}_ssgan")
+        assert ssgan.differences(sngan) == {"rotation_loss": ("none", "quarter")}
+        assert (ssgan.rotation.rotation_weight_d, ssgan.rotation.rotation_weight_g) == (1.0, 0.2)
+        for net, config in (("sngan", sngan), ("ssgan", ssgan)):
+            dat = _setting(f"dat/{data}_{net}_dat")
+            assert dat.differences(config) == {"dat": ("none", "authors")}
+            assert dat.siblings.dat_object() == _setting(
+                "siblings/cifar10_dcgan_dat").siblings.dat_object()  # the authors' step
+
+
+def test_advas_setting_is_gan_mnist_py():
+    c = _setting("advas/mnist_wgangp")
+    assert (c.data.dataset, c.model.architecture, c.model.resolution, c.model.channels,
+            c.model.latent_dim, c.model.bn_g, c.model.bn_d) == \
+        ("mnist", "wgangp_mnist", 28, 1, 128, False, False)
+    assert (c.method.loss, c.method.gradient_penalty, c.method.adversarial) == \
+        ("wasserstein", "wgan_gp", False)
+    assert _optim(c) == (1e-4, 1e-4, 0.5, 0.9, 0.5, 0.9, 50, 5, "constant")
+    assert (c.eval.eval_num_samples, c.eval.eval_num_real) == (60_000, 60_000)
+    advas = _setting("advas/mnist_wgangp_advas")
+    assert advas.differences(c) == {"advas_lambda": (0.0, 1.0)}
+    assert advas.siblings.advas_object() == methods.AdvAs(lam=1.0, weight="norm_ratio",
+                                                          estimate="unbiased")
+
+
+# -- one training step per network and per option combination, on mock data ------------
+
+def _network_and_options(config):
+    """What a flagfile builds (the networks) and how it trains (SSGAN's rotation head on
+    D's features is an option: the head is one dense layer on any D's "d_features")."""
+    m, method, sib = config.model, config.method, config.siblings
+    network = (m.architecture, m.resolution, m.channels, m.bn_g, m.bn_d, m.spectral_norm)
+    options = (method.loss, method.gradient_penalty, config.rotation.rotation_loss,
+               method.adversarial, method.perturbation, method.second_update, sib.dat,
+               sib.dat_side, sib.dat_loss, bool(sib.advas_lambda), method.d_steps > 1,
+               config.optim.lr_schedule)
+    return {("network", network), ("options", options)}
+
+
+def _covering_settings():
+    """The fewest flagfiles (greedy set cover, ties to the first in order) that train every
+    network of the flagfiles and every option combination at least once: an option
+    combination is the same code on every network, a network the same with every
+    option. (One run per distinct file setting took 28 runs for the 45 files before the
+    sources' settings were added, 2 minutes on 2 cores; this cover of all 65 takes 25, 2.7
+    minutes. The datasets the cover does not train on are loaded apart, below.)"""
+    keys = {path: _network_and_options(parse_file(path)[0]) for path in FLAGFILES}
+    left, chosen = set().union(*keys.values()), []
+    while left:
+        best = max(FLAGFILES, key=lambda p: (len(keys[p] & left), -FLAGFILES.index(p)))
+        chosen.append(best)
+        left -= keys[best]
+    return sorted(chosen)
+
+
+# Reduced width: what a flagfile sets (architecture, resolution, batch norm, spectral
+# norm, loss, penalty, rotation, method, siblings) is what is tested; the source-width
+# networks are checked by their parameter counts (tests/networks). At full width the 28
+# settings of the AS-GAN paper's files took 10 minutes.
 ONE_STEP_WIDTH = 0.125
+COVERING = _covering_settings()
+
+
+# D updates per step in the one-step runs: a flagfile's n_dis of 5 is run as 2. The D
+# updates of a step are a Python loop in ASGAN.train_step whose iterations differ only in
+# the last one (it keeps the fakes G's update back-propagates through), so 2 runs every
+# branch of 5, at 2/5 of the tracing (dat/stl10_sngan_dat: 63 s -> 17 s on 2 cores).
+ONE_STEP_D_STEPS = 2
+
+
+def _one_step(config):
+    d_steps = min(config.method.d_steps, ONE_STEP_D_STEPS)
+    return config.replace(batch_size=4 * d_steps, d_steps=d_steps, epochs=1,
+                          steps_per_epoch=1, width=ONE_STEP_WIDTH, export=False,
+                          sample_every_epochs=1, eval_every_epochs=0)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", _distinct_settings())
+@pytest.mark.parametrize("path", COVERING)
 def test_flagfile_trains_one_step_on_mock_data(path, tmp_path):
     config, _ = parse_file(path)
     assert config.eval.eval_every_epochs >= 1 and config.eval.eval_network == "inception"
-    config = config.replace(batch_size=8, epochs=1, steps_per_epoch=1, width=ONE_STEP_WIDTH,
-                            export=False, sample_every_epochs=1, eval_every_epochs=0)
-    with tfds.testing.mock_data(num_examples=8):
+    config = _one_step(config)  # 4 images per D update (AdvAs's two halves of 2)
+    with tfds.testing.mock_data(num_examples=config.optim.batch_size):
         result = loop.train(config, str(tmp_path), verbose=0)
     assert result["step"] == 1 and result["total_steps"] == 1
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-1.index")
     assert os.path.exists(tmp_path / "samples" / "epoch_0001.png")
+
+
+def _data_key(config):
+    return (config.data.dataset, config.model.resolution, config.model.channels,
+            config.optim.cache)
+
+
+def _uncovered_data():
+    trained = {_data_key(parse_file(p)[0]) for p in COVERING}
+    out = {}
+    for path in FLAGFILES:
+        key = _data_key(parse_file(path)[0])
+        if key not in trained and key not in out:
+            out[key] = path
+    return sorted(out.values())
+
+
+@pytest.mark.parametrize("path", _uncovered_data())
+def test_flagfile_data_the_one_step_runs_skip_yields_a_batch(path):
+    config, _ = parse_file(path)
+    res, channels = config.model.resolution, config.model.channels
+    with tfds.testing.mock_data(num_examples=8):
+        src = builder.make_source(config.data, res, config.optim.seed)
+        stream, _ = stream_lib.training_stream(src, 4, epochs=1, steps_per_epoch=1,
+                                               cache=config.optim.cache)
+        batch = next(iter(stream)).numpy()
+    assert batch.shape == (4, res, res, channels)
+    assert -1.0 <= batch.min() and batch.max() <= 1.0
 
 
 def test_a_boolean_jit_compile_is_written_as_a_flag_the_parser_takes(tmp_path):

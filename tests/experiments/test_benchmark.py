@@ -1,4 +1,5 @@
-"""The step benchmark: ratios of a tiny run, and the script's JSON and table
+"""The step benchmark: ratios of a tiny run, the training options against their
+references, refusals before timing, and the script's JSON and table
 (tf_asgan.experiments.benchmark)."""
 
 import json
@@ -8,8 +9,9 @@ import sys
 
 import pytest
 
-from helpers import REPO
-from tf_asgan.experiments import benchmark
+from helpers import REPO, run_script
+from tf_asgan import errors
+from tf_asgan.experiments import benchmark, presets
 
 
 @pytest.mark.slow
@@ -47,3 +49,110 @@ def test_benchmark_script_writes_json_and_table(tmp_path):
     assert loop["steps_per_execution"] == 2 and loop["train_over_fit"] > 0
     text = (tmp_path / "benchmark.md").read_text()
     assert text.startswith("| net | method |") and "| loop | ms/step |" in text
+
+
+# -- the training options: each compared with the same method without it ---------------
+
+
+def test_each_option_is_compared_with_the_same_method_without_it():
+    assert presets.reference("none") is None
+    assert [presets.reference(o) for o in ("nobn_d", "ema", "rotation_quarter",
+                                           "rotation_all")] == ["none"] * 4
+    # spectral norm and the penalties need a D without batch norm: their reference has none
+    for option in ("spectral_norm", "wgan_gp", "r1"):
+        assert presets.reference(option) == "nobn_d"
+        assert presets.option(option).items() >= {("bn_d", False)}
+    assert presets.with_references(["ema", "r1"]) == ("none", "nobn_d", "r1", "ema")
+    with pytest.raises(errors.InputError, match=r"Unknown options \['sn'\]"):
+        presets.with_references(["sn"])
+
+
+def test_an_option_row_differs_from_its_reference_by_the_option_alone():
+    for option in presets.OPTIONS:
+        ref = presets.reference(option)
+        if ref is None:
+            continue
+        row = benchmark.row_config("dcgan", 32, "asgan", option)
+        base = benchmark.row_config("dcgan", 32, "asgan", ref)
+        changes = set(presets.option(option))
+        assert set(row.differences(base)) == (changes - {"bn_d"} if ref == "nobn_d" else changes)
+    # the networks are the sources': no batch norm in SN-GAN's D, latent 128, MNIST grey
+    sngan = benchmark.row_config("sngan_resnet", 32, "baseline")
+    assert (sngan.model.bn_g, sngan.model.bn_d, sngan.model.latent_dim) == (True, False, 128)
+    mnist = benchmark.row_config("wgangp_mnist", 28, "baseline")
+    assert (mnist.model.channels, mnist.model.bn_g) == (1, False)
+
+
+def test_rotation_on_dcgan_and_rotation_with_advas_are_refused_before_timing(monkeypatch):
+    def no_timing(*args, **kwargs):
+        raise AssertionError("timed before refusing")
+
+    monkeypatch.setattr(benchmark, "build", no_timing)
+    with pytest.raises(errors.InputError, match="rotation_all needs a D with a rotation "
+                       "head, which --architectures=dcgan lacks.*not dcgan"):
+        benchmark.run(architectures=("sngan_cnn", "dcgan"), options=("rotation_all",),
+                      method_names=("baseline",), xla=(False,))
+    with pytest.raises(errors.InputError, match="--methods=advas with "
+                       "--options=rotation_quarter on sngan_cnn-32: The rotation loss"):
+        benchmark.check(["sngan_cnn"], [32], ["advas"], ["rotation_quarter"])
+
+
+def _rows(report):
+    return {(r["method"], r["option"]): r for r in report["rows"]}
+
+
+@pytest.mark.slow
+def test_benchmark_option_ratios_are_to_the_right_reference_row():
+    report = benchmark.run(architectures=("dcgan",), method_names=("baseline", "asgan"),
+                           options=("spectral_norm",), xla=(False,), batch_size=4,
+                           warmup=1, steps=1, repeats=1, width=1 / 8, log=lambda *a: None)
+    rows = _rows(report)
+    assert set(rows) == {(m, o) for m in ("baseline", "asgan")
+                         for o in ("none", "nobn_d", "spectral_norm")}
+    for method in ("baseline", "asgan"):
+        sn, nobn, none = (rows[method, o] for o in ("spectral_norm", "nobn_d", "none"))
+        assert (sn["reference"], nobn["reference"], none["reference"]) == \
+            ("nobn_d", "none", None)
+        assert sn["option_time_ratio"] == sn["ms_per_step"] / nobn["ms_per_step"]
+        assert sn["option_flop_ratio"] == sn["flops"] / nobn["flops"]
+        assert sn["option_flop_ratio"] > 1.0  # the power iteration's products
+        assert "option_time_ratio" not in none
+        # the method ratio compares with the baseline carrying the same option
+        assert sn["flop_ratio"] == sn["flops"] / rows["baseline", "spectral_norm"]["flops"]
+    assert 1.3 < rows["asgan", "spectral_norm"]["flop_ratio"] < 1.7
+    text = benchmark.table(report)
+    assert "| dcgan-32 | baseline | spectral_norm | nobn_d | off |" in text
+    json.dumps(report)
+
+
+def test_a_d_without_batch_norm_has_one_reference_row():
+    # SN-GAN's D has no batch norm: nobn_d is none's configuration, measured once as none
+    assert benchmark._aliases("sngan_cnn", 32, ("none", "nobn_d", "spectral_norm")) == \
+        {"nobn_d": "none"}
+    assert benchmark._aliases("dcgan", 32, ("none", "nobn_d", "spectral_norm")) == {}
+
+
+@pytest.mark.slow
+def test_benchmark_rotation_and_ema_rows_on_an_sngan_d():
+    report = benchmark.run(architectures=("sngan_cnn",), method_names=("baseline",),
+                           options=("nobn_d", "ema", "rotation_quarter"), xla=(False,),
+                           batch_size=4, warmup=1, steps=1, repeats=1, width=1 / 8,
+                           log=lambda *a: None)
+    rows = _rows(report)
+    assert set(rows) == {("baseline", o) for o in ("none", "ema", "rotation_quarter")}
+    ema, rotation = rows["baseline", "ema"], rows["baseline", "rotation_quarter"]
+    assert ema["reference"] == rotation["reference"] == "none"
+    # of the EMA's element-wise update the profiler counts only the multiplications
+    assert 1.0 < ema["option_flop_ratio"] < 1.01
+    assert rotation["option_flop_ratio"] > 1.0  # D also classifies the rotated reals
+
+
+@pytest.mark.slow
+def test_benchmark_script_refuses_rotation_on_dcgan_in_one_line(tmp_path):
+    proc = run_script("benchmark.py", "--architectures=dcgan", "--methods=baseline",
+                      "--options=rotation_quarter", "--noloop_overhead", "--xla=off",
+                      f"--output={tmp_path}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert [line for line in proc.stderr.splitlines() if line.startswith(
+        "benchmark.py: --options=rotation_quarter needs a D with a rotation head")]
+    assert not os.listdir(tmp_path)  # nothing measured, nothing written

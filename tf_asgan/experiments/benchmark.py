@@ -1,16 +1,24 @@
-"""Step cost of the methods, measured in one process so the numbers compare.
+"""Step cost of the methods and of the training options, measured in one process so the
+numbers compare.
 
-For each architecture, method and XLA setting, :func:`measure_step` builds the paper's
-networks, wraps ``ASGAN.train_step`` in a ``tf.function`` (``jit_compile`` for XLA),
-warms it up, then times ``repeats`` runs of ``steps`` steps on a fixed batch and keeps
-the median milliseconds per step. :func:`count_flops` counts the floating-point
-operations of one step's graph with TensorFlow's profiler (convolutions, their
-gradients and matrix products: the bulk of the work; batch norm and element-wise
-ops are not counted). :func:`input_throughput` times the training input pipeline
+For each architecture, method, option and XLA setting, :func:`build` builds the networks
+as a run of that configuration does (:func:`row_config` gives it: the method's preset of
+:mod:`tf_asgan.experiments.presets`, the option's changes, the architecture's source
+batch norm, latent size and channels), :func:`measure_step` wraps ``ASGAN.train_step``
+in a ``tf.function`` (``jit_compile`` for XLA), warms it up, then times ``repeats`` runs
+of ``steps`` steps on a fixed batch and keeps the median milliseconds per step.
+:func:`count_flops` counts the floating-point operations of one step's graph with
+TensorFlow's profiler (convolutions, their gradients and matrix products: the bulk of
+the work; batch norm and most element-wise ops are not counted: of the EMA's update,
+only its multiplications). :func:`input_throughput` times the training input pipeline
 (the embedded digits through :func:`tf_asgan.data.stream.training_stream`).
 
 The ratio that matters is ``(t_method / t_baseline) / (flops_method / flops_baseline)``:
-1.0 means the method costs exactly the extra arithmetic it needs.
+1.0 means the method costs exactly the extra arithmetic it needs. An option's row is
+also compared with its reference (:func:`tf_asgan.experiments.presets.reference`: the
+same method without the option on the same networks; ``nobn_d`` for spectral
+normalization and the gradient penalties, which need a D without batch norm):
+``option_time_ratio`` and ``option_flop_ratio``.
 """
 
 import statistics
@@ -20,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_asgan import networks
+from tf_asgan import errors, networks
 from tf_asgan.asgan import ASGAN
 from tf_asgan.config.train_config import TrainConfig
 from tf_asgan.data import digits
@@ -28,24 +36,94 @@ from tf_asgan.data import stream as stream_lib
 from tf_asgan.experiments import presets
 from tf_asgan.training import builder
 
-# The step benchmark's methods: every preset (tf_asgan.experiments.presets).
+# The step benchmark's methods: every preset (tf_asgan.experiments.presets); its options.
 METHODS = tuple(presets.PRESETS)
+OPTIONS = tuple(presets.OPTIONS)
+# The AS-GAN paper's networks take a latent of 100; every other source's 128
+# (tf_asgan.networks, "Latent sizes of the sources").
+PAPER_NETWORKS = ("dcgan", "resnet")
 
 
-def build(architecture, resolution, method, batch_size, seed=0):
-    """``(gan, batch)``: a compiled model of ``method`` and a fixed image batch."""
-    config = TrainConfig(architecture=architecture, resolution=resolution,
-                         **presets.preset(method))
+def row_config(architecture, resolution, method, option="none", width=1.0):
+    """The :class:`~tf_asgan.config.train_config.TrainConfig` of one benchmark row:
+    ``method``'s preset plus ``option``'s changes, on ``architecture`` with batch norm
+    where its source has it (``bn_g``, ``bn_d``), its source's latent size and channels
+    (one for ``wgangp_mnist``: its dataset, MNIST, is grey)."""
+    norms = networks.ARCHITECTURES[architecture].BATCH_NORM
+    changes = dict(architecture=architecture, resolution=resolution, width=width,
+                   latent_dim=100 if architecture in PAPER_NETWORKS else 128,
+                   bn_g="generator" in norms, bn_d="discriminator" in norms,
+                   **presets.preset(method))
+    if architecture == "wgangp_mnist":
+        changes["dataset"] = "mnist"
+    return TrainConfig(**changes).replace(**presets.option(option))
+
+
+def build(architecture, resolution, method, batch_size, seed=0, option="none", width=1.0):
+    """``(gan, batch)``: a compiled model of ``method`` with ``option`` and a fixed image
+    batch ``[batch_size, resolution, resolution, channels]`` in ``[-1, 1]``.
+
+    The networks are built from the row's configuration as
+    :func:`tf_asgan.training.builder.build_model` builds them (batch norm, spectral
+    norm, width, channels, latent size), the model from the same keyword arguments
+    (:func:`~tf_asgan.training.builder.asgan_kwargs`, the rotation loss included), with
+    the paper's Adam and no input gradient where the method needs none
+    (``track_input_grad=False``), so the baseline is timed without it.
+    """
+    row = row_config(architecture, resolution, method, option, width)
+    model = row.model
     keras.utils.set_random_seed(seed)
-    g = networks.build_generator(architecture, resolution)
-    d = networks.build_discriminator(architecture, resolution)
-    kwargs = builder.asgan_kwargs(config.model, config.method, config.siblings, config.optim)
+    g = networks.build_generator(model.architecture, model.resolution,
+                                 latent_dim=model.latent_dim, batch_norm=model.bn_g,
+                                 width=model.width, channels=model.channels)
+    d = networks.build_discriminator(model.architecture, model.resolution,
+                                     batch_norm=model.bn_d, width=model.width,
+                                     spectral_norm=model.spectral_norm,
+                                     channels=model.channels)
+    kwargs = builder.asgan_kwargs(row.model, row.method, row.siblings, row.optim,
+                                  row.rotation)
     kwargs.pop("seed")  # the draws follow keras's global seed, as before
     gan = ASGAN(g, d, track_input_grad=False, **kwargs)
     gan.compile()
     batch = tf.constant(np.random.default_rng(seed).uniform(
-        -1, 1, (batch_size, resolution, resolution, 3)).astype(np.float32))
+        -1, 1, (batch_size, resolution, resolution, model.channels)).astype(np.float32))
     return gan, batch
+
+
+def check(architectures, resolutions, method_names, options):
+    """Refuses, before any timing, what :func:`run` cannot measure: an unknown method or
+    option, a resolution an architecture lacks, a method and option that do not combine
+    (the configuration's own check, e.g. the rotation loss with AdvAs), a rotation
+    option on a D without a rotation head (dcgan).
+
+    Raises:
+      tf_asgan.errors.InputError: one line naming the flag value and the fix.
+    """
+    presets.check(method_names)
+    presets.check_options(options)
+    for arch in architectures:
+        bad = [r for r in resolutions if r not in networks.supported_resolutions(arch)]
+        if bad:
+            raise errors.InputError(f"--architectures={arch} supports --resolutions "
+                                    f"{list(networks.supported_resolutions(arch))}, not {bad}.")
+        for res in resolutions:
+            for method in method_names:
+                for option in options:
+                    try:
+                        row_config(arch, res, method, option).validate()
+                    except errors.InputError as err:
+                        raise errors.InputError(f"--methods={method} with --options={option} "
+                                                f"on {arch}-{res}: {err}") from None
+        rotation = [o for o in options if o in presets.ROTATION_OPTIONS]
+        for res in resolutions if rotation else ():
+            bn_d = row_config(arch, res, "baseline").model.bn_d
+            d = networks.build_discriminator(arch, res, width=1 / 16, batch_norm=bn_d)
+            try:
+                networks.heads.features_layer(d)
+            except errors.InputError as err:
+                raise errors.InputError(
+                    f"--options={rotation[0]} needs a D with a rotation head, which "
+                    f"--architectures={arch} lacks: {err}") from None
 
 
 def step_function(gan, jit_compile):
@@ -101,66 +179,119 @@ def input_throughput(batch_size, resolution=32, batches=50, repeats=3):
 
 
 def run(architectures=("dcgan", "resnet"), resolutions=(32,), method_names=tuple(METHODS),
-        xla=(False, True), batch_size=64, warmup=3, steps=5, repeats=5, log=print):
-    """Measures every combination; returns the JSON-serialisable report."""
+        xla=(False, True), batch_size=64, warmup=3, steps=5, repeats=5, log=print,
+        options=("none",), width=1.0):
+    """Measures every combination; returns the JSON-serialisable report.
+
+    ``options`` (:data:`OPTIONS`) are measured on every method, with the references they
+    are compared with (:func:`tf_asgan.experiments.presets.with_references`); an option
+    whose configuration on an architecture is another's (``nobn_d`` on a D that has no
+    batch norm) is measured once, under the first name. ``width`` scales every network
+    (1: the sources'; for tests).
+
+    Raises:
+      tf_asgan.errors.InputError: see :func:`check` (before any timing).
+    """
+    check(architectures, resolutions, method_names, options)
+    measured = presets.with_references(options)
     rows = []
     for arch in architectures:
         for res in resolutions:
-            flops = {}
+            same = _aliases(arch, res, measured)
             for method in method_names:
-                gan, batch = build(arch, res, method, batch_size)
-                flops[method] = count_flops(gan, batch)
-                for jit in xla:
-                    ms, all_ms = measure_step(gan, batch, jit_compile=jit, warmup=warmup,
-                                              steps=steps, repeats=repeats)
-                    row = {"architecture": arch, "resolution": res, "method": method,
-                           "xla": jit, "ms_per_step": ms, "ms_repeats": all_ms,
-                           "images_per_s": batch_size * 1000 / ms, "flops": flops[method]}
-                    rows.append(row)
-                    log(f"{arch}-{res} {method:16s} xla={'on ' if jit else 'off'} "
-                        f"{ms:8.1f} ms/step  {row['images_per_s']:8.1f} img/s  "
-                        f"{flops[method] / 1e9:7.2f} GFLOP")
+                for option in (o for o in measured if o not in same):
+                    rows += _measure_row(arch, res, method, option, same, xla, batch_size,
+                                         dict(warmup=warmup, steps=steps, repeats=repeats),
+                                         width, log)
     _add_ratios(rows)
     pipeline = input_throughput(batch_size)
     return {"batch_size": batch_size, "warmup": warmup, "steps": steps, "repeats": repeats,
-            "rows": rows, "input_pipeline_images_per_s": pipeline,
+            "width": width, "rows": rows, "input_pipeline_images_per_s": pipeline,
             "devices": [d.name for d in tf.config.list_logical_devices()],
             "tensorflow": tf.__version__}
 
 
+def _aliases(arch, res, options):
+    """``{option: earlier option with the same configuration}`` on ``arch`` at ``res``."""
+    first, same = {}, {}
+    for option in options:
+        key = tuple(row_config(arch, res, "baseline", option).to_dict().items())
+        if key in first:
+            same[option] = first[key]
+        else:
+            first[key] = option
+    return same
+
+
+def _measure_row(arch, res, method, option, same, xla, batch_size, timing, width, log):
+    gan, batch = build(arch, res, method, batch_size, option=option, width=width)
+    flops = count_flops(gan, batch)
+    ref = presets.reference(option)
+    rows = []
+    for jit in xla:
+        ms, all_ms = measure_step(gan, batch, jit_compile=jit, **timing)
+        rows.append({"architecture": arch, "resolution": res, "method": method,
+                     "option": option, "reference": same.get(ref, ref), "xla": jit,
+                     "ms_per_step": ms, "ms_repeats": all_ms,
+                     "images_per_s": batch_size * 1000 / ms, "flops": flops})
+        log(f"{arch}-{res} {method:16s} {option:16s} xla={'on ' if jit else 'off'} "
+            f"{ms:8.1f} ms/step  {rows[-1]['images_per_s']:8.1f} img/s  "
+            f"{flops / 1e9:7.2f} GFLOP")
+    return rows
+
+
 def _add_ratios(rows):
-    base = {(r["architecture"], r["resolution"], r["xla"]): r for r in rows
-            if r["method"] == "baseline"}
-    no_xla = {(r["architecture"], r["resolution"], r["method"]): r for r in rows
-              if not r["xla"]}
+    """Each row's time and FLOPs over the baseline method's with the same option
+    (``time_ratio``, ``flop_ratio``), over its option's reference with the same method
+    (``option_time_ratio``, ``option_flop_ratio``), and XLA's speed-up."""
+    index = {(r["architecture"], r["resolution"], r["method"], r["option"], r["xla"]): r
+             for r in rows}
     for r in rows:
-        b = base.get((r["architecture"], r["resolution"], r["xla"]))
-        if b:
-            r["time_ratio"] = r["ms_per_step"] / b["ms_per_step"]
-            r["flop_ratio"] = r["flops"] / b["flops"]
-            r["time_over_flop_ratio"] = r["time_ratio"] / r["flop_ratio"]
-        off = no_xla.get((r["architecture"], r["resolution"], r["method"]))
-        if r["xla"] and off:
+        net, option, xla = (r["architecture"], r["resolution"]), r["option"], r["xla"]
+        _ratios(r, index.get((*net, "baseline", option, xla)), "")
+        if r["reference"] is not None:
+            _ratios(r, index.get((*net, r["method"], r["reference"], xla)), "option_")
+        off = index.get((*net, r["method"], option, False))
+        if xla and off:
             r["xla_speedup"] = off["ms_per_step"] / r["ms_per_step"]
 
 
+def _ratios(row, reference, prefix):
+    if reference is None:
+        return
+    row[prefix + "time_ratio"] = row["ms_per_step"] / reference["ms_per_step"]
+    row[prefix + "flop_ratio"] = row["flops"] / reference["flops"]
+    row[prefix + "time_over_flop_ratio"] = row[prefix + "time_ratio"] / row[prefix + "flop_ratio"]
+
+
 def table(report):
-    """The report as a markdown table."""
-    lines = ["| net | method | XLA | ms/step | img/s | GFLOP/step | time / baseline | "
-             "FLOPs / baseline | time ratio / FLOP ratio | XLA speed-up |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    """The report as a markdown table; with options other than ``none``, also each row's
+    option, its reference and the ratios to it."""
+    options = any(r.get("option", "none") != "none" for r in report["rows"])
+    head = ["net", "method", "XLA", "ms/step", "img/s", "GFLOP/step", "time / baseline",
+            "FLOPs / baseline", "time ratio / FLOP ratio", "XLA speed-up"]
+    if options:
+        head[2:2] = ["option", "vs"]
+        head[-1:-1] = ["time / vs", "FLOPs / vs", "time ratio / FLOP ratio vs"]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join("---" if i < (5 if options else 3) else "---:"
+                            for i in range(len(head))) + "|"]
 
     def fmt(value, spec):
         return format(value, spec) if value is not None else ""
 
     for r in report["rows"]:
-        lines.append(
-            f"| {r['architecture']}-{r['resolution']} | {r['method']} | "
-            f"{'on' if r['xla'] else 'off'} | {r['ms_per_step']:.1f} | "
-            f"{r['images_per_s']:.0f} | {r['flops'] / 1e9:.2f} | "
-            f"{fmt(r.get('time_ratio'), '.2f')} | {fmt(r.get('flop_ratio'), '.2f')} | "
-            f"{fmt(r.get('time_over_flop_ratio'), '.2f')} | "
-            f"{fmt(r.get('xla_speedup'), '.2f')} |")
+        cells = [f"{r['architecture']}-{r['resolution']}", r["method"],
+                 "on" if r["xla"] else "off", f"{r['ms_per_step']:.1f}",
+                 f"{r['images_per_s']:.0f}", f"{r['flops'] / 1e9:.2f}",
+                 fmt(r.get("time_ratio"), ".2f"), fmt(r.get("flop_ratio"), ".2f"),
+                 fmt(r.get("time_over_flop_ratio"), ".2f"), fmt(r.get("xla_speedup"), ".2f")]
+        if options:
+            cells[2:2] = [r["option"], r["reference"] or ""]
+            cells[-1:-1] = [fmt(r.get("option_time_ratio"), ".2f"),
+                            fmt(r.get("option_flop_ratio"), ".2f"),
+                            fmt(r.get("option_time_over_flop_ratio"), ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
     fastest = min(r["ms_per_step"] for r in report["rows"])
     pipe = report["input_pipeline_images_per_s"]
     lines.append("")

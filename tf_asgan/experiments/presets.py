@@ -12,6 +12,13 @@ preset trains through ``scripts/train.py`` exactly as it runs in an experiment:
 - Options of ours: ``asgan_real_only`` (the second update on the perturbed reals
   alone), ``dat_pgd`` (an iterative DAT attack), ``advas_fixed_biased`` (AdvAs with a
   fixed weight and one full-batch estimate: one generator backward pass instead of two).
+
+:data:`OPTIONS` are the training options the step benchmark
+(:mod:`tf_asgan.experiments.benchmark`) adds to any method, each a set of configuration
+changes with its *reference*, the row it is compared with: the same method without the
+option on the same networks (:func:`reference`). Spectral normalization and the gradient
+penalties need a D without batch norm, so theirs is ``nobn_d`` (the method with
+``bn_d=False``); the EMA's and the rotation loss's is ``none``.
 """
 
 from tf_asgan import errors
@@ -46,3 +53,54 @@ def check(names):
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         raise errors.InputError(f"Unknown methods {unknown}; choose from {list(PRESETS)}.")
+
+
+# The benchmark's training options: configuration changes on top of a method's preset.
+OPTIONS = {
+    "none": {},
+    "nobn_d": {"bn_d": False},  # the reference of the options below that need it
+    "spectral_norm": {"bn_d": False, "spectral_norm": True},
+    "wgan_gp": {"bn_d": False, "gradient_penalty": "wgan_gp"},
+    "r1": {"bn_d": False, "gradient_penalty": "r1"},
+    # StudioGAN's default decay; the EMA's cost does not depend on it.
+    "ema": {"ema_decay": 0.9999},
+    "rotation_quarter": {"rotation_loss": "quarter"},
+    "rotation_all": {"rotation_loss": "all"},
+}
+# Options that put a rotation head on D (every architecture but dcgan has one).
+ROTATION_OPTIONS = ("rotation_quarter", "rotation_all")
+
+
+def option(name):
+    """The configuration changes of benchmark option ``name`` (:data:`OPTIONS`).
+
+    Raises:
+      tf_asgan.errors.InputError: ``name`` is not an option (the message lists them).
+    """
+    check_options([name])
+    return dict(OPTIONS[name])
+
+
+def reference(name):
+    """The option whose row option ``name`` is compared with: ``nobn_d`` for options that
+    switch D's batch norm off, ``none`` for the others, ``None`` for ``none`` itself."""
+    if name == "none":
+        return None
+    return "nobn_d" if option(name).get("bn_d") is False and name != "nobn_d" else "none"
+
+
+def with_references(names):
+    """``names`` and the references they need, theirs too (``nobn_d``'s is ``none``), in
+    the order of :data:`OPTIONS`."""
+    check_options(names)
+    wanted = set(names)
+    while {reference(n) for n in wanted} - {None} - wanted:
+        wanted |= {reference(n) for n in wanted} - {None}
+    return tuple(n for n in OPTIONS if n in wanted)
+
+
+def check_options(names):
+    """Refuses (with :class:`tf_asgan.errors.InputError`) any name that is not an option."""
+    unknown = [n for n in names if n not in OPTIONS]
+    if unknown:
+        raise errors.InputError(f"Unknown options {unknown}; choose from {list(OPTIONS)}.")
