@@ -54,10 +54,26 @@ def test_holm_by_hand():
         statistics.holm([0.1, 1.5])
 
 
-def test_holm_matches_statsmodels_when_installed():
-    multitest = pytest.importorskip("statsmodels.stats.multitest")
+def _holm_rejects(p, alpha):
+    """Holm's step-down procedure at family-wise level ``alpha`` (Holm 1979): the sorted
+    p_(k), k = 1..m, are rejected while p_(k) <= alpha / (m - k + 1)."""
+    order, rejected = np.argsort(p), set()
+    for k, i in enumerate(order):
+        if p[i] > alpha / (len(p) - k):
+            break
+        rejected.add(int(i))
+    return rejected
+
+
+def test_holm_adjusted_p_is_the_smallest_level_that_rejects():
+    # The other route to the same numbers: an adjusted p-value is the smallest alpha at
+    # which the step-down procedure rejects that hypothesis; the candidates are the
+    # levels where a rejection can start, (m - k + 1) p_(k).
     p = np.random.default_rng(0).uniform(0, 0.2, 7)
-    assert statistics.holm(p) == pytest.approx(multitest.multipletests(p, method="holm")[1])
+    levels = sorted({min(1.0, (len(p) - k) * v) for k, v in enumerate(np.sort(p))} | {1.0})
+    expected = [min(a for a in levels if i in _holm_rejects(p, a * (1 + 1e-12)))
+                for i in range(len(p))]
+    assert statistics.holm(p) == pytest.approx(expected, rel=1e-12)
 
 
 def test_permutation_test_exact_by_hand_and_against_scipy():
