@@ -105,6 +105,20 @@ def check_batch_norm(name, which, batch_norm, fix=None):
                                 f"source; add {fix}.")
 
 
+def _build_arguments(name, resolution, which, width, batch_norm, channels):
+    """``(module, channels, kwargs)`` for building ``which`` ("generator" or
+    "discriminator") of ``name``: the width's channel counts, and ``batch_norm`` where the
+    source has it (else refused when asked for, :func:`check_batch_norm`)."""
+    module = _module(name, resolution)
+    channels = _check_channels(channels)
+    kwargs = _width_kwargs(name, resolution, width, which)
+    if which in module.BATCH_NORM:
+        kwargs["batch_norm"] = batch_norm
+    else:
+        check_batch_norm(name, which, batch_norm, "batch_norm=False")
+    return module, channels, kwargs
+
+
 def build_generator(name, resolution, *, latent_dim=100, batch_norm=True, sync_bn=False,
                     width=1.0, channels=3):
     """Builds generator ``name`` (a key of ``ARCHITECTURES``) for ``resolution`` pixels.
@@ -127,13 +141,8 @@ def build_generator(name, resolution, *, latent_dim=100, batch_norm=True, sync_b
       InputError: an unknown name or resolution, ``width <= 0``, ``channels`` not an
         integer >= 1, or batch norm the source does not have.
     """
-    module = _module(name, resolution)
-    channels = _check_channels(channels)
-    kwargs = _width_kwargs(name, resolution, width, "generator")
-    if "generator" in module.BATCH_NORM:
-        kwargs["batch_norm"] = batch_norm
-    else:
-        check_batch_norm(name, "generator", batch_norm, "batch_norm=False")
+    module, channels, kwargs = _build_arguments(name, resolution, "generator", width,
+                                                batch_norm, channels)
     model = module.generator(resolution, latent_dim=latent_dim, image_channels=channels,
                              **kwargs)
     return synchronize_batch_norm(model) if sync_bn else model
@@ -162,13 +171,8 @@ def build_discriminator(name, resolution, *, batch_norm=True, sync_bn=False, wid
       InputError: as :func:`build_generator`, and spectral norm with batch norm.
     """
     check_spectral_norm(spectral_norm, batch_norm, "spectral_norm=True", "batch_norm=False")
-    module = _module(name, resolution)
-    channels = _check_channels(channels)
-    kwargs = _width_kwargs(name, resolution, width, "discriminator")
-    if "discriminator" in module.BATCH_NORM:
-        kwargs["batch_norm"] = batch_norm
-    else:
-        check_batch_norm(name, "discriminator", batch_norm, "batch_norm=False")
+    module, channels, kwargs = _build_arguments(name, resolution, "discriminator", width,
+                                                batch_norm, channels)
     model = module.discriminator(resolution, spectral_norm=spectral_norm,
                                  image_channels=channels, **kwargs)
     return synchronize_batch_norm(model) if sync_bn else model
