@@ -23,7 +23,8 @@ from absl import app, flags
 from tf_asgan import errors
 from tf_asgan.experiments import statistics
 
-flags.DEFINE_string("csv", None, "The study's CSV (setting, method, seed, metric, value).")
+flags.DEFINE_list("csv", None, "The study's CSVs (setting, method, seed, metric, value): "
+                  "one, or the parts of a study run in several folders, comma-separated.")
 flags.DEFINE_string("primary", "fid", "The primary metric (Holm's family is on it).")
 flags.DEFINE_list("secondary", [], "Secondary metrics, e.g. modes,recall,coverage.")
 flags.DEFINE_list("family", ["H1", "H2a", "H2b"], "The hypotheses of the family: "
@@ -91,9 +92,9 @@ def main(argv):
             raise errors.InputError(f"Unknown hypotheses {unknown}; choose from "
                                     f"{list(hypotheses)} or define them with --hypothesis.")
         family = {h: hypotheses[h] for h in FLAGS.family}
-        table = statistics.read_csv(FLAGS.csv)
-        out = [f"Tests of {FLAGS.csv}: arm a against arm b; Welch's two-sided t-test, Holm's "
-               f"correction over {len(family)} hypotheses per metric at alpha = "
+        table = statistics.read_csvs(FLAGS.csv)
+        out = [f"Tests of {', '.join(FLAGS.csv)}: arm a against arm b; Welch's two-sided "
+               f"t-test, Holm's correction over {len(family)} hypotheses per metric at alpha = "
                f"{FLAGS.alpha:g}, permutation test of the difference in means, Hedges' g.",
                ""]
         for kind, metric in [("primary", FLAGS.primary),

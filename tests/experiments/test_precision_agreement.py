@@ -110,13 +110,6 @@ def test_zero_fraction_on_8_bit_levels_matches_a_numpy_count_and_the_issue():
                                                                               "bfloat16")
 
 
-def test_cpu_description_names_the_model_and_the_flags(tmp_path):
-    info = tmp_path / "cpuinfo"
-    info.write_text("model name\t: Some CPU\nflags\t\t: fpu avx512f avx512_bf16\n")
-    text = pa.cpu_description(str(info))
-    assert text.startswith("Some CPU") and "avx512_bf16 yes" in text and "amx_bf16 no" in text
-
-
 @pytest.mark.slow
 def test_the_script_measures_a_tiny_run(tmp_path):
     workdir = str(tmp_path / "run")

@@ -165,6 +165,19 @@ def test_read_csv_checks_its_header_and_duplicates(tmp_path):
         statistics.read_csv(path)
 
 
+def test_read_csvs_merges_the_parts_of_a_study_and_refuses_overlaps(tmp_path):
+    header = "setting,method,seed,metric,value\n"
+    (tmp_path / "a.csv").write_text(header + "standard,asgan,0,fid,12.5\n")
+    (tmp_path / "b.csv").write_text(header + "standard,asgan,1,fid,13.5\n"
+                                    "standard,baseline,1,modes,7\n")
+    table = statistics.read_csvs([tmp_path / "a.csv", tmp_path / "b.csv"])
+    assert table == {("standard", "asgan", "fid"): {0: 12.5, 1: 13.5},
+                     ("standard", "baseline", "modes"): {1: 7.0}}
+    (tmp_path / "c.csv").write_text(header + "standard,asgan,0,fid,99\n")
+    with pytest.raises(ValueError, match="c.csv:2: standard/asgan seed 0 has fid twice"):
+        statistics.read_csvs([tmp_path / "a.csv", tmp_path / "c.csv"])
+
+
 def _csv(path):
     rng = np.random.default_rng(7)
     lines = ["setting,method,seed,metric,value"]
@@ -202,9 +215,13 @@ def test_family_tests_holm_adjust_welch_and_give_verdicts(tmp_path):
 @pytest.mark.slow
 def test_study_stats_script_prints_the_table(tmp_path):
     path = _csv(tmp_path / "s.csv")
-    proc = run_script("study_stats.py", f"--csv={path}", "--family=H1,H2a,H9",
-                      "--hypothesis=H9=no_bn_d/asgan:standard/asgan", "--secondary=modes",
-                      "--power", "--n_resamples=2000")
+    lines = path.read_text().splitlines()  # the study in two parts: two files
+    part = [lines[0]] + [x for x in lines[1:] if x.startswith("no_bn_d")]
+    (tmp_path / "part.csv").write_text("\n".join(part) + "\n")
+    path.write_text("\n".join(x for x in lines if not x.startswith("no_bn_d")) + "\n")
+    proc = run_script("study_stats.py", f"--csv={path},{tmp_path / 'part.csv'}",
+                      "--family=H1,H2a,H9", "--hypothesis=H9=no_bn_d/asgan:standard/asgan",
+                      "--secondary=modes", "--power", "--n_resamples=2000")
     assert proc.returncode == 0, proc.stderr
     assert "## fid (primary)" in proc.stdout and "## modes (secondary)" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| H1 |"))

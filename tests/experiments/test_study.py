@@ -13,6 +13,7 @@ from helpers import REPO, is_png
 from tf_asgan import randomness
 from tf_asgan.experiments import statistics, study, study_results, study_settings, study_summary
 from tf_asgan.training import builder, loop
+from tf_asgan.utils import machine
 
 
 @pytest.mark.slow
@@ -86,6 +87,10 @@ def test_the_study_runs_settings_end_to_end_writes_its_csv_and_resumes(tmp_path,
     assert ("earlier random-draw scheme: deleted the previous run in "
             f"{stored.parent}") in caplog.text
     assert randomness.SCHEME == json.loads(stored.read_text())["draws"]
+    # every run records the machine that trained it, and the CSV's JSON carries it
+    assert json.loads(stored.read_text())["machine"] == machine.description()
+    meta = json.loads((csvs / "digits.json").read_text())
+    assert meta["runs"]["standard/asgan/seed0"]["machine"]["cpu"] == machine.cpu_description()
 
 
 def test_settings_and_ablation_methods_resolve_and_clashes_are_refused(monkeypatch):
@@ -122,7 +127,7 @@ def test_settings_and_ablation_methods_resolve_and_clashes_are_refused(monkeypat
 def _result(setting, method, seed, config, fid, flipped=0.25):
     return {"dataset": "digits", "setting": setting, "method": method, "seed": seed,
             "fid": fid, "modes": 9.0, "flipped_real": flipped, "step": 800,
-            "train_seconds": 60.0, "config": config.to_dict(),
+            "train_seconds": 60.0, "config": config.to_dict(), "machine": {"cpu": "Some CPU"},
             "traces": {"dat_linf_fake": {"median": 0.1, "max": 0.2}}}
 
 
@@ -143,6 +148,7 @@ def test_write_results_writes_rows_merges_parts_and_drops_redefined_runs(tmp_pat
     assert meta["study"]["steps"] == 800 and meta["methods"] == {"baseline": {
         "adversarial": False}}
     assert set(meta["code"]) == {"package", "git_commit", "git_dirty"}
+    assert meta["runs"]["no_bn_d/baseline/seed1"]["machine"] == {"cpu": "Some CPU"}
     # a part of the study: only standard's seed 0, with a new value
     part = [dict(first[0], fid=99.0)]
     study_results.write_results(config, part, str(tmp_path))

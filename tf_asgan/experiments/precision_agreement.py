@@ -33,9 +33,6 @@ float32: the perturbation then reaches D unrounded, and is rounded only at layer
 """
 
 import dataclasses
-import os
-import platform
-import re
 import time
 
 import keras
@@ -47,6 +44,7 @@ from tf_asgan.methods import dat as dat_lib
 from tf_asgan.regularizers import penalties
 from tf_asgan.training import builder, rundir
 from tf_asgan.utils import distribute
+from tf_asgan.utils.machine import cpu_description
 
 REFERENCE = "float32"
 EPSILONS_OVER_255 = (0.2, 0.5, 1.0, 2.0, 4.0)  # issue 26; model-input units over 255
@@ -311,25 +309,6 @@ def grid_zero_fractions(epsilons, dtype="bfloat16"):
     signs = np.concatenate([np.ones(256), -np.ones(256)])
     return {e: zero_fraction(x, np.clip(x + signs * e, -1.0, 1.0).astype(np.float32), dtype)
             for e in epsilons}
-
-
-CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512_fp16", "avx512f")
-
-
-def cpu_description(path="/proc/cpuinfo"):
-    """``"<model name> (<n> cores; amx_bf16 no, avx512_bf16 yes, ...)"`` from
-    ``/proc/cpuinfo`` (``platform.processor()`` where there is none)."""
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
-    flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
-    have = set(flags.group(1).split()) if flags else set()
-    listed = ", ".join(f"{f} {'yes' if f in have else 'no'}" for f in CPU_FLAGS)
-    name = model.group(1).strip() if model else "unknown CPU"
-    return f"{name} ({os.cpu_count()} cores; {listed})"
 
 
 def from_run(workdir, *, batch_size=64, batches=4, seed=0):

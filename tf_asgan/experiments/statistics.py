@@ -240,15 +240,17 @@ def seeds_per_arm(d, alpha=0.05, target=0.8, limit=100_000):
     return lo
 
 
-def read_csv(path):
-    """``{(setting, method, metric): {seed: value}}`` of a study CSV.
+def read_csv(path, table=None):
+    """``{(setting, method, metric): {seed: value}}`` of a study CSV; with ``table``, its
+    values are added to that dict (a study run in parts, each part in its own folder).
 
     Raises:
       tf_asgan.errors.InputError: the header is not exactly :data:`CSV_COLUMNS`, a value
-        is no number, or a (setting, method, metric, seed) appears twice.
+        is no number, or a (setting, method, metric, seed) appears twice (in the file, or
+        in ``table`` and the file).
       FileNotFoundError: no file at ``path``.
     """
-    table = {}
+    table = {} if table is None else table
     with open(path, newline="") as f:
         reader = csv.reader(f)
         header = tuple(next(reader, ()))
@@ -264,8 +266,17 @@ def read_csv(path):
             cell = table.setdefault((setting, method, metric), {})
             if seed in cell:
                 raise errors.InputError(f"{path}:{line}: {setting}/{method} seed {seed} has "
-                                        f"{metric} twice.")
+                                        f"{metric} twice (in this file or an earlier one).")
             cell[seed] = value
+    return table
+
+
+def read_csvs(paths):
+    """:func:`read_csv` of every path into one table (the same errors; a value given by
+    two files is refused)."""
+    table = {}
+    for path in paths:
+        read_csv(path, table)
     return table
 
 

@@ -43,7 +43,7 @@ from tf_asgan.experiments.study_settings import (
     method_changes,
 )
 from tf_asgan.training import builder, checkpoints, loop, rundir
-from tf_asgan.utils import io
+from tf_asgan.utils import io, machine
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,7 @@ def run_one(study, dataset, method, seed, workdir, setting="standard"):
         "g_loss_std": _loss_spread(workdir, "g_loss"),
         "traces": _traces(workdir, config.optim.steps_per_epoch),
         "config": config.to_dict(), "measure": measure, "draws": randomness.SCHEME,
+        "machine": machine.description(),
     }
     io.atomic_write_json(path, out, indent=2, sort_keys=True)
     return out

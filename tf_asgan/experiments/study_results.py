@@ -1,7 +1,8 @@
 """The study's per-seed values as files anyone can recompute every statistic from:
 ``<results>/<dataset>.csv`` (``setting, method, seed, metric, value``) and
 ``<dataset>.json`` beside it (the study's settings, each run's configuration digest, the
-measurement protocol and the code version), written atomically after every run.
+measurement protocol, the code version and each run's machine: CPU and thread settings),
+written atomically after every run.
 """
 
 import csv
@@ -98,7 +99,8 @@ def write_results(study, results, folder):
     """Writes ``<folder>/<dataset>.csv`` (columns ``setting, method, seed, metric, value``,
     one row per value, :func:`result_rows`) and ``<folder>/<dataset>.json`` (the study's
     settings, the definitions of its settings and methods, each run's configuration
-    digest, the measurement protocol and :func:`code_version`), each atomically.
+    digest and machine (:func:`tf_asgan.utils.machine.description` at training time), the
+    measurement protocol and :func:`code_version`), each atomically.
 
     Rows of runs an earlier write recorded and ``results`` does not hold (a study run in
     parts) are kept while their configuration digest and measurement protocol still equal
@@ -115,7 +117,8 @@ def write_results(study, results, folder):
             rows = [row for row in rows if _run_key(*row[:3]) != key] + result_rows(r)
             runs[key] = {"setting": r["setting"], "method": r["method"], "seed": r["seed"],
                          "config_sha256": config_digest(r["config"]), "step": r["step"],
-                         "train_seconds": r.get("train_seconds")}
+                         "train_seconds": r.get("train_seconds"),
+                         "machine": r.get("machine")}
         buffer = text_io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(("setting", "method", "seed", "metric", "value"))

@@ -1,0 +1,25 @@
+from tf_asgan.utils import machine
+
+
+def test_cpu_description_names_the_model_and_the_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: Some CPU\nflags\t\t: fpu avx512f avx512_bf16\n")
+    text = machine.cpu_description(str(info))
+    assert text.startswith("Some CPU") and "avx512_bf16 yes" in text and "amx_bf16 no" in text
+    assert "avx512f yes" in text and "avx512_fp16 no" in text
+
+
+def test_an_unreadable_cpuinfo_gives_no_flags(tmp_path):
+    name, flags = machine.cpu_info(str(tmp_path / "missing"))
+    assert flags == set() and name
+
+
+def test_description_records_the_thread_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: Some CPU\nflags\t\t: fpu\n")
+    got = machine.description(str(info))
+    assert got["threads"]["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert got["threads"]["TF_NUM_INTEROP_THREADS"] is None
+    assert got["cpu"].startswith("Some CPU")
