@@ -9,27 +9,33 @@ loop's own cost (:mod:`tf_asgan.experiments.loop_overhead`).
     python scripts/benchmark.py --resolutions=32,64   # also the 64 px networks
     python scripts/benchmark.py --architectures=sngan_resnet --options=spectral_norm,ema
     python scripts/benchmark.py --architectures= --loop_overhead   # the loop alone
+    python scripts/benchmark.py --architectures=dcgan --methods=baseline,asgan \
+        --precision=float32,mixed_bfloat16,mixed_float16 --xla=off   # reduced precision
     python scripts/benchmark.py --architectures= --noloop_overhead \
         --inception_weights=.../default_1.pt     # the evaluation network, and PyTorch's
 
-Writes ``<output>/benchmark.json`` and ``<output>/benchmark.md`` (a table: ms/step,
+Writes ``<output>/benchmark.json`` and ``<output>/benchmark.md`` (the CPU's model and
+features, then a table: ms/step,
 images/s, GFLOP/step, each method's time and FLOPs relative to the baseline, the ratio
 of the two, and the XLA speed-up; with options, each option's time and FLOPs relative
 to the same method without it (``vs``: ``nobn_d`` for spectral normalization and the
 penalties, which need a D without batch norm); then the loop-overhead table: a bare
 ``tf.function`` loop, ``fit`` and ``training.train`` on the same tiny net; with
-``--inception_weights``, the evaluation network's table: :mod:`tf_asgan.experiments.eval_speed`).
+``--precision``, each precision's rows with their speed-up over float32, and a
+loop-overhead table per precision; with ``--inception_weights``, the evaluation
+network's table: :mod:`tf_asgan.experiments.eval_speed`).
 """
 
 import os
 import platform
 import sys
 
+import tensorflow as tf
 from absl import app, flags
 
 from tf_asgan import errors, networks
 from tf_asgan.experiments import benchmark, eval_speed, loop_overhead
-from tf_asgan.utils import io
+from tf_asgan.utils import io, machine
 
 flags.DEFINE_list("architectures", ["dcgan", "resnet"],
                   "Architectures: " + ", ".join(networks.ARCHITECTURES) + ".")
@@ -42,6 +48,9 @@ flags.DEFINE_list("options", ["none"], "Training options measured on top of ever
                   "the method with --nobn_d, for those that need a D without batch norm): "
                   + ", ".join(benchmark.OPTIONS) + ". none alone: the methods' table.")
 flags.DEFINE_enum("xla", "both", ["both", "on", "off"], "With and/or without XLA.")
+flags.DEFINE_list("precision", ["float32"], "Precisions (Keras dtype policies), each "
+                  "measured in this process with a speed-up column against float32: "
+                  "float32, mixed_bfloat16, mixed_float16, auto (this machine's choice).")
 flags.DEFINE_integer("batch_size", 64, "Batch size (the paper's 64).")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, compilation).")
 flags.DEFINE_integer("steps", 5, "Steps per timed repeat.")
@@ -85,25 +94,28 @@ def checked_resolutions():
 def measure(xla):
     """Runs the timings the flags ask for, writes ``benchmark.json`` and ``benchmark.md``
     and returns the tables' text."""
-    report, parts = {}, []
+    report, parts = {}, [f"Machine: {machine.cpu_description()}, TensorFlow {tf.__version__}."]
+    precisions = benchmark.check_precisions(FLAGS.precision)
     if FLAGS.architectures:
         report = benchmark.run(
             architectures=FLAGS.architectures, resolutions=checked_resolutions(),
             method_names=FLAGS.methods, xla=xla, batch_size=FLAGS.batch_size,
             warmup=FLAGS.warmup, steps=FLAGS.steps, repeats=FLAGS.repeats,
-            options=FLAGS.options)
+            options=FLAGS.options, precisions=precisions)
         parts.append(benchmark.table(report))
     if FLAGS.loop_overhead:  # (may refuse more steps per epoch than the data holds)
-        config = loop_overhead.tiny_config(FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs,
-                                           steps_per_execution=FLAGS.steps_per_execution,
-                                           log_every_steps=FLAGS.log_every_steps)
-        report["loop_overhead"] = loop_overhead.measure(config)
-        parts.append(loop_overhead.table(report["loop_overhead"]))
+        report["loop_overhead"] = []
+        for precision in precisions:
+            config = loop_overhead.tiny_config(
+                FLAGS.loop_steps_per_epoch, FLAGS.loop_epochs, precision=precision,
+                steps_per_execution=FLAGS.steps_per_execution,
+                log_every_steps=FLAGS.log_every_steps)
+            report["loop_overhead"].append(loop_overhead.measure(config))
+            parts.append(loop_overhead.table(report["loop_overhead"][-1]))
     if FLAGS.inception_weights:
         report["inception"] = eval_speed.measure(FLAGS.inception_weights)
         parts.append(eval_speed.table(report["inception"]))
-    report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                         "processor": platform.processor()}
+    report["machine"] = {**machine.description(), "platform": platform.platform()}
     os.makedirs(FLAGS.output, exist_ok=True)
     io.atomic_write_json(os.path.join(FLAGS.output, "benchmark.json"), report, indent=2)
     text = "\n\n".join(parts)

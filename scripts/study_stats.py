@@ -8,10 +8,18 @@ candidates are ``tf_asgan.experiments.statistics.HYPOTHESES``, ``--hypothesis`` 
 redefines one) and each metric, prints a Markdown table: the arms' means and defined
 seeds (NaN values are left out and counted), the difference in means a - b with Welch's
 95% CI, Hedges' g with its 95% CI, Welch's two-sided p, Holm's adjusted p across the
-family, the permutation p and the verdict at --alpha. Holm's correction runs over the
-family once per metric: the primary metric's is the pre-registered one; the secondary
-metrics' tables are reported as secondary. --power adds the seeds per arm that 80% power
-would need at the observed |g| (a pilot's use), at --alpha and at Holm's smallest level.
+family, the permutation p (also Holm-adjusted) and the verdict at --alpha: "not robust"
+where the two adjusted p-values decide differently, "undefined" where an arm lost more
+than a quarter of its values to NaN. Holm's correction runs over the family once per
+metric: the primary metric's is the pre-registered one; the secondary metrics' tables
+are reported as secondary. With --holm_across_metrics it runs over the metrics of each
+hypothesis instead (H4-H6: one comparison, three metrics):
+
+    python scripts/study_stats.py --csv=... --family=H1 --primary=d_loss_std \
+        --secondary=flipped_real,grad_l1 --holm_across_metrics
+
+--power adds the seeds per arm that 80% power would need at the observed |g| (a pilot's
+use), at --alpha and at Holm's smallest level.
 """
 
 import math
@@ -32,6 +40,9 @@ flags.DEFINE_list("family", ["H1", "H2a", "H2b"], "The hypotheses of the family:
 flags.DEFINE_multi_string("hypothesis", [], "NAME=setting/method:setting/method (arm a, "
                           "then arm b); adds or redefines NAME.")
 flags.DEFINE_float("alpha", 0.05, "Family-wise error rate (Holm).")
+flags.DEFINE_bool("holm_across_metrics", False, "Holm's correction across the metrics "
+                  "(--primary and --secondary) of each hypothesis instead of across the "
+                  "hypotheses: a family of several metrics on one comparison (H4-H6).")
 flags.DEFINE_integer("n_resamples", 100_000, "Monte Carlo permutations when exact "
                      "enumeration is too large.")
 flags.DEFINE_integer("seed", 0, "Seed of the Monte Carlo permutations.")
@@ -63,9 +74,9 @@ def _number(x, fmt="{:.3g}"):
 
 def table_lines(metric, rows, alpha, family_size, power):
     lines = ["| hypothesis | a | b | n a (NaN) | n b (NaN) | mean a | mean b | a - b [95% CI] "
-             "| g [95% CI] | p Welch | p Holm | p perm. | verdict |" + (
+             "| g [95% CI] | p Welch | p Holm | p perm. | p perm. Holm | verdict |" + (
                  " seeds/arm for 80% (alpha, alpha/m) |" if power else ""),
-             "|---|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|" + (
+             "|---|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|" + (
                  "---|" if power else "")]
     for r in rows:
         cells = [r["name"], r["a"], r["b"], f"{r['n_a']} ({r['nan_a']})",
@@ -73,7 +84,8 @@ def table_lines(metric, rows, alpha, family_size, power):
                  _number(r.get("mean_b")),
                  f"{_number(r['diff'])} [{_number(r['ci'][0])}, {_number(r['ci'][1])}]",
                  f"{_number(r['g'])} [{_number(r['g_ci'][0])}, {_number(r['g_ci'][1])}]",
-                 _number(r["p"]), _number(r["p_holm"]), _number(r["p_perm"]), r["verdict"]]
+                 _number(r["p"]), _number(r["p_holm"]), _number(r["p_perm"]),
+                 _number(r["p_perm_holm"]), r["verdict"]]
         if power:
             g = r["g"]
             cells.append("-" if not g or math.isnan(g) else
@@ -97,14 +109,20 @@ def main(argv):
                f"t-test, Holm's correction over {len(family)} hypotheses per metric at alpha = "
                f"{FLAGS.alpha:g}, permutation test of the difference in means, Hedges' g.",
                ""]
-        for kind, metric in [("primary", FLAGS.primary),
-                             *(("secondary", m) for m in FLAGS.secondary)]:
+        tests = {}
+        for metric in [FLAGS.primary, *FLAGS.secondary]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # NaNs are counted in the table instead
-                rows = statistics.family_tests(table, family, metric, FLAGS.alpha,
-                                               FLAGS.seed, FLAGS.n_resamples)
+                tests[metric] = statistics.family_tests(table, family, metric, FLAGS.alpha,
+                                                        FLAGS.seed, FLAGS.n_resamples)
+        if FLAGS.holm_across_metrics:
+            statistics.across_metrics(tests, FLAGS.alpha)
+        size = len(tests) if FLAGS.holm_across_metrics else len(family)
+        for metric, rows in tests.items():
+            kind = ("family member" if FLAGS.holm_across_metrics else
+                    "primary" if metric == FLAGS.primary else "secondary")
             out += [f"## {metric} ({kind})", "",
-                    *table_lines(metric, rows, FLAGS.alpha, len(family), FLAGS.power), ""]
+                    *table_lines(metric, rows, FLAGS.alpha, size, FLAGS.power), ""]
     except (errors.TfAsganError, OSError) as err:
         sys.exit(f"study_stats.py: {err}")
     print("\n".join(out))

@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 
+import keras
 import pytest
 
 from helpers import REPO, run_script
 from tf_asgan import errors
 from tf_asgan.experiments import benchmark, presets
+from tf_asgan.utils import machine
 
 
 @pytest.mark.slow
@@ -44,11 +46,55 @@ def test_benchmark_script_writes_json_and_table(tmp_path):
     with open(tmp_path / "benchmark.json") as f:
         report = json.load(f)
     assert {r["method"] for r in report["rows"]} == {"baseline", "dat", "advas"}
-    loop = report["loop_overhead"]
+    (loop,) = report["loop_overhead"]  # one per precision
     assert [r["loop"] for r in loop["rows"]] == ["bare", "fit", "train"]
     assert loop["steps_per_execution"] == 2 and loop["train_over_fit"] > 0
+    assert loop["precision"] == "float32"
     text = (tmp_path / "benchmark.md").read_text()
-    assert text.startswith("| net | method |") and "| loop | ms/step |" in text
+    assert text.startswith(f"Machine: {machine.cpu_description()}")
+    assert "| net | method |" in text and "| loop | ms/step |" in text
+    assert report["machine"]["cpu"] == machine.cpu_description()
+
+
+@pytest.mark.slow
+def test_benchmark_times_each_precision_under_its_policy_with_a_speedup(monkeypatch):
+    policies, build = [], benchmark.build
+
+    def recording_build(*args, **kwargs):
+        policies.append(keras.mixed_precision.global_policy().name)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "build", recording_build)
+    report = benchmark.run(architectures=("dcgan",), method_names=("baseline", "asgan"),
+                           xla=(False,), batch_size=4, warmup=1, steps=1, repeats=1,
+                           width=1 / 8, log=lambda *a: None,
+                           precisions=("float32", "mixed_bfloat16"))
+    assert policies == ["float32", "float32", "mixed_bfloat16", "mixed_bfloat16"]
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    rows = {(r["method"], r["precision"]): r for r in report["rows"]}
+    assert report["precisions"] == ["float32", "mixed_bfloat16"]
+    for method in ("baseline", "asgan"):
+        full, half = rows[method, "float32"], rows[method, "mixed_bfloat16"]
+        assert half["precision_speedup"] == full["ms_per_step"] / half["ms_per_step"]
+        assert "precision_speedup" not in full
+        # the method's ratio is to the baseline in the same precision
+        assert half["time_ratio"] == half["ms_per_step"] / rows[
+            "baseline", "mixed_bfloat16"]["ms_per_step"]
+    table = benchmark.table(report)
+    assert "| precision | speed-up vs float32 |" in table
+    assert f"| mixed_bfloat16 | {rows['asgan', 'mixed_bfloat16']['precision_speedup']:.2f} |" \
+        in table
+
+
+def test_a_precision_named_twice_is_refused_before_timing():
+    assert benchmark.check_precisions(["float32", "mixed_bfloat16"]) == [
+        "float32", "mixed_bfloat16"]
+    with pytest.raises(errors.InputError, match="names one policy twice"):
+        benchmark.check_precisions(["float32", "auto"])  # auto is float32 on a CPU
+    with pytest.raises(errors.InputError, match="Unknown precision 'bf16'"):
+        benchmark.check_precisions(["bf16"])
+    with pytest.raises(errors.InputError, match="at least one precision"):
+        benchmark.check_precisions([])
 
 
 # -- the training options: each compared with the same method without it ---------------

@@ -1,6 +1,7 @@
 """The loop-overhead benchmark: its three loops, and a loop that cannot work refused
 (tf_asgan.experiments.loop_overhead)."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -34,3 +35,21 @@ def test_the_loop_overhead_benchmark_reports_its_three_loops():
     assert report["train_over_fit_with_epoch_ends"] == pytest.approx(
         with_ends["train"] / with_ends["fit"])
     assert np.isfinite(report["fit_over_bare"])
+
+
+def test_every_loop_is_timed_under_the_configured_precision(monkeypatch):
+    seen = []
+
+    def fake_loop(config, source):
+        seen.append(keras.mixed_precision.global_policy().name)
+        return [1.0, 2.0], [0.0, 0.0]
+
+    monkeypatch.setattr(loop_overhead, "LOOPS", {k: fake_loop for k in ("bare", "fit",
+                                                                          "train")})
+    config = loop_overhead.tiny_config(steps_per_epoch=3, epochs=2,
+                                       precision="mixed_bfloat16")
+    source = builder.make_source(config.data, config.model.resolution, config.optim.seed)
+    report = loop_overhead.measure(config, source, log=lambda *a: None)
+    assert seen == ["mixed_bfloat16"] * 6 and report["precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert "DCGAN-32 at width 0.125, mixed_bfloat16, batch 16" in loop_overhead.table(report)

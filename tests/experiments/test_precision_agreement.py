@@ -14,6 +14,7 @@ import tensorflow as tf
 from helpers import load_script, small_config
 from tf_asgan.experiments import precision_agreement as pa
 from tf_asgan.training import loop
+from tf_asgan.utils import distribute
 
 EPS = 0.5 / 255
 BF16 = ml_dtypes.bfloat16
@@ -82,6 +83,26 @@ def test_fgsm_on_a_linear_d_has_its_closed_form_in_float32_and_bfloat16s_roundin
     fixed = record(pa.Variant("mixed_bfloat16", 1), w, x, fake)["attacks"]["fgsm 0.5/255"]
     np.testing.assert_allclose(fixed["delta"], ref["delta"], rtol=1e-6)
     assert fixed["zero_fraction"] == 0.0
+
+
+def test_the_last_layer_variant_computes_d_s_logit_in_float32():
+    def two_layer_d():
+        inputs = keras.Input((4, 4, 3))
+        h = keras.layers.Conv2D(2, 3, name="first")(inputs)
+        h = keras.layers.LeakyReLU(0.2)(h)
+        h = keras.layers.Conv2D(1, 2, name="last")(h)
+        return keras.Model(inputs, keras.layers.Flatten(dtype="float32")(h))
+
+    with distribute.precision_policy("float32"):
+        weights = two_layer_d().get_weights()
+    variant = pa.Variant("mixed_bfloat16", 0, 1)
+    assert variant.name == "mixed_bfloat16+last1_f32"
+    d = pa.build_variant(two_layer_d, weights, variant)
+    dtypes = {layer.name: layer.compute_dtype for layer in d.layers}
+    assert dtypes["first"] == "bfloat16" and dtypes["last"] == "float32"
+    both = pa.build_variant(two_layer_d, weights, pa.Variant("mixed_bfloat16", 1, 1))
+    assert {layer.compute_dtype for layer in both.layers if layer.weights} == {"float32"}
+    assert all(np.array_equal(a, b) for a, b in zip(d.get_weights(), weights))
 
 
 def test_relative_leaves_out_references_near_zero_and_counts_them():

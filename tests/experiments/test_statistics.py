@@ -163,6 +163,9 @@ def test_read_csv_checks_its_header_and_duplicates(tmp_path):
     path.write_text("setting,method,seed,metric,value\ns,m,0,fid,1\ns,m,0,fid,2\n")
     with pytest.raises(ValueError, match="fid twice"):
         statistics.read_csv(path)
+    path.write_text("setting,method,seed,metric,value\ns,m,0,fid\n")
+    with pytest.raises(ValueError, match="s.csv:2: 4 cells; the header has 5"):
+        statistics.read_csv(path)
 
 
 def test_read_csvs_merges_the_parts_of_a_study_and_refuses_overlaps(tmp_path):
@@ -226,3 +229,26 @@ def test_study_stats_script_prints_the_table(tmp_path):
     assert "## fid (primary)" in proc.stdout and "## modes (secondary)" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| H1 |"))
     assert "| 5 (1) | 6 (0) |" in row and "a better" in row
+
+
+def _row(p, p_perm, diff=-1.0, n=6, nan=0):
+    return {"p": p, "p_perm": p_perm, "diff": diff, "n_a": n - nan, "nan_a": nan, "n_b": n,
+            "nan_b": 0}
+
+
+def test_holm_across_metrics_adjusts_each_hypothesis_over_its_metrics():
+    tests = {"d_loss_std": [_row(0.010, 0.012), _row(0.20, 0.30)],
+             "flipped_real": [_row(0.030, 0.020), _row(0.01, 0.01, nan=2)],
+             "grad_l1": [_row(0.040, 0.200), _row(0.02, 0.03)]}
+    statistics.across_metrics(tests)
+    first = [tests[m][0] for m in tests]
+    assert [r["p_holm"] for r in first] == pytest.approx([0.03, 0.06, 0.06])
+    assert [r["p_perm_holm"] for r in first] == pytest.approx(
+        statistics.holm([0.012, 0.020, 0.200]))
+    assert first[0]["verdict"] == "a better"  # lower is better: diff < 0
+    assert first[1]["verdict"] == ("no difference shown (not robust: the permutation test "
+                                   "decides otherwise)")  # perm. Holm 0.04 < 0.05
+    assert first[2]["verdict"] == "no difference shown"
+    # 2 of 6 values NaN (a third): more than a quarter lost, so no verdict
+    assert tests["flipped_real"][1]["verdict"].startswith("undefined")
+    assert tests["grad_l1"][1]["p_holm"] == pytest.approx(statistics.holm([0.2, 0.01, 0.02])[2])

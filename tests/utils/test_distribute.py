@@ -93,6 +93,8 @@ def test_mirrored_training_run_resumes_and_logs_the_batch_split(tmp_path, caplog
     assert result["step"] == 2 and result["chief"]
     assert "MirroredStrategy: 2 replica(s), global batch 8 = 2 x 4 per replica" in caplog.text
     assert "XLA off" in caplog.text  # the rule: several replicas
+    # the run's start says what --precision=auto chose here and why
+    assert "; float32 (--precision=auto on a CPU: bfloat16 does not keep AS-GAN's" in caplog.text
     result = loop_lib.train(small_config(epochs=2), str(tmp_path), verbose=0,
                             strategy=strategy)
     assert result["step"] == 4
@@ -176,5 +178,10 @@ def test_gpu_rules_with_simulated_devices(monkeypatch):
     monkeypatch.setattr(tf.config.experimental, "get_device_details",
                         lambda gpu: {"compute_capability": capability[gpu]})
     assert distribute.resolve_precision("auto") == "mixed_float16"
+    assert distribute.precision_reason("auto", "mixed_float16") == (
+        "mixed_float16 (--precision=auto: every GPU has tensor cores)")
     capability["GPU:1"] = (6, 1)  # one old GPU: no tensor cores, float32
     assert distribute.resolve_precision("auto") == "float32"
+    assert distribute.precision_reason("auto", "float32") == (
+        "float32 (--precision=auto: a GPU without tensor cores)")
+    assert distribute.precision_reason("mixed_bfloat16", "mixed_bfloat16") == "mixed_bfloat16"

@@ -35,6 +35,7 @@ from tf_asgan.data import digits
 from tf_asgan.data import stream as stream_lib
 from tf_asgan.experiments import presets
 from tf_asgan.training import builder
+from tf_asgan.utils import distribute
 
 # The step benchmark's methods: every preset (tf_asgan.experiments.presets); its options.
 METHODS = tuple(presets.PRESETS)
@@ -178,35 +179,61 @@ def input_throughput(batch_size, resolution=32, batches=50, repeats=3):
     return statistics.median(rates)
 
 
+def check_precisions(precisions):
+    """The Keras dtype policies of ``precisions`` (``auto`` resolved for this machine,
+    :func:`tf_asgan.utils.distribute.resolve_precision`), each once, in order.
+
+    Raises:
+      tf_asgan.errors.InputError: an unknown name, none, or two names that resolve to one
+        policy (the rows would be measured twice).
+    """
+    if not precisions:
+        raise errors.InputError("Give at least one precision, e.g. --precision=float32.")
+    names = [distribute.resolve_precision(p) for p in precisions]
+    if len(set(names)) != len(names):
+        raise errors.InputError(f"--precision={','.join(precisions)} names one policy twice "
+                                f"({names} here); give each once.")
+    return names
+
+
 def run(architectures=("dcgan", "resnet"), resolutions=(32,), method_names=tuple(METHODS),
         xla=(False, True), batch_size=64, warmup=3, steps=5, repeats=5, log=print,
-        options=("none",), width=1.0):
+        options=("none",), width=1.0, precisions=("float32",)):
     """Measures every combination; returns the JSON-serialisable report.
 
     ``options`` (:data:`OPTIONS`) are measured on every method, with the references they
     are compared with (:func:`tf_asgan.experiments.presets.with_references`); an option
     whose configuration on an architecture is another's (``nobn_d`` on a D that has no
     batch norm) is measured once, under the first name. ``width`` scales every network
-    (1: the sources'; for tests).
+    (1: the sources'; for tests). Each of ``precisions`` (Keras dtype policies:
+    ``float32``, ``mixed_bfloat16``, ``mixed_float16``; :func:`check_precisions`) builds
+    and times every row under that global policy; a row's ``precision_speedup`` is the
+    float32 row's milliseconds over its own, when float32 is measured.
 
     Raises:
-      tf_asgan.errors.InputError: see :func:`check` (before any timing).
+      tf_asgan.errors.InputError: see :func:`check` and :func:`check_precisions` (before
+        any timing).
     """
     check(architectures, resolutions, method_names, options)
+    precisions = check_precisions(precisions)
     measured = presets.with_references(options)
     rows = []
-    for arch in architectures:
-        for res in resolutions:
-            same = _aliases(arch, res, measured)
-            for method in method_names:
-                for option in (o for o in measured if o not in same):
-                    rows += _measure_row(arch, res, method, option, same, xla, batch_size,
-                                         dict(warmup=warmup, steps=steps, repeats=repeats),
-                                         width, log)
+    for precision in precisions:
+        with distribute.precision_policy(precision):
+            for arch in architectures:
+                for res in resolutions:
+                    same = _aliases(arch, res, measured)
+                    for method in method_names:
+                        for option in (o for o in measured if o not in same):
+                            rows += _measure_row(
+                                arch, res, method, option, same, xla, batch_size,
+                                dict(warmup=warmup, steps=steps, repeats=repeats), width,
+                                log, precision)
     _add_ratios(rows)
     pipeline = input_throughput(batch_size)
     return {"batch_size": batch_size, "warmup": warmup, "steps": steps, "repeats": repeats,
-            "width": width, "rows": rows, "input_pipeline_images_per_s": pipeline,
+            "width": width, "precisions": precisions, "rows": rows,
+            "input_pipeline_images_per_s": pipeline,
             "devices": [d.name for d in tf.config.list_logical_devices()],
             "tensorflow": tf.__version__}
 
@@ -223,7 +250,8 @@ def _aliases(arch, res, options):
     return same
 
 
-def _measure_row(arch, res, method, option, same, xla, batch_size, timing, width, log):
+def _measure_row(arch, res, method, option, same, xla, batch_size, timing, width, log,
+                 precision="float32"):
     gan, batch = build(arch, res, method, batch_size, option=option, width=width)
     flops = count_flops(gan, batch)
     ref = presets.reference(option)
@@ -232,11 +260,11 @@ def _measure_row(arch, res, method, option, same, xla, batch_size, timing, width
         ms, all_ms = measure_step(gan, batch, jit_compile=jit, **timing)
         rows.append({"architecture": arch, "resolution": res, "method": method,
                      "option": option, "reference": same.get(ref, ref), "xla": jit,
-                     "ms_per_step": ms, "ms_repeats": all_ms,
+                     "precision": precision, "ms_per_step": ms, "ms_repeats": all_ms,
                      "images_per_s": batch_size * 1000 / ms, "flops": flops})
-        log(f"{arch}-{res} {method:16s} {option:16s} xla={'on ' if jit else 'off'} "
-            f"{ms:8.1f} ms/step  {rows[-1]['images_per_s']:8.1f} img/s  "
-            f"{flops / 1e9:7.2f} GFLOP")
+        log(f"{arch}-{res} {method:16s} {option:16s} {precision:14s} "
+            f"xla={'on ' if jit else 'off'} {ms:8.1f} ms/step  "
+            f"{rows[-1]['images_per_s']:8.1f} img/s  {flops / 1e9:7.2f} GFLOP")
     return rows
 
 
@@ -244,16 +272,21 @@ def _add_ratios(rows):
     """Each row's time and FLOPs over the baseline method's with the same option
     (``time_ratio``, ``flop_ratio``), over its option's reference with the same method
     (``option_time_ratio``, ``option_flop_ratio``), and XLA's speed-up."""
-    index = {(r["architecture"], r["resolution"], r["method"], r["option"], r["xla"]): r
-             for r in rows}
+    index = {(r["architecture"], r["resolution"], r["method"], r["option"], r["xla"],
+              r.get("precision", "float32")): r for r in rows}
     for r in rows:
         net, option, xla = (r["architecture"], r["resolution"]), r["option"], r["xla"]
-        _ratios(r, index.get((*net, "baseline", option, xla)), "")
+        precision = r.get("precision", "float32")
+        _ratios(r, index.get((*net, "baseline", option, xla, precision)), "")
         if r["reference"] is not None:
-            _ratios(r, index.get((*net, r["method"], r["reference"], xla)), "option_")
-        off = index.get((*net, r["method"], option, False))
+            _ratios(r, index.get((*net, r["method"], r["reference"], xla, precision)),
+                    "option_")
+        off = index.get((*net, r["method"], option, False, precision))
         if xla and off:
             r["xla_speedup"] = off["ms_per_step"] / r["ms_per_step"]
+        full = index.get((*net, r["method"], option, xla, "float32"))
+        if precision != "float32" and full:
+            r["precision_speedup"] = full["ms_per_step"] / r["ms_per_step"]
 
 
 def _ratios(row, reference, prefix):
@@ -268,14 +301,18 @@ def table(report):
     """The report as a markdown table; with options other than ``none``, also each row's
     option, its reference and the ratios to it."""
     options = any(r.get("option", "none") != "none" for r in report["rows"])
+    precisions = len({r.get("precision", "float32") for r in report["rows"]}) > 1
     head = ["net", "method", "XLA", "ms/step", "img/s", "GFLOP/step", "time / baseline",
             "FLOPs / baseline", "time ratio / FLOP ratio", "XLA speed-up"]
     if options:
         head[2:2] = ["option", "vs"]
         head[-1:-1] = ["time / vs", "FLOPs / vs", "time ratio / FLOP ratio vs"]
+    if precisions:
+        head[-1:-1] = ["precision", "speed-up vs float32"]
+    text_columns = (5 if options else 3)
     lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join("---" if i < (5 if options else 3) else "---:"
-                            for i in range(len(head))) + "|"]
+             "|" + "|".join("---" if i < text_columns or h == "precision" else "---:"
+                            for i, h in enumerate(head)) + "|"]
 
     def fmt(value, spec):
         return format(value, spec) if value is not None else ""
@@ -291,6 +328,9 @@ def table(report):
             cells[-1:-1] = [fmt(r.get("option_time_ratio"), ".2f"),
                             fmt(r.get("option_flop_ratio"), ".2f"),
                             fmt(r.get("option_time_over_flop_ratio"), ".2f")]
+        if precisions:
+            cells[-1:-1] = [r.get("precision", "float32"),
+                            fmt(r.get("precision_speedup"), ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     fastest = min(r["ms_per_step"] for r in report["rows"])
     pipe = report["input_pipeline_images_per_s"]

@@ -31,6 +31,7 @@ from tf_asgan import inputs
 from tf_asgan.config.train_config import TrainConfig
 from tf_asgan.data import stream as stream_lib
 from tf_asgan.training import builder, loop
+from tf_asgan.utils import distribute
 
 
 def tiny_config(steps_per_epoch=80, epochs=4, **changes):
@@ -106,7 +107,8 @@ LOOPS = {"bare": time_bare, "fit": time_fit, "train": time_train}
 
 
 def measure(config=None, source=None, log=print, rounds=2):
-    """Times the three loops on ``config`` (default :func:`tiny_config`), ``rounds``
+    """Times the three loops on ``config`` (default :func:`tiny_config`) under its
+    precision (``config.run.precision``, resolved for this machine), ``rounds``
     times in alternating order (bare, fit, train, then train, fit, bare, ...) so that a
     drift of the machine's speed falls on all three; returns ``{"rows": [...],
     "fit_over_bare", "train_over_fit", ...}`` with per-loop medians over every round's
@@ -118,10 +120,12 @@ def measure(config=None, source=None, log=print, rounds=2):
                                    config.optim.steps_per_epoch or None)
     loop_s = {name: [] for name in LOOPS}
     end_s = {name: [] for name in LOOPS}
+    precision = distribute.resolve_precision(config.run.precision)
     for r in range(rounds):
         for name in (list(LOOPS) if r % 2 == 0 else list(LOOPS)[::-1]):
             keras.utils.set_random_seed(config.optim.seed)
-            loops, ends = LOOPS[name](config, source)
+            with distribute.precision_policy(precision):  # (train sets the same itself)
+                loops, ends = LOOPS[name](config, source)
             loop_s[name] += loops[1:]
             end_s[name] += ends[1:]
     rows = []
@@ -137,7 +141,7 @@ def measure(config=None, source=None, log=print, rounds=2):
     total = {r["loop"]: r["ms_per_step_with_epoch_end"] for r in rows}
     return {"rows": rows, "steps_per_epoch": steps, "epochs": config.optim.epochs,
             "rounds": rounds, "batch_size": config.optim.batch_size, "width": config.model.width,
-            "steps_per_execution": config.run.steps_per_execution,
+            "steps_per_execution": config.run.steps_per_execution, "precision": precision,
             "log_every_steps": config.run.log_every_steps,
             "fit_over_bare": by["fit"] / by["bare"], "train_over_fit": by["train"] / by["fit"],
             "train_over_fit_with_epoch_ends": total["train"] / total["fit"]}
@@ -154,7 +158,8 @@ def table(report):
                      f"{r['ms_per_step'] / by['fit']:.3f} | {r['epoch_end_ms']:.1f} | "
                      f"{r['ms_per_step_with_epoch_end']:.2f} |")
     lines.append("")
-    lines.append(f"Loop overhead (DCGAN-32 at width {report['width']}, batch "
+    lines.append(f"Loop overhead (DCGAN-32 at width {report['width']}, "
+                 f"{report.get('precision', 'float32')}, batch "
                  f"{report['batch_size']}, {report['steps_per_epoch']} steps per epoch, "
                  f"{report['rounds']} rounds of {report['epochs']} epochs, "
                  f"steps_per_execution {report['steps_per_execution']}, step logs every "

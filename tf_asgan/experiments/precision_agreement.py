@@ -29,7 +29,8 @@ Loss terms are batch means: one ratio per batch. :data:`THRESHOLD` (5%) is the
 project's bound. A candidate fix is a variant too: ``float32_layers=k`` builds the
 same D with its first ``k`` weighted layers (and the layers between them) computing in
 float32: the perturbation then reaches D unrounded, and is rounded only at layer
-``k + 1``'s input.
+``k + 1``'s input; ``float32_last=1`` computes D's last weighted layer (the one that
+gives the logit) in float32, so a small change of the logit is not rounded away.
 """
 
 import dataclasses
@@ -55,20 +56,24 @@ FLOAT16_LOSS_SCALE = 2.0 ** 15  # keras.optimizers.LossScaleOptimizer's initial_
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """A Keras dtype policy name, with D's first ``float32_layers`` weighted layers
-    computing in float32 (0: the policy's D)."""
+    """A Keras dtype policy name, with D's first ``float32_layers`` weighted layers and
+    its last ``float32_last`` weighted layers (with every layer after them) computing in
+    float32 (0, 0: the policy's D)."""
 
     precision: str
     float32_layers: int = 0
+    float32_last: int = 0
 
     @property
     def name(self):
         extra = f"+{self.float32_layers}_f32" if self.float32_layers else ""
+        extra += f"+last{self.float32_last}_f32" if self.float32_last else ""
         return self.precision + extra
 
 
 VARIANTS = (Variant("float32"), Variant("mixed_bfloat16"), Variant("mixed_float16"),
-            Variant("mixed_bfloat16", 1), Variant("mixed_bfloat16", 2))
+            Variant("mixed_bfloat16", 1), Variant("mixed_bfloat16", 2),
+            Variant("mixed_bfloat16", 0, 1), Variant("mixed_bfloat16", 1, 1))
 
 
 def build_variant(build_d, weights, variant):
@@ -78,21 +83,28 @@ def build_variant(build_d, weights, variant):
     distribute.resolve_precision(variant.precision)  # refuses an unknown name
     with distribute.precision_policy(variant.precision):
         d = build_d()
-        if variant.float32_layers:
-            d = _leading_layers_float32(d, variant.float32_layers)
+        if variant.float32_layers or variant.float32_last:
+            d = _layers_float32(d, variant.float32_layers, variant.float32_last)
     d.set_weights(weights)
     return d
 
 
-def _leading_layers_float32(model, count):
+def _layers_float32(model, leading_count, trailing_count):
+    """A clone of ``model`` whose first ``leading_count`` weighted layers (and the layers
+    between them: batch norm, activations) and last ``trailing_count`` weighted layers
+    (and every layer after them) compute in float32."""
     weighted = [layer for layer in model.layers if layer.weights]
-    last = model.layers.index(weighted[count - 1])
-    # the leading weighted layers and what lies between them (batch norm, activations)
-    leading = {id(layer) for layer in model.layers[:last + 1]}
+    chosen = set()
+    if leading_count:
+        chosen |= {id(layer) for layer in
+                   model.layers[:model.layers.index(weighted[leading_count - 1]) + 1]}
+    if trailing_count:
+        chosen |= {id(layer) for layer in
+                   model.layers[model.layers.index(weighted[-trailing_count]):]}
 
     def clone(layer):
         config = layer.get_config()
-        if id(layer) in leading:
+        if id(layer) in chosen:
             config["dtype"] = "float32"
         return layer.__class__.from_config(config)
 

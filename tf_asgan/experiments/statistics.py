@@ -251,24 +251,39 @@ def read_csv(path, table=None):
       FileNotFoundError: no file at ``path``.
     """
     table = {} if table is None else table
+    for line, (setting, method, seed, metric, value) in csv_rows(path, CSV_COLUMNS):
+        try:
+            seed, value = int(seed), float(value)
+        except ValueError:
+            raise errors.InputError(f"{path}:{line}: seed {seed!r} or value {value!r} is "
+                                    "no number.") from None
+        cell = table.setdefault((setting, method, metric), {})
+        if seed in cell:
+            raise errors.InputError(f"{path}:{line}: {setting}/{method} seed {seed} has "
+                                    f"{metric} twice (in this file or an earlier one).")
+        cell[seed] = value
+    return table
+
+
+def csv_rows(path, columns):
+    """``(line number, row)`` of each data row of the CSV file ``path``, whose header must
+    be exactly ``columns`` (a tuple of names); rows of another length are refused.
+
+    Raises:
+      tf_asgan.errors.InputError: another header, or a row with another number of cells.
+      FileNotFoundError: no file at ``path``.
+    """
     with open(path, newline="") as f:
         reader = csv.reader(f)
         header = tuple(next(reader, ()))
-        if header != CSV_COLUMNS:
-            raise errors.InputError(f"{path}: the header must be {','.join(CSV_COLUMNS)}; "
+        if header != tuple(columns):
+            raise errors.InputError(f"{path}: the header must be {','.join(columns)}; "
                                     f"got {','.join(header)}.")
-        for line, (setting, method, seed, metric, value) in enumerate(reader, 2):
-            try:
-                seed, value = int(seed), float(value)
-            except ValueError:
-                raise errors.InputError(f"{path}:{line}: seed {seed!r} or value {value!r} is "
-                                        "no number.") from None
-            cell = table.setdefault((setting, method, metric), {})
-            if seed in cell:
-                raise errors.InputError(f"{path}:{line}: {setting}/{method} seed {seed} has "
-                                        f"{metric} twice (in this file or an earlier one).")
-            cell[seed] = value
-    return table
+        for line, row in enumerate(reader, 2):
+            if len(row) != len(columns):
+                raise errors.InputError(f"{path}:{line}: {len(row)} cells; the header has "
+                                        f"{len(columns)}.")
+            yield line, row
 
 
 def read_csvs(paths):
@@ -335,8 +350,9 @@ def family_tests(table, hypotheses, metric, alpha=0.05, seed=0, n_resamples=100_
 
     Returns:
       ``[dict]``, one per hypothesis in order: :func:`compare`'s values (NaN when an arm
-      has fewer than 2 defined values), ``name, a, b, p_holm`` (over this family, which
-      holds ``len(hypotheses)`` tests) and :func:`verdict`'s ``verdict``.
+      has fewer than 2 defined values), ``name, a, b``, ``p_holm`` and ``p_perm_holm``
+      (Welch's and the permutation test's, over this family, which holds
+      ``len(hypotheses)`` tests) and the ``verdict`` (see :func:`_adjust`).
 
     Raises:
       tf_asgan.errors.InputError: an arm with no values of ``metric`` in ``table``.
@@ -360,7 +376,41 @@ def family_tests(table, hypotheses, metric, alpha=0.05, seed=0, n_resamples=100_
         row["nan_a"] = sum(math.isnan(v) for v in arms[0])
         row["nan_b"] = sum(math.isnan(v) for v in arms[1])
         rows.append({"name": name, "a": "/".join(a), "b": "/".join(b), **row})
-    for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
-        row["p_holm"] = float(adjusted)
-        row["verdict"] = verdict(metric, row["diff"], row["p_holm"], alpha)
+    _adjust(rows, [metric] * len(rows), alpha)
     return rows
+
+
+# The most an arm may lose to undefined values before its test's verdict is "undefined"
+# (the pre-registration in docs/results.md).
+MAX_NAN_FRACTION = 0.25
+
+
+def _adjust(rows, metrics, alpha):
+    """Holm's adjustment across ``rows`` (one test each, of ``metrics[i]``) of the Welch
+    and the permutation p-values, and each row's verdict: :func:`verdict` on Welch's
+    adjusted p; "undefined" where an arm lost more than :data:`MAX_NAN_FRACTION` of its
+    values; marked "not robust" where the adjusted permutation p decides otherwise."""
+    welch_adjusted, perm_adjusted = holm([r["p"] for r in rows]), holm(
+        [r["p_perm"] for r in rows])
+    for row, metric, p_holm, p_perm_holm in zip(rows, metrics, welch_adjusted, perm_adjusted):
+        row["p_holm"], row["p_perm_holm"] = float(p_holm), float(p_perm_holm)
+        lost = max(row["nan_a"] / max(row["n_a"] + row["nan_a"], 1),
+                   row["nan_b"] / max(row["n_b"] + row["nan_b"], 1))
+        if lost > MAX_NAN_FRACTION:
+            row["verdict"] = "undefined (an arm lost more than a quarter of its values)"
+            continue
+        row["verdict"] = verdict(metric, row["diff"], p_holm, alpha)
+        if not math.isnan(p_holm) and (p_holm < alpha) != (p_perm_holm < alpha):
+            row["verdict"] += " (not robust: the permutation test decides otherwise)"
+
+
+def across_metrics(tests, alpha=0.05):
+    """Holm's correction across metrics instead of hypotheses: ``tests`` is
+    ``{metric: family_tests(...) rows}`` for the same hypotheses; for each hypothesis its
+    rows (one per metric) are adjusted together and given new verdicts (as
+    :func:`family_tests` does across hypotheses). Changes the rows in place and returns
+    ``tests``. For a family of several metrics on one comparison (e.g. H4-H6)."""
+    metrics = list(tests)
+    for i in range(len(next(iter(tests.values()), []))):
+        _adjust([tests[m][i] for m in metrics], metrics, alpha)
+    return tests

@@ -138,7 +138,8 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     shown, verbose = progress.for_verbosity(verbose if run.chief else 0, total_steps,
                                             config.optim.epochs)
     fit_callbacks.extend(shown)
-    _log_start(config.optim, strategy, source, start, steps_per_epoch, jit, precision)
+    _log_start(config.optim, strategy, source, start, steps_per_epoch, jit,
+               distribute.precision_reason(config.run.precision, precision))
     if run.chief:
         _write_real_grid(run, config.optim, source)
     if start == 0:  # the initial weights: a rollback target from step 1 on

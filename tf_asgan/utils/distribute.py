@@ -130,6 +130,20 @@ def resolve_precision(name="auto"):
     return "float32"
 
 
+def precision_reason(name, resolved):
+    """What the start of a run says of its precision: ``resolved`` (a policy name), with,
+    for ``name == "auto"``, why this machine gets it (the rules of the module
+    docstring)."""
+    if name != "auto":
+        return resolved
+    if resolved == "mixed_float16":
+        return "mixed_float16 (--precision=auto: every GPU has tensor cores)"
+    if tf.config.list_physical_devices("GPU"):
+        return f"{resolved} (--precision=auto: a GPU without tensor cores)"
+    return (f"{resolved} (--precision=auto on a CPU: bfloat16 does not keep AS-GAN's "
+            "perturbation, docs/results.md, and float16 has no fast CPU kernels)")
+
+
 def resolve_jit(value, strategy):
     """``True``/``False`` for ``value`` in ``auto``/``on``/``off`` under ``strategy``."""
     if isinstance(value, bool):

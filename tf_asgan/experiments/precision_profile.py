@@ -1,0 +1,295 @@
+"""Where one train step spends its time, per precision: a component breakdown.
+
+:func:`components` cuts the work of one AS-GAN train step into pieces, each a
+``tf.function`` of no arguments on inputs fixed once (a seeded latent batch, the given
+real batch, one fake batch): G's forward pass; D's forward pass on the reals; D's
+forward and backward pass (weight gradients of ``L_D`` on reals and fakes, no update);
+G's (G, then D on its fakes, back to G's weights); the FGSM attack's input gradient
+(:func:`tf_asgan.perturbations.attack` with ``fgsm``: the real term of ``L_D``
+differentiated with respect to the reals, then ``x + eps * sign``); each optimizer's
+update (zero gradients through the model's own optimizers: Adam then moves nothing but
+does all its arithmetic); and, for the kernel alone, D's largest convolution
+(:func:`largest_conv`) as a bare ``Conv2D`` op, its input gradient and its weight
+gradient in the compute dtype. In the train step the input gradient comes from step 1's
+backward pass (one pass for both), so alone it costs more than it adds to the step.
+
+:func:`measure` builds the model under each precision (Keras dtype policies: under
+``mixed_*`` the variables stay float32 and each layer casts them to the compute dtype;
+:func:`tf_asgan.utils.distribute.precision_policy`), times every component (median of
+``repeats`` runs of ``calls`` calls after ``warmup`` calls, synchronised by reading the
+outputs, as :func:`tf_asgan.experiments.benchmark.measure_step` times the whole step,
+which is measured too) and the bound a kernel can reach: GFLOP/s of a 2048 x 2048
+matmul in the compute dtype (``2 n^3`` operations). The speed-up of a component under a
+precision is its float32 milliseconds over its own.
+"""
+
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_asgan import errors, perturbations
+from tf_asgan.experiments import benchmark
+from tf_asgan.utils import distribute, machine
+
+COMPONENTS = ("G forward", "D forward", "D forward+backward", "G forward+backward",
+              "FGSM input gradient", "D optimizer update", "G optimizer update",
+              "conv2d forward", "conv2d input gradient", "conv2d weight gradient")
+TRAIN_STEP = "train step"
+CONV_OPS = COMPONENTS[-3:]
+
+
+def largest_conv(discriminator):
+    """``(layer, flops)``: the ``keras.layers.Conv2D`` of ``discriminator`` (a functional
+    model; spectral-norm convolutions included) with the most floating-point operations
+    per example, ``2 * H_out * W_out * C_out * k_h * k_w * C_in / groups`` (multiply and
+    add each counted); the first of equals.
+
+    Raises:
+      tf_asgan.errors.InputError: no ``Conv2D`` among its top-level layers.
+    """
+    best, best_flops = None, -1
+    for layer in discriminator.layers:
+        if not isinstance(layer, keras.layers.Conv2D):
+            continue
+        _, h, w, c_out = layer.output.shape
+        k_h, k_w, c_in, _ = layer.kernel.shape
+        flops = 2 * h * w * c_out * k_h * k_w * c_in
+        if flops > best_flops:
+            best, best_flops = layer, flops
+    if best is None:
+        raise errors.InputError(f"{discriminator.name} has no Conv2D layer to profile; "
+                                "the conv2d components need one.")
+    return best, int(best_flops)
+
+
+def components(gan, batch, seed=0):
+    """``{name: fn}`` in :data:`COMPONENTS` order: each ``fn()`` a ``tf.function`` doing
+    one piece of ``gan``'s train step (module docstring) on inputs built here once.
+
+    Args:
+      gan: a compiled :class:`tf_asgan.ASGAN` (e.g. from
+        :func:`tf_asgan.experiments.benchmark.build`), built under the policy to profile.
+      batch: real images ``[N, H, W, C]`` in ``[-1, 1]``.
+      seed: of the latent batch and the conv2d inputs.
+
+    Each ``fn()`` returns tensors (outputs, gradients, or the updated variables), so
+    reading them waits for the work. The optimizer updates change the optimizers' state
+    (moments, iteration counts): use a throwaway model.
+    """
+    rng = np.random.default_rng(seed)
+    x = tf.convert_to_tensor(batch, tf.float32)
+    z = tf.constant(rng.standard_normal((x.shape[0], gan.latent_dim)), tf.float32)
+    fake = tf.constant(gan.generator(z, training=False))
+    d_vars, g_vars = gan.d_variables, gan.generator.trainable_variables
+    loss = gan.gan_loss
+    epsilon = 1 / 255 if gan.perturbation is None else gan.current_epsilon()
+
+    def d_forward_backward():
+        with tf.GradientTape() as tape:
+            value = loss.discriminator(gan._logits(x), gan._logits(fake))
+            scaled = gan.d_optimizer.scale_loss(value)
+        return tape.gradient(scaled, d_vars)
+
+    def g_forward_backward():
+        with tf.GradientTape() as tape:
+            value = loss.generator(gan._logits(gan.generator(z, training=True)))
+            scaled = gan.g_optimizer.scale_loss(value)
+        return tape.gradient(scaled, g_vars)
+
+    fns = {"G forward": lambda: gan.generator(z, training=True),
+           "D forward": lambda: gan.discriminator(x, training=True),
+           "D forward+backward": d_forward_backward,
+           "G forward+backward": g_forward_backward,
+           "FGSM input gradient": lambda: perturbations.attack(
+               "fgsm", x, gan._real_loss_fn(True), epsilon=epsilon),
+           "D optimizer update": _update(gan.d_optimizer, d_vars),
+           "G optimizer update": _update(gan.g_optimizer, g_vars)}
+    fns.update(_conv_ops(largest_conv(gan.discriminator)[0], x.shape[0], rng))
+    return {name: tf.function(fns[name]) for name in COMPONENTS}
+
+
+def _update(optimizer, variables):
+    """``() -> variables' values`` after ``optimizer`` applies zero gradients to them."""
+    zeros = [tf.zeros_like(v.value) for v in variables]
+
+    def apply():
+        optimizer.apply_gradients(zip(zeros, variables))
+        return [v.value for v in variables]
+
+    return apply
+
+
+def _conv_ops(layer, n, rng):
+    """The three ``Conv2D`` kernels of ``layer`` at batch ``n`` in its compute dtype."""
+    dtype = layer.compute_dtype
+    in_shape = (n, *layer.input.shape[1:])
+    out_shape = (n, *layer.output.shape[1:])
+    x = tf.cast(tf.constant(rng.uniform(-1, 1, in_shape), tf.float32), dtype)
+    dy = tf.cast(tf.constant(rng.standard_normal(out_shape), tf.float32), dtype)
+    w = tf.cast(tf.convert_to_tensor(layer.kernel), dtype)
+    conv = dict(strides=[1, *layer.strides, 1], padding=layer.padding.upper(),
+                dilations=[1, *layer.dilation_rate, 1])
+    return {"conv2d forward": lambda: tf.raw_ops.Conv2D(input=x, filter=w, **conv),
+            "conv2d input gradient": lambda: tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=in_shape, filter=w, out_backprop=dy, **conv),
+            "conv2d weight gradient": lambda: tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=w.shape, out_backprop=dy, **conv)}
+
+
+def time_ms(fn, warmup=2, repeats=5, calls=3):
+    """``(median, all)`` milliseconds per call of ``fn()``: ``warmup`` untimed calls,
+    then ``repeats`` runs of ``calls`` calls, each run ended by reading the last outputs
+    (NumPy) so it includes the work."""
+    for _ in range(warmup):
+        out = fn()
+    _sync(out)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            out = fn()
+        _sync(out)
+        times.append(1000 * (time.perf_counter() - start) / calls)
+    return statistics.median(times), times
+
+
+def _sync(out):
+    for value in tf.nest.flatten(out):
+        value.numpy()  # (np.asarray fails on a bfloat16 scalar)
+
+
+def matmul_gflops(dtype, size=2048, warmup=2, repeats=5, calls=3):
+    """GFLOP/s (``2 * size^3`` operations a product) of a ``size`` x ``size`` ``tf.matmul``
+    in ``dtype`` (e.g. ``"bfloat16"``): the rate a kernel of that dtype can reach at best
+    on this machine. :func:`tf_asgan.experiments.eval_speed.matmul_peak` is its float32
+    counterpart."""
+    a, b = (tf.cast(tf.random.stateless_normal((size, size), (0, i)), dtype) for i in (1, 2))
+    product = tf.function(lambda: tf.matmul(a, b)[0, 0])
+    ms, _ = time_ms(product, warmup, repeats, calls)
+    return 2 * size ** 3 / (ms / 1000) / 1e9
+
+
+def check(batch_size, warmup, repeats, calls):
+    """Raises :class:`tf_asgan.errors.InputError` unless every count is an integer and
+    ``batch_size, warmup, repeats, calls >= 1`` (the first call traces the function)."""
+    for name, value in (("batch_size", batch_size), ("warmup", warmup),
+                        ("repeats", repeats), ("calls", calls)):
+        if int(value) != value or value < 1:
+            raise errors.InputError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
+def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
+            precisions=("float32", "mixed_bfloat16"), width=1.0, warmup=2, repeats=5,
+            calls=3, log=print, matmul_size=2048):
+    """The JSON-serialisable breakdown of one train step under each of ``precisions``.
+
+    Returns ``{"precisions", "components" (names, the train step last), "results":
+    {precision: {"compute_dtype", "ms": {name: median ms}, "ms_repeats", "matmul_gflops",
+    "conv": D's largest conv and its ops' GFLOP/s}}, "speedup": {precision: {name:
+    ms(float32) / ms(precision)}} and "matmul_bound": {precision: GFLOP/s over
+    float32's}`` (both empty without float32), ``"parts_sum_ms"`` (see
+    :func:`parts_sum`), the settings, ``"machine"`` and ``"tensorflow"``.
+
+    Raises:
+      tf_asgan.errors.InputError: a bad count (:func:`check`), precision
+        (:func:`tf_asgan.experiments.benchmark.check_precisions`) or network
+        (:func:`tf_asgan.experiments.benchmark.check`), before any timing.
+    """
+    check(batch_size, warmup, repeats, calls)
+    names = benchmark.check_precisions(precisions)
+    benchmark.check([architecture], [resolution], [method], ["none"])
+    timing = dict(warmup=warmup, repeats=repeats, calls=calls)
+    results, sums = {}, {}
+    for precision in names:
+        with distribute.precision_policy(precision):
+            results[precision], sums[precision] = _measure_precision(
+                architecture, resolution, method, batch_size, width, timing, matmul_size)
+        log(f"{precision}: " + ", ".join(f"{k} {v:.2f} ms"
+                                         for k, v in results[precision]["ms"].items()))
+    report = {"architecture": architecture, "resolution": resolution, "method": method,
+              "batch_size": batch_size, "width": width, **timing,
+              "matmul_size": matmul_size, "precisions": names,
+              "components": [*COMPONENTS, TRAIN_STEP], "results": results,
+              "parts_sum_ms": sums, "machine": machine.cpu_description(),
+              "tensorflow": tf.__version__}
+    report["speedup"], report["matmul_bound"] = _ratios(results)
+    return report
+
+
+def _measure_precision(architecture, resolution, method, batch_size, width, timing,
+                       matmul_size):
+    gan, batch = benchmark.build(architecture, resolution, method, batch_size, width=width)
+    layer, flops = largest_conv(gan.discriminator)
+    ms, all_ms = {}, {}
+    for name, fn in components(gan, batch).items():
+        ms[name], all_ms[name] = time_ms(fn, **timing)
+    ms[TRAIN_STEP], all_ms[TRAIN_STEP] = benchmark.measure_step(
+        gan, batch, warmup=timing["warmup"], steps=timing["calls"],
+        repeats=timing["repeats"])
+    gflop = flops * batch_size / 1e9
+    conv = {"layer": layer.name, "input_shape": [batch_size, *layer.input.shape[1:]],
+            "kernel_shape": list(layer.kernel.shape), "strides": list(layer.strides),
+            "padding": layer.padding, "gflop": gflop,
+            "gflops": {op: gflop / (ms[op] / 1000) for op in CONV_OPS}}
+    dtype = keras.mixed_precision.global_policy().compute_dtype
+    return ({"compute_dtype": dtype, "ms": ms, "ms_repeats": all_ms, "conv": conv,
+             "matmul_gflops": matmul_gflops(dtype, matmul_size, **timing)},
+            parts_sum(ms, gan.d_steps * (2 if gan.adversarial else 1)))
+
+
+def parts_sum(ms, d_updates):
+    """The step rebuilt from its parts: ``d_updates * (D forward+backward + D optimizer
+    update) + G forward+backward + G optimizer update`` milliseconds (``ms``: name ->
+    ms). An estimate for the baseline and AS-GAN (``d_updates`` = 1 or 2): it leaves out
+    the attack's sign and clip, the logging, and the terms other methods add."""
+    return (d_updates * (ms["D forward+backward"] + ms["D optimizer update"])
+            + ms["G forward+backward"] + ms["G optimizer update"])
+
+
+def _ratios(results):
+    """``(speedup, matmul_bound)`` of the module docstring; empty without float32."""
+    base = results.get("float32")
+    if base is None:
+        return {}, {}
+    speedup = {p: {name: base["ms"][name] / r["ms"][name] for name in r["ms"]}
+               for p, r in results.items()}
+    bound = {p: r["matmul_gflops"] / base["matmul_gflops"] for p, r in results.items()}
+    return speedup, bound
+
+
+def table(report):
+    """The report as markdown: one row per component (and the train step), its ms under
+    each precision and, per precision other than float32, its speed-up; then the parts'
+    sum, the matmul bound and D's largest conv's GFLOP/s."""
+    precisions = report["precisions"]
+    others = [p for p in precisions if p != "float32" and report["speedup"]]
+    head = ["component", *(f"{p} ms" for p in precisions),
+            *(f"{p} speed-up" for p in others)]
+    lines = [f"Machine: {report['machine']}; TensorFlow {report['tensorflow']}",
+             f"{report['architecture']}-{report['resolution']} {report['method']}, batch "
+             f"{report['batch_size']}, width {report['width']:g}", "",
+             "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for name in report["components"]:
+        cells = [f"{report['results'][p]['ms'][name]:.2f}" for p in precisions]
+        cells += [f"{report['speedup'][p][name]:.2f}" for p in others]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Parts summed as the step composes them: " + ", ".join(
+        f"{p} {report['parts_sum_ms'][p]:.2f} ms (step "
+        f"{report['results'][p]['ms'][TRAIN_STEP]:.2f})" for p in precisions) + ".")
+    size = report["matmul_size"]
+    bound = "".join(f"; bound {p} / float32 = {report['matmul_bound'][p]:.2f}x"
+                    for p in others)
+    lines.append(f"Matmul {size}x{size} GFLOP/s: " + ", ".join(
+        f"{report['results'][p]['compute_dtype']} {report['results'][p]['matmul_gflops']:.1f}"
+        for p in precisions) + bound + ".")
+    conv = report["results"][precisions[0]]["conv"]
+    lines.append(f"D's largest conv ({conv['layer']}, input {conv['input_shape']}, kernel "
+                 f"{conv['kernel_shape']}, {conv['gflop']:.3f} GFLOP) GFLOP/s: " + "; ".join(
+                     f"{p} " + ", ".join(f"{op[len('conv2d '):]} {r['conv']['gflops'][op]:.1f}"
+                                         for op in CONV_OPS)
+                     for p, r in report["results"].items()) + ".")
+    return "\n".join(lines)
