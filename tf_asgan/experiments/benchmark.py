@@ -143,24 +143,42 @@ def count_flops(gan, batch):
 
 
 def measure_step(gan, batch, *, jit_compile=False, warmup=3, steps=5, repeats=5):
-    """Median milliseconds per train step (and every repeat's value)."""
+    """Median milliseconds per train step (and every repeat's value): :func:`time_calls`
+    of the step on ``batch``."""
     fn = step_function(gan, jit_compile)
+    return time_calls(lambda: fn(batch), warmup, repeats, steps)
+
+
+def time_calls(fn, warmup=3, repeats=5, calls=5):
+    """``(median, all)`` milliseconds per call of ``fn()``: ``warmup`` untimed calls
+    (the first traces), then ``repeats`` runs of ``calls`` calls, each run ended by
+    reading the last outputs into NumPy so that it includes the work."""
     for _ in range(warmup):
-        logs = fn(batch)
-    _sync(logs)
+        out = fn()
+    _sync(out)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(steps):
-            logs = fn(batch)
-        _sync(logs)
-        times.append(1000 * (time.perf_counter() - start) / steps)
+        for _ in range(calls):
+            out = fn()
+        _sync(out)
+        times.append(1000 * (time.perf_counter() - start) / calls)
     return statistics.median(times), times
 
 
-def _sync(logs):
-    for value in logs.values():
-        np.asarray(value)
+def matmul_gflops(dtype="float32", size=2048, warmup=2, repeats=5, calls=3):
+    """GFLOP/s (``2 * size^3`` operations a product) of a ``size`` x ``size``
+    ``tf.matmul`` in ``dtype`` (e.g. ``"bfloat16"``): the rate a kernel of that dtype can
+    reach at best on this machine (median of :func:`time_calls`)."""
+    a, b = (tf.cast(tf.random.stateless_normal((size, size), (0, i)), dtype) for i in (1, 2))
+    product = tf.function(lambda: tf.matmul(a, b)[0, 0])
+    ms, _ = time_calls(product, warmup, repeats, calls)
+    return 2 * size ** 3 / (ms / 1000) / 1e9
+
+
+def _sync(out):
+    for value in tf.nest.flatten(out):
+        value.numpy()  # waits for the device (np.asarray fails on a bfloat16 scalar)
 
 
 def input_throughput(batch_size, resolution=32, batches=50, repeats=3):

@@ -21,22 +21,17 @@
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from tf_asgan.evaluation import classifiers, fid_inception
+from tf_asgan.experiments import benchmark
 
 FID_SAMPLES = 10_000
 
 
 def matmul_peak(size=4096, repeats=5):
-    """GFLOP/s of a ``size`` x ``size`` float32 matmul (one untimed call first)."""
-    a, b = tf.random.normal((size, size)), tf.random.normal((size, size))
-    step = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    step().numpy()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step().numpy()
-    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
+    """GFLOP/s of a ``size`` x ``size`` float32 matmul (one untimed call first, then
+    ``repeats`` timed ones: :func:`tf_asgan.experiments.benchmark.matmul_gflops`)."""
+    return benchmark.matmul_gflops("float32", size, warmup=1, repeats=1, calls=repeats)
 
 
 def _timed(forward, batches):

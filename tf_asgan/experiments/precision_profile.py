@@ -23,8 +23,6 @@ matmul in the compute dtype (``2 n^3`` operations). The speed-up of a component 
 precision is its float32 milliseconds over its own.
 """
 
-import statistics
-import time
 
 import keras
 import numpy as np
@@ -139,39 +137,6 @@ def _conv_ops(layer, n, rng):
                 input=x, filter_sizes=w.shape, out_backprop=dy, **conv)}
 
 
-def time_ms(fn, warmup=2, repeats=5, calls=3):
-    """``(median, all)`` milliseconds per call of ``fn()``: ``warmup`` untimed calls,
-    then ``repeats`` runs of ``calls`` calls, each run ended by reading the last outputs
-    (NumPy) so it includes the work."""
-    for _ in range(warmup):
-        out = fn()
-    _sync(out)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            out = fn()
-        _sync(out)
-        times.append(1000 * (time.perf_counter() - start) / calls)
-    return statistics.median(times), times
-
-
-def _sync(out):
-    for value in tf.nest.flatten(out):
-        value.numpy()  # (np.asarray fails on a bfloat16 scalar)
-
-
-def matmul_gflops(dtype, size=2048, warmup=2, repeats=5, calls=3):
-    """GFLOP/s (``2 * size^3`` operations a product) of a ``size`` x ``size`` ``tf.matmul``
-    in ``dtype`` (e.g. ``"bfloat16"``): the rate a kernel of that dtype can reach at best
-    on this machine. :func:`tf_asgan.experiments.eval_speed.matmul_peak` is its float32
-    counterpart."""
-    a, b = (tf.cast(tf.random.stateless_normal((size, size), (0, i)), dtype) for i in (1, 2))
-    product = tf.function(lambda: tf.matmul(a, b)[0, 0])
-    ms, _ = time_ms(product, warmup, repeats, calls)
-    return 2 * size ** 3 / (ms / 1000) / 1e9
-
-
 def check(batch_size, warmup, repeats, calls):
     """Raises :class:`tf_asgan.errors.InputError` unless every count is an integer and
     ``batch_size, warmup, repeats, calls >= 1`` (the first call traces the function)."""
@@ -225,7 +190,7 @@ def _measure_precision(architecture, resolution, method, batch_size, width, timi
     layer, flops = largest_conv(gan.discriminator)
     ms, all_ms = {}, {}
     for name, fn in components(gan, batch).items():
-        ms[name], all_ms[name] = time_ms(fn, **timing)
+        ms[name], all_ms[name] = benchmark.time_calls(fn, **timing)
     ms[TRAIN_STEP], all_ms[TRAIN_STEP] = benchmark.measure_step(
         gan, batch, warmup=timing["warmup"], steps=timing["calls"],
         repeats=timing["repeats"])
@@ -236,7 +201,7 @@ def _measure_precision(architecture, resolution, method, batch_size, width, timi
             "gflops": {op: gflop / (ms[op] / 1000) for op in CONV_OPS}}
     dtype = keras.mixed_precision.global_policy().compute_dtype
     return ({"compute_dtype": dtype, "ms": ms, "ms_repeats": all_ms, "conv": conv,
-             "matmul_gflops": matmul_gflops(dtype, matmul_size, **timing)},
+             "matmul_gflops": benchmark.matmul_gflops(dtype, matmul_size, **timing)},
             parts_sum(ms, gan.d_steps * (2 if gan.adversarial else 1)))
 
 
