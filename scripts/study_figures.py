@@ -28,7 +28,7 @@ import sys
 from absl import app, flags
 
 from tf_asgan import errors
-from tf_asgan.experiments import statistics, study_figures
+from tf_asgan.experiments import study_figures, study_results
 
 flags.DEFINE_list("csv", None, "The study's CSVs (setting, method, seed, metric, value), "
                   "comma-separated (a study run in several folders).")
@@ -87,9 +87,10 @@ def main(argv):
                                                   f"curves_{FLAGS.dataset}.csv")
     written = []
     try:
+        os.makedirs(FLAGS.output, exist_ok=True)  # the curves CSV may be written first
         if FLAGS.bin_steps < 1:
             raise errors.InputError(f"--bin_steps must be >= 1; got {FLAGS.bin_steps}.")
-        table = statistics.read_csvs(FLAGS.csv)
+        table = study_results.read_csvs(FLAGS.csv)
         arms = choose_arms(table, FLAGS.settings, FLAGS.methods)
         for metric in FLAGS.metrics:
             written.append(study_figures.dot_plot(

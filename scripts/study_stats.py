@@ -6,7 +6,10 @@
 For each hypothesis of the family (arm a against arm b, each a setting and a method; the
 candidates are ``tf_asgan.experiments.statistics.HYPOTHESES``, ``--hypothesis`` adds or
 redefines one) and each metric, prints a Markdown table: the arms' means and defined
-seeds (NaN values are left out and counted), the difference in means a - b with Welch's
+seeds (NaN values are left out and counted; failed runs are counted and count as the
+pre-registered rule says, ``tf_asgan.experiments.study_results.arm_values``, with a
+second table without them when there are any; ``--seeds`` refuses a family with a
+missing run), the difference in means a - b with Welch's
 95% CI, Hedges' g with its 95% CI, Welch's two-sided p, Holm's adjusted p across the
 family, the permutation p (also Holm-adjusted) and the verdict at --alpha: "not robust"
 where the two adjusted p-values decide differently, "undefined" where an arm lost more
@@ -29,7 +32,7 @@ import warnings
 from absl import app, flags
 
 from tf_asgan import errors
-from tf_asgan.experiments import statistics
+from tf_asgan.experiments import statistics, study_results
 
 flags.DEFINE_list("csv", None, "The study's CSVs (setting, method, seed, metric, value): "
                   "one, or the parts of a study run in several folders, comma-separated.")
@@ -39,6 +42,9 @@ flags.DEFINE_list("family", ["H1", "H2a", "H2b"], "The hypotheses of the family:
                   + ", ".join(statistics.HYPOTHESES) + ", or --hypothesis names.")
 flags.DEFINE_multi_string("hypothesis", [], "NAME=setting/method:setting/method (arm a, "
                           "then arm b); adds or redefines NAME.")
+flags.DEFINE_list("seeds", [], "The seeds every arm must have, e.g. 0-16 (a missing run is "
+                  "refused: the pre-registration tests complete families only); empty: "
+                  "whatever the CSVs hold.")
 flags.DEFINE_float("alpha", 0.05, "Family-wise error rate (Holm).")
 flags.DEFINE_bool("holm_across_metrics", False, "Holm's correction across the metrics "
                   "(--primary and --secondary) of each hypothesis instead of across the "
@@ -73,14 +79,15 @@ def _number(x, fmt="{:.3g}"):
 
 
 def table_lines(metric, rows, alpha, family_size, power):
-    lines = ["| hypothesis | a | b | n a (NaN) | n b (NaN) | mean a | mean b | a - b [95% CI] "
-             "| g [95% CI] | p Welch | p Holm | p perm. | p perm. Holm | verdict |" + (
+    lines = ["| hypothesis | a | b | n a (NaN, failed) | n b (NaN, failed) | mean a | mean b "
+             "| a - b [95% CI] | g [95% CI] | p Welch | p Holm | p perm. | p perm. Holm "
+             "| verdict |" + (
                  " seeds/arm for 80% (alpha, alpha/m) |" if power else ""),
              "|---|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|" + (
                  "---|" if power else "")]
     for r in rows:
-        cells = [r["name"], r["a"], r["b"], f"{r['n_a']} ({r['nan_a']})",
-                 f"{r['n_b']} ({r['nan_b']})", _number(r.get("mean_a")),
+        cells = [r["name"], r["a"], r["b"], f"{r['n_a']} ({r['nan_a']}, {r['failed_a']})",
+                 f"{r['n_b']} ({r['nan_b']}, {r['failed_b']})", _number(r.get("mean_a")),
                  _number(r.get("mean_b")),
                  f"{_number(r['diff'])} [{_number(r['ci'][0])}, {_number(r['ci'][1])}]",
                  f"{_number(r['g'])} [{_number(r['g_ci'][0])}, {_number(r['g_ci'][1])}]",
@@ -95,6 +102,46 @@ def table_lines(metric, rows, alpha, family_size, power):
     return lines
 
 
+def parse_seeds(texts):
+    """``--seeds`` (``0-16``, ``0,2,5`` or both: ``0-9,12``) as a sorted list of ints;
+    ``None`` when empty."""
+    seeds = set()
+    try:
+        for text in texts:
+            low, _, high = text.partition("-")
+            seeds.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise errors.InputError(f"--seeds={','.join(texts)}: give seeds and ranges of "
+                                "integers, e.g. --seeds=0-16 or --seeds=0,1,5-9.") from None
+    return sorted(seeds) or None
+
+
+def family_tables(table, family, seeds, failures):
+    """``{metric: rows}`` of the primary and secondary metrics (Holm across the
+    hypotheses, or with --holm_across_metrics across the metrics)."""
+    tests = {}
+    for metric in [FLAGS.primary, *FLAGS.secondary]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NaNs are counted in the table instead
+            tests[metric] = statistics.family_tests(table, family, metric, FLAGS.alpha,
+                                                    FLAGS.seed, FLAGS.n_resamples, seeds,
+                                                    failures)
+    if FLAGS.holm_across_metrics:
+        statistics.across_metrics(tests, FLAGS.alpha)
+    return tests
+
+
+def report(tests, family, heading=""):
+    size = len(tests) if FLAGS.holm_across_metrics else len(family)
+    out = []
+    for metric, rows in tests.items():
+        kind = ("family member" if FLAGS.holm_across_metrics else
+                "primary" if metric == FLAGS.primary else "secondary")
+        out += [f"## {metric} ({kind}){heading}", "",
+                *table_lines(metric, rows, FLAGS.alpha, size, FLAGS.power), ""]
+    return out
+
+
 def main(argv):
     del argv
     try:
@@ -104,25 +151,23 @@ def main(argv):
             raise errors.InputError(f"Unknown hypotheses {unknown}; choose from "
                                     f"{list(hypotheses)} or define them with --hypothesis.")
         family = {h: hypotheses[h] for h in FLAGS.family}
-        table = statistics.read_csvs(FLAGS.csv)
+        seeds = parse_seeds(FLAGS.seeds)
+        table = study_results.read_csvs(FLAGS.csv)
+        over = (f"over the {1 + len(FLAGS.secondary)} metrics of each hypothesis"
+                if FLAGS.holm_across_metrics else
+                f"over {len(family)} hypotheses per metric")
         out = [f"Tests of {', '.join(FLAGS.csv)}: arm a against arm b; Welch's two-sided "
-               f"t-test, Holm's correction over {len(family)} hypotheses per metric at alpha = "
-               f"{FLAGS.alpha:g}, permutation test of the difference in means, Hedges' g.",
-               ""]
-        tests = {}
-        for metric in [FLAGS.primary, *FLAGS.secondary]:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # NaNs are counted in the table instead
-                tests[metric] = statistics.family_tests(table, family, metric, FLAGS.alpha,
-                                                        FLAGS.seed, FLAGS.n_resamples)
-        if FLAGS.holm_across_metrics:
-            statistics.across_metrics(tests, FLAGS.alpha)
-        size = len(tests) if FLAGS.holm_across_metrics else len(family)
-        for metric, rows in tests.items():
-            kind = ("family member" if FLAGS.holm_across_metrics else
-                    "primary" if metric == FLAGS.primary else "secondary")
-            out += [f"## {metric} ({kind})", "",
-                    *table_lines(metric, rows, FLAGS.alpha, size, FLAGS.power), ""]
+               f"t-test, Holm's correction {over} at alpha = {FLAGS.alpha:g}, permutation "
+               "test of the difference in means, Hedges' g"
+               + (f"; seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}) required." if seeds
+                  else "."), ""]
+        tests = family_tables(table, family, seeds, "substitute")
+        out += report(tests, family)
+        if any(r["failed_a"] or r["failed_b"] for rows in tests.values() for r in rows):
+            out += ["Failed runs counted by the pre-registered rule above; without them "
+                    "(sensitivity analysis):", "",
+                    *report(family_tables(table, family, seeds, "exclude"), family,
+                            ", failed runs left out")]
     except (errors.TfAsganError, OSError) as err:
         sys.exit(f"study_stats.py: {err}")
     print("\n".join(out))

@@ -205,17 +205,41 @@ def test_benchmark_script_refuses_rotation_on_dcgan_in_one_line(tmp_path):
     assert not os.listdir(tmp_path)  # nothing measured, nothing written
 
 
-def test_time_calls_counts_its_calls_and_matmul_gflops_takes_a_dtype():
-    calls = []
+@pytest.mark.parametrize("counts,name", [
+    (dict(warmup=0), "warmup"), (dict(steps=0), "steps"), (dict(repeats=0), "repeats"),
+    (dict(batch_size=0), "batch_size")])
+def test_run_refuses_a_count_it_cannot_time_before_building(monkeypatch, counts, name):
+    def no_timing(*args, **kwargs):
+        raise AssertionError("built before refusing")
 
-    def fn():
-        calls.append(1)
-        return {"x": tf.constant(1.0, tf.bfloat16)}  # read back without np.asarray
+    monkeypatch.setattr(benchmark, "build", no_timing)
+    monkeypatch.setattr(benchmark, "input_throughput", no_timing)
+    with pytest.raises(errors.InputError, match=f"^{name} must be an integer >= 1, got 0"):
+        benchmark.run(architectures=("dcgan",), method_names=("baseline",), xla=(False,),
+                      log=lambda *a: None, **counts)
 
-    median, runs = benchmark.time_calls(fn, warmup=2, repeats=3, calls=4)
-    assert len(calls) == 2 + 3 * 4 and len(runs) == 3 and median == sorted(runs)[1]
-    for dtype in ("float32", "bfloat16"):
-        assert 0 < benchmark.matmul_gflops(dtype, size=64, warmup=1, repeats=1, calls=1) < 1e6
+
+def test_measure_step_times_through_the_timing_module(monkeypatch):
+    seen = []
+    monkeypatch.setattr(benchmark.timing, "time_calls",
+                        lambda fn, *counts: seen.append(counts) or (1.0, [1.0]))
+    monkeypatch.setattr(benchmark, "step_function", lambda gan, jit: lambda batch: batch)
+    assert benchmark.measure_step(None, tf.zeros(1), warmup=2, steps=3, repeats=4) == \
+        (1.0, [1.0])
+    assert seen == [(2, 4, 3)]  # warmup, repeats, calls = steps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,words", [
+    (["--architectures=", "--profile"], ["benchmark.py: --profile", "--architectures is empty"]),
+    (["--repeats=0"], ["--repeats=0", "not a positive integer"])])  # absl's lower_bound
+def test_benchmark_script_refuses_in_one_line_before_timing(tmp_path, args, words):
+    proc = run_script("benchmark.py", *args, "--noloop_overhead", "--xla=off",
+                      f"--output={tmp_path}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert any(all(w in line for w in words) for line in proc.stderr.splitlines()), \
+        proc.stderr[-3000:]
+    assert not os.listdir(tmp_path)  # nothing measured, nothing written
 
 
 @pytest.mark.slow
@@ -237,3 +261,4 @@ def test_benchmark_script_profiles_the_step_under_each_precision(tmp_path):
     text = (tmp_path / "benchmark.md").read_text()
     assert "| conv2d weight gradient |" in text and "| precision | speed-up vs float32 |" \
         in text
+    assert "dcgan-32 baseline, batch 4, width 0.125, XLA off" in text  # the profile's

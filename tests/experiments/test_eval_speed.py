@@ -27,6 +27,15 @@ def test_the_table_says_why_the_reference_was_skipped():
     assert "| reference (PyTorch) | skipped: torch is not installed |" in text
 
 
+def test_the_matmul_peak_is_timed_by_the_light_timing_module(monkeypatch):
+    seen = []
+    monkeypatch.setattr(eval_speed.timing, "matmul_gflops",
+                        lambda *args, **kwargs: seen.append((args, kwargs)) or 123.0)
+    assert eval_speed.matmul_peak(size=256, repeats=4) == 123.0
+    assert seen == [(("float32", 256), dict(warmup=1, repeats=1, calls=4))]
+    assert not hasattr(eval_speed, "benchmark")  # the step benchmark is not imported
+
+
 @pytest.mark.slow
 def test_a_tiny_measurement_with_the_real_weights():
     weights = classifiers.installed_weights()

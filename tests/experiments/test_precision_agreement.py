@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import load_script, small_config
+from tf_asgan import errors
 from tf_asgan.experiments import precision_agreement as pa
 from tf_asgan.training import loop
 from tf_asgan.utils import distribute
@@ -85,14 +86,15 @@ def test_fgsm_on_a_linear_d_has_its_closed_form_in_float32_and_bfloat16s_roundin
     assert fixed["zero_fraction"] == 0.0
 
 
-def test_the_last_layer_variant_computes_d_s_logit_in_float32():
-    def two_layer_d():
-        inputs = keras.Input((4, 4, 3))
-        h = keras.layers.Conv2D(2, 3, name="first")(inputs)
-        h = keras.layers.LeakyReLU(0.2)(h)
-        h = keras.layers.Conv2D(1, 2, name="last")(h)
-        return keras.Model(inputs, keras.layers.Flatten(dtype="float32")(h))
+def two_layer_d():
+    inputs = keras.Input((4, 4, 3))
+    h = keras.layers.Conv2D(2, 3, name="first")(inputs)
+    h = keras.layers.LeakyReLU(0.2)(h)
+    h = keras.layers.Conv2D(1, 2, name="last")(h)
+    return keras.Model(inputs, keras.layers.Flatten(dtype="float32")(h), name="d2")
 
+
+def test_the_last_layer_variant_computes_d_s_logit_in_float32():
     with distribute.precision_policy("float32"):
         weights = two_layer_d().get_weights()
     variant = pa.Variant("mixed_bfloat16", 0, 1)
@@ -103,6 +105,26 @@ def test_the_last_layer_variant_computes_d_s_logit_in_float32():
     both = pa.build_variant(two_layer_d, weights, pa.Variant("mixed_bfloat16", 1, 1))
     assert {layer.compute_dtype for layer in both.layers if layer.weights} == {"float32"}
     assert all(np.array_equal(a, b) for a, b in zip(d.get_weights(), weights))
+
+
+@pytest.mark.parametrize("counts", [(-1, 0), (0, -2), (1.5, 0), (True, 0)])
+def test_a_variant_refuses_a_count_that_is_not_a_whole_number(counts):
+    with pytest.raises(errors.InputError, match="must be an integer >= 0"):
+        pa.Variant("mixed_bfloat16", *counts)
+    assert pa.Variant("mixed_bfloat16", np.int64(2), 0).name == "mixed_bfloat16+2_f32"
+
+
+@pytest.mark.parametrize("counts", [(3, 0), (0, 3), (2, 3)])
+def test_more_float32_layers_than_d_has_are_refused_naming_its_count(counts):
+    with distribute.precision_policy("float32"):
+        weights = two_layer_d().get_weights()
+    with pytest.raises(errors.InputError, match=(
+            rf"float32_layers={counts[0]}, float32_last={counts[1]}: d2 has 2 weighted "
+            "layers; give counts of at most 2")):
+        pa.build_variant(two_layer_d, weights, pa.Variant("mixed_bfloat16", *counts))
+    every = pa.build_variant(two_layer_d, weights, pa.Variant("mixed_bfloat16", 2, 2))
+    assert {layer.compute_dtype for layer in every.layers  # all: at most D's count
+            if not isinstance(layer, keras.layers.InputLayer)} == {"float32"}
 
 
 def test_relative_leaves_out_references_near_zero_and_counts_them():

@@ -99,6 +99,7 @@ def test_largest_conv_counts_multiply_adds():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(calls=0), "calls"), (dict(warmup=0), "warmup"), (dict(batch_size=2.5), "batch_size"),
+    (dict(repeats=0), "repeats must be an integer >= 1"),
     (dict(precisions=("float64",)), "precision"), (dict(method="nope"), "nope")])
 def test_measure_refuses_bad_input_before_timing(kwargs, match):
     with pytest.raises(errors.InputError, match=match):
@@ -118,3 +119,15 @@ def test_table_without_float32_has_no_speedups():
     text = pp.table(report)
     assert "speed-up" not in text and "| G forward | 2.00 |" in text
     assert "bfloat16 50.0." in text
+    assert "dcgan-32 asgan, batch 4, width 1, XLA off\n" in text
+
+
+def test_the_train_step_is_timed_with_xla_off_as_the_table_says(monkeypatch):
+    jit = []
+    monkeypatch.setattr(pp.benchmark, "measure_step",
+                        lambda gan, batch, **kw: jit.append(kw["jit_compile"]) or (1.0, [1.0]))
+    monkeypatch.setattr(pp.timing, "time_calls", lambda fn, **kw: (1.0, [1.0]))
+    monkeypatch.setattr(pp.timing, "matmul_gflops", lambda *a, **kw: 1.0)
+    pp._measure_precision("dcgan", 32, "baseline", 2, 1 / 16,
+                          dict(warmup=1, repeats=1, calls=1), 8)
+    assert jit == [False]

@@ -1,6 +1,7 @@
 """The study's statistics against SciPy, hand values and simulation
 (tf_asgan.experiments.statistics)."""
 
+import json
 import math
 import warnings
 
@@ -9,7 +10,7 @@ import pytest
 from scipy import stats
 
 from helpers import run_script
-from tf_asgan.experiments import statistics
+from tf_asgan.experiments import statistics, study_results
 
 A = np.array([5.0, 6.0, 8.0, 5.0, 7.5])
 B = np.array([10.0, 14.0, 12.0, 9.0])
@@ -154,18 +155,18 @@ def test_read_csv_checks_its_header_and_duplicates(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("setting,method,seed,metric,value\nstandard,asgan,0,fid,12.5\n"
                     "standard,asgan,1,fid,nan\n")
-    table = statistics.read_csv(path)
+    table = study_results.read_csv(path)
     assert table[("standard", "asgan", "fid")][0] == 12.5
     assert math.isnan(table[("standard", "asgan", "fid")][1])
     path.write_text("setting,method,seed,value\n")
     with pytest.raises(ValueError, match="header must be"):
-        statistics.read_csv(path)
+        study_results.read_csv(path)
     path.write_text("setting,method,seed,metric,value\ns,m,0,fid,1\ns,m,0,fid,2\n")
     with pytest.raises(ValueError, match="fid twice"):
-        statistics.read_csv(path)
+        study_results.read_csv(path)
     path.write_text("setting,method,seed,metric,value\ns,m,0,fid\n")
     with pytest.raises(ValueError, match="s.csv:2: 4 cells; the header has 5"):
-        statistics.read_csv(path)
+        study_results.read_csv(path)
 
 
 def test_read_csvs_merges_the_parts_of_a_study_and_refuses_overlaps(tmp_path):
@@ -173,12 +174,21 @@ def test_read_csvs_merges_the_parts_of_a_study_and_refuses_overlaps(tmp_path):
     (tmp_path / "a.csv").write_text(header + "standard,asgan,0,fid,12.5\n")
     (tmp_path / "b.csv").write_text(header + "standard,asgan,1,fid,13.5\n"
                                     "standard,baseline,1,modes,7\n")
-    table = statistics.read_csvs([tmp_path / "a.csv", tmp_path / "b.csv"])
+    table = study_results.read_csvs([tmp_path / "a.csv", tmp_path / "b.csv"])
     assert table == {("standard", "asgan", "fid"): {0: 12.5, 1: 13.5},
                      ("standard", "baseline", "modes"): {1: 7.0}}
     (tmp_path / "c.csv").write_text(header + "standard,asgan,0,fid,99\n")
     with pytest.raises(ValueError, match="c.csv:2: standard/asgan seed 0 has fid twice"):
-        statistics.read_csvs([tmp_path / "a.csv", tmp_path / "c.csv"])
+        study_results.read_csvs([tmp_path / "a.csv", tmp_path / "c.csv"])
+    # the parts' JSONs: other seeds are fine, another protocol is another study
+    meta = {"study": {"steps": 800, "seeds": [0]}, "measure": {"version": 5}}
+    (tmp_path / "a.json").write_text(json.dumps(meta))
+    (tmp_path / "b.json").write_text(json.dumps({**meta, "study": {"steps": 800,
+                                                                   "seeds": [1]}}))
+    assert study_results.read_csvs([tmp_path / "a.csv", tmp_path / "b.csv"]) == table
+    (tmp_path / "b.json").write_text(json.dumps({**meta, "study": {"steps": 400}}))
+    with pytest.raises(ValueError, match="record different study settings or measurements"):
+        study_results.read_csvs([str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
 
 
 def _csv(path):
@@ -196,7 +206,7 @@ def _csv(path):
 
 
 def test_family_tests_holm_adjust_welch_and_give_verdicts(tmp_path):
-    table = statistics.read_csv(_csv(tmp_path / "s.csv"))
+    table = study_results.read_csv(_csv(tmp_path / "s.csv"))
     family = {k: statistics.HYPOTHESES[k] for k in ("H1", "H2a")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -211,7 +221,9 @@ def test_family_tests_holm_adjust_welch_and_give_verdicts(tmp_path):
     assert h1["verdict"] == "a better" and h2a["verdict"] == "no difference shown"
     assert statistics.verdict("modes", -1.0, 0.01, 0.05) == "a worse"
     assert statistics.verdict("step", 1.0, 0.01, 0.05) == "a higher"
-    with pytest.raises(ValueError, match="no kid values of standard/asgan"):
+    assert [r["p_perm_holm"] for r in rows] == pytest.approx(
+        statistics.holm([h1["p_perm"], h2a["p_perm"]]))
+    with pytest.raises(ValueError, match="H1: No kid values of standard/asgan"):
         statistics.family_tests(table, family, "kid")
 
 
@@ -228,7 +240,18 @@ def test_study_stats_script_prints_the_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "## fid (primary)" in proc.stdout and "## modes (secondary)" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| H1 |"))
-    assert "| 5 (1) | 6 (0) |" in row and "a better" in row
+    assert "| 5 (1, 0) | 6 (0, 0) |" in row and "a better" in row
+    # H4-H6's form: one hypothesis, Holm across its metrics; the seeds required
+    proc = run_script("study_stats.py", f"--csv={path},{tmp_path / 'part.csv'}",
+                      "--family=H1", "--primary=fid", "--secondary=modes",
+                      "--holm_across_metrics", "--seeds=0-5", "--n_resamples=2000")
+    assert proc.returncode == 0, proc.stderr
+    assert "Holm's correction over the 2 metrics of each hypothesis" in proc.stdout
+    assert "seeds 0-5 (6) required" in proc.stdout
+    assert "## modes (family member)" in proc.stdout
+    proc = run_script("study_stats.py", f"--csv={path}", "--family=H1", "--seeds=0-6")
+    assert proc.returncode != 0 and "has no fid for seeds [6]" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def _row(p, p_perm, diff=-1.0, n=6, nan=0):
@@ -251,4 +274,42 @@ def test_holm_across_metrics_adjusts_each_hypothesis_over_its_metrics():
     assert first[2]["verdict"] == "no difference shown"
     # 2 of 6 values NaN (a third): more than a quarter lost, so no verdict
     assert tests["flipped_real"][1]["verdict"].startswith("undefined")
-    assert tests["grad_l1"][1]["p_holm"] == pytest.approx(statistics.holm([0.2, 0.01, 0.02])[2])
+    # ... and it takes part in Holm as a test never rejected (holm's NaN), not with its p
+    assert math.isnan(tests["flipped_real"][1]["p_holm"])
+    assert tests["grad_l1"][1]["p_holm"] == pytest.approx(0.06)  # 3 x 0.02: m stays 3
+    # exactly a quarter lost (1 of 4) still gets a verdict
+    quarter = {"fid": [_row(0.01, 0.01, n=4, nan=1)]}
+    statistics.across_metrics(quarter)
+    assert quarter["fid"][0]["verdict"] == "a better"
+    # two constant, equal arms: Welch's p is undefined, but there is no difference
+    equal = {"modes": [_row(math.nan, 1.0, diff=0.0)]}
+    statistics.across_metrics(equal)
+    assert equal["modes"][0]["verdict"].startswith("no difference shown")
+
+
+def test_a_failed_run_counts_as_the_pre_registered_rule_says():
+    table = {("standard", "asgan", "modes"): {0: 300.0, 1: 500.0},
+             ("standard", "asgan", "fid"): {0: 900.0, 1: 800.0},
+             ("standard", "asgan", "failed"): {2: 1.0},
+             ("standard", "baseline", "fid"): {0: 1500.0, 1: 1700.0, 2: 1600.0},
+             ("no_bn_d", "baseline", "fid"): {0: 3000.0}}
+    modes, failed = study_results.arm_values(table, "standard", "asgan", "modes")
+    assert modes == {0: 300.0, 1: 500.0, 2: 0.0} and failed == 1  # total collapse
+    fid, _ = study_results.arm_values(table, "standard", "asgan", "fid")
+    assert fid[2] == 1700.0  # the worst FID of its setting (not no_bn_d's 3000)
+    kept, _ = study_results.arm_values(table, "standard", "asgan", "fid", failures="exclude")
+    assert kept == {0: 900.0, 1: 800.0}
+    table[("standard", "asgan", "grad_l1")] = {0: 1.0, 1: 2.0}
+    grad, _ = study_results.arm_values(table, "standard", "asgan", "grad_l1")
+    assert math.isnan(grad[2])  # other metrics: undefined
+    # the pre-registered seeds: every one must be a value or a failed run
+    assert study_results.arm_values(table, "standard", "asgan", "fid", seeds=[0, 2])[0] == {
+        0: 900.0, 2: 1700.0}
+    with pytest.raises(ValueError, match=r"standard/baseline has no fid for seeds \[3\]: "
+                       "the family is not complete"):
+        study_results.arm_values(table, "standard", "baseline", "fid", seeds=range(4))
+    with pytest.raises(ValueError, match="failures must be one of"):
+        study_results.arm_values(table, "standard", "asgan", "fid", failures="drop")
+    rows = statistics.family_tests(table, {"H1": statistics.HYPOTHESES["H1"]}, "fid",
+                                   seeds=range(3))
+    assert (rows[0]["failed_a"], rows[0]["failed_b"], rows[0]["n_a"]) == (1, 0, 3)

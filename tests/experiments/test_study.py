@@ -11,9 +11,9 @@ import pytest
 
 from helpers import REPO, is_png
 from tf_asgan import randomness
-from tf_asgan.experiments import statistics, study, study_results, study_settings, study_summary
+from tf_asgan.experiments import study, study_results, study_settings, study_summary
 from tf_asgan.training import builder, loop
-from tf_asgan.utils import machine
+from tf_asgan.utils import machine, nonfinite
 
 
 @pytest.mark.slow
@@ -34,7 +34,7 @@ def test_the_study_runs_settings_end_to_end_writes_its_csv_and_resumes(tmp_path,
         (real,) = [x for x in r["robustness"] if x["side"] == "real"]
         assert 0 <= r["flipped_real"] <= 1 if real["right"] else np.isnan(r["flipped_real"])
         assert ("dat_linf_fake" in r["traces"]) == (r["method"] == "dat")
-    rows = statistics.read_csv(csvs / "digits.csv")
+    rows = study_results.read_csv(csvs / "digits.csv")
     assert rows[("no_bn_d", "asgan", "fid")] == {0: results[3]["fid"]}
     assert rows[("standard", "dat", "dat_linf_fake_median")][0] > 0
     assert {k[:2] for k in rows} == {(c, m) for c in config.settings for m in config.methods}
@@ -71,7 +71,7 @@ def test_the_study_runs_settings_end_to_end_writes_its_csv_and_resumes(tmp_path,
     redone_dir = out / "digits" / "no_bn_d" / "asgan" / "seed0"
     assert f"--existing_run=overwrite: deleted the previous run in {redone_dir}" in caplog.text
     assert redone["config"]["lr_d"] == 3e-4 and redone["step"] == 2
-    rows = statistics.read_csv(csvs / "digits.csv")
+    rows = study_results.read_csv(csvs / "digits.csv")
     assert rows[("no_bn_d", "asgan", "fid")] == {0: redone["fid"]}
     assert rows[("standard", "asgan", "fid")] == {0: results[1]["fid"]}  # kept
     assert ("no_bn_d", "dat", "fid") not in rows
@@ -152,7 +152,7 @@ def test_write_results_writes_rows_merges_parts_and_drops_redefined_runs(tmp_pat
     # a part of the study: only standard's seed 0, with a new value
     part = [dict(first[0], fid=99.0)]
     study_results.write_results(config, part, str(tmp_path))
-    rows = statistics.read_csv(path)
+    rows = study_results.read_csv(path)
     assert rows[("standard", "baseline", "fid")] == {0: 99.0, 1: 11.0}
     assert rows[("no_bn_d", "baseline", "fid")] == {0: 10.0, 1: 11.0}
     # no_bn_d redefined: its earlier rows no longer describe it and go, with a warning
@@ -160,7 +160,7 @@ def test_write_results_writes_rows_merges_parts_and_drops_redefined_runs(tmp_pat
     with caplog.at_level(logging.WARNING, logger="tf_asgan"):
         study_results.write_results(config, part, str(tmp_path))
     assert "dropped 2 runs" in caplog.text and "no_bn_d/baseline/seed0" in caplog.text
-    rows = statistics.read_csv(path)
+    rows = study_results.read_csv(path)
     assert {k[0] for k in rows} == {"standard"}
 
 
@@ -220,3 +220,27 @@ def test_study_rejects_bad_sizes_and_names():
         assert c.optim.epochs * c.optim.steps_per_epoch == 800
     assert config.train_config("digits", "asgan", 0).optim.steps_per_epoch == 20  # <= 22
     assert os.path.exists(os.path.join(REPO, "scripts", "study.py"))
+
+
+def test_a_run_that_fails_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
+    calls = []
+
+    def failing_train(config, workdir, **kwargs):
+        calls.append(workdir)
+        raise nonfinite.NonFiniteError(7, ["d_loss"])
+
+    monkeypatch.setattr(loop, "train", failing_train)
+    config = study.StudyConfig(datasets=("digits",), methods=("asgan",), digits_seeds=(0, 1),
+                               steps=2, steps_per_epoch=2).validate()
+    lines, csvs = [], tmp_path / "results"
+    results = study.run(config, str(tmp_path / "runs"), progress=lines.append,
+                        results_dir=str(csvs))
+    assert len(calls) == 2 and [r["step"] for r in results] == [7, 7]  # both seeds ran
+    assert results[0]["failed"] == "Non-finite losses at training step 7: d_loss."
+    assert "FAILED at step 7: Non-finite losses" in lines[0]
+    text = (csvs / "digits.csv").read_text().splitlines()
+    assert text[1:] == ["standard,asgan,0,failed,1.0", "standard,asgan,1,failed,1.0"]
+    # stored: running again reads the failure instead of training again
+    again = study.run(config, str(tmp_path / "runs"), progress=lambda _: None)
+    assert len(calls) == 2 and again[1]["failed"] == results[1]["failed"]
+    assert study_summary.aggregate(results) == {"digits/standard": {"asgan": {}}}

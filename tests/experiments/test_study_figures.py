@@ -14,7 +14,7 @@ from scipy import stats
 
 from helpers import is_png, run_script
 from tf_asgan import errors, layout
-from tf_asgan.experiments import statistics, study_figures
+from tf_asgan.experiments import study_figures, study_results
 
 VALUES = {  # (setting, method): per-seed fid; NaN: undefined
     ("standard", "baseline"): [30.0, 34.0, 31.5, 29.0],
@@ -29,7 +29,7 @@ STEPS = 45  # two full bins of 20 steps and a partial one of 5
 def write_csv(path):
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(statistics.CSV_COLUMNS)
+        writer.writerow(study_results.CSV_COLUMNS)
         for (setting, method), values in VALUES.items():
             for seed, value in enumerate(values):
                 writer.writerow([setting, method, seed, "fid", repr(value)])
@@ -88,7 +88,7 @@ def test_mean_interval_of_too_few_values_and_refusals():
 
 
 def test_dot_plot_draws_every_arm_with_its_counts(tmp_path):
-    table = statistics.read_csv(write_csv(tmp_path / "s.csv"))
+    table = study_results.read_csv(write_csv(tmp_path / "s.csv"))
     path = str(tmp_path / "dots_fid.png")
     assert study_figures.dot_plot(table, "fid", ARMS, path) == path
     assert is_png(path, (300, 200)) and os.path.getsize(path) > 10_000
@@ -112,7 +112,7 @@ def test_dot_plot_draws_every_arm_with_its_counts(tmp_path):
 
 
 def test_dot_plot_refuses_an_arm_without_the_metric(tmp_path):
-    table = statistics.read_csv(write_csv(tmp_path / "s.csv"))
+    table = study_results.read_csv(write_csv(tmp_path / "s.csv"))
     with pytest.raises(errors.InputError, match="lr_d_4e-4/asgan"):
         study_figures.dot_plot(table, "fid", ARMS + [("lr_d_4e-4", "asgan")],
                                str(tmp_path / "x.png"))
@@ -194,15 +194,22 @@ def test_curves_plot_draws_the_median_and_quartiles_of_the_csv(study_output, tmp
 
 @pytest.mark.slow
 def test_the_script_draws_dots_and_curves(study_output, tmp_path):
-    out = tmp_path / "figures"
+    out = tmp_path / "not" / "yet" / "figures"  # made by the script
+    # no dot plot: the curves CSV is the first file written, into the missing folder
     proc = run_script("study_figures.py", f"--csv={write_csv(tmp_path / 's.csv')}",
-                      f"--runs={study_output}", f"--output={out}", "--metrics=fid,modes",
+                      f"--runs={study_output}", f"--output={out}", "--metrics=",
                       "--bin_steps=15")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = read_rows(out / "curves_stacked_digits.csv")
+    assert {int(row[3]) for row in lines[1:]} == {15, 30, 45}
+    assert sorted(os.listdir(out)) == ["curves_d_loss.png", "curves_g_loss.png",
+                                       "curves_stacked_digits.csv"]
+    # without --runs the curves are redrawn from that CSV, beside the dot plots
+    proc = run_script("study_figures.py", f"--csv={tmp_path / 's.csv'}", f"--output={out}",
+                      "--metrics=fid,modes")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("dots_fid.png", "dots_modes.png", "curves_d_loss.png", "curves_g_loss.png"):
         assert is_png(out / name, (300, 200)), name
-    lines = read_rows(out / "curves_stacked_digits.csv")
-    assert {int(row[3]) for row in lines[1:]} == {15, 30, 45}
     proc = run_script("study_figures.py", f"--csv={tmp_path / 's.csv'}", f"--output={out}",
                       "--metrics=recall")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

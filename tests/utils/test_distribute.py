@@ -132,6 +132,13 @@ def test_precision_and_xla_rules_on_a_cpu(mirrored):
         distribute.resolve_jit("maybe", one)
     with pytest.raises(ValueError, match="Unknown precision"):
         distribute.resolve_precision("float8")
+    assert distribute.precision_reason("auto", "float32") == (
+        "float32 (--precision=auto on a CPU: bfloat16 does not keep AS-GAN's perturbation, "
+        "docs/results.md, and float16 has no fast CPU kernels)")
+    # a run resumed here that started in another precision keeps its own: no CPU reason
+    assert distribute.precision_reason("auto", "mixed_bfloat16") == (
+        "mixed_bfloat16 (the precision this run started in)")
+    assert distribute.precision_reason("float32", "float32") == "float32"
 
 
 @pytest.mark.slow
@@ -159,11 +166,6 @@ def test_sync_bn_builds_synchronized_layers():
     assert [type(x).__name__ for x in plain.layers] == [type(x).__name__ for x in d.layers]
 
 
-# -- the benchmark -----------------------------------------------------------------------------
-
-
-
-
 
 
 def test_gpu_rules_with_simulated_devices(monkeypatch):
@@ -180,8 +182,13 @@ def test_gpu_rules_with_simulated_devices(monkeypatch):
     assert distribute.resolve_precision("auto") == "mixed_float16"
     assert distribute.precision_reason("auto", "mixed_float16") == (
         "mixed_float16 (--precision=auto: every GPU has tensor cores)")
+    # a float32 run resumed on these GPUs: auto picks mixed_float16, the run keeps float32
+    assert distribute.precision_reason("auto", "float32") == (
+        "float32 (the precision this run started in)")
     capability["GPU:1"] = (6, 1)  # one old GPU: no tensor cores, float32
     assert distribute.resolve_precision("auto") == "float32"
     assert distribute.precision_reason("auto", "float32") == (
         "float32 (--precision=auto: a GPU without tensor cores)")
+    assert distribute.precision_reason("auto", "mixed_float16") == (
+        "mixed_float16 (the precision this run started in)")
     assert distribute.precision_reason("mixed_bfloat16", "mixed_bfloat16") == "mixed_bfloat16"

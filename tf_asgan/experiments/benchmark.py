@@ -35,7 +35,7 @@ from tf_asgan.data import digits
 from tf_asgan.data import stream as stream_lib
 from tf_asgan.experiments import presets
 from tf_asgan.training import builder
-from tf_asgan.utils import distribute
+from tf_asgan.utils import distribute, timing
 
 # The step benchmark's methods: every preset (tf_asgan.experiments.presets); its options.
 METHODS = tuple(presets.PRESETS)
@@ -143,42 +143,15 @@ def count_flops(gan, batch):
 
 
 def measure_step(gan, batch, *, jit_compile=False, warmup=3, steps=5, repeats=5):
-    """Median milliseconds per train step (and every repeat's value): :func:`time_calls`
-    of the step on ``batch``."""
+    """Median milliseconds per train step (and every repeat's value):
+    :func:`tf_asgan.utils.timing.time_calls` of the step on ``batch``, a ``tf.function``
+    with ``jit_compile`` (XLA) as given.
+
+    Raises:
+      tf_asgan.errors.InputError: a count below 1 or not an integer.
+    """
     fn = step_function(gan, jit_compile)
-    return time_calls(lambda: fn(batch), warmup, repeats, steps)
-
-
-def time_calls(fn, warmup=3, repeats=5, calls=5):
-    """``(median, all)`` milliseconds per call of ``fn()``: ``warmup`` untimed calls
-    (the first traces), then ``repeats`` runs of ``calls`` calls, each run ended by
-    reading the last outputs into NumPy so that it includes the work."""
-    for _ in range(warmup):
-        out = fn()
-    _sync(out)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            out = fn()
-        _sync(out)
-        times.append(1000 * (time.perf_counter() - start) / calls)
-    return statistics.median(times), times
-
-
-def matmul_gflops(dtype="float32", size=2048, warmup=2, repeats=5, calls=3):
-    """GFLOP/s (``2 * size^3`` operations a product) of a ``size`` x ``size``
-    ``tf.matmul`` in ``dtype`` (e.g. ``"bfloat16"``): the rate a kernel of that dtype can
-    reach at best on this machine (median of :func:`time_calls`)."""
-    a, b = (tf.cast(tf.random.stateless_normal((size, size), (0, i)), dtype) for i in (1, 2))
-    product = tf.function(lambda: tf.matmul(a, b)[0, 0])
-    ms, _ = time_calls(product, warmup, repeats, calls)
-    return 2 * size ** 3 / (ms / 1000) / 1e9
-
-
-def _sync(out):
-    for value in tf.nest.flatten(out):
-        value.numpy()  # waits for the device (np.asarray fails on a bfloat16 scalar)
+    return timing.time_calls(lambda: fn(batch), warmup, repeats, steps)
 
 
 def input_throughput(batch_size, resolution=32, batches=50, repeats=3):
@@ -229,9 +202,12 @@ def run(architectures=("dcgan", "resnet"), resolutions=(32,), method_names=tuple
     float32 row's milliseconds over its own, when float32 is measured.
 
     Raises:
-      tf_asgan.errors.InputError: see :func:`check` and :func:`check_precisions` (before
-        any timing).
+      tf_asgan.errors.InputError: a count (``batch_size``, ``warmup``, ``steps``,
+        ``repeats``) below 1 or not an integer
+        (:func:`tf_asgan.utils.timing.check_counts`); see :func:`check` and
+        :func:`check_precisions` (all before any timing).
     """
+    timing.check_counts(batch_size=batch_size, warmup=warmup, steps=steps, repeats=repeats)
     check(architectures, resolutions, method_names, options)
     precisions = check_precisions(precisions)
     measured = presets.with_references(options)
@@ -268,14 +244,14 @@ def _aliases(arch, res, options):
     return same
 
 
-def _measure_row(arch, res, method, option, same, xla, batch_size, timing, width, log,
+def _measure_row(arch, res, method, option, same, xla, batch_size, counts, width, log,
                  precision="float32"):
     gan, batch = build(arch, res, method, batch_size, option=option, width=width)
     flops = count_flops(gan, batch)
     ref = presets.reference(option)
     rows = []
     for jit in xla:
-        ms, all_ms = measure_step(gan, batch, jit_compile=jit, **timing)
+        ms, all_ms = measure_step(gan, batch, jit_compile=jit, **counts)
         rows.append({"architecture": arch, "resolution": res, "method": method,
                      "option": option, "reference": same.get(ref, ref), "xla": jit,
                      "precision": precision, "ms_per_step": ms, "ms_repeats": all_ms,

@@ -23,15 +23,15 @@ import time
 import numpy as np
 
 from tf_asgan.evaluation import classifiers, fid_inception
-from tf_asgan.experiments import benchmark
+from tf_asgan.utils import timing
 
 FID_SAMPLES = 10_000
 
 
 def matmul_peak(size=4096, repeats=5):
     """GFLOP/s of a ``size`` x ``size`` float32 matmul (one untimed call first, then
-    ``repeats`` timed ones: :func:`tf_asgan.experiments.benchmark.matmul_gflops`)."""
-    return benchmark.matmul_gflops("float32", size, warmup=1, repeats=1, calls=repeats)
+    ``repeats`` timed ones: :func:`tf_asgan.utils.timing.matmul_gflops`)."""
+    return timing.matmul_gflops("float32", size, warmup=1, repeats=1, calls=repeats)
 
 
 def _timed(forward, batches):

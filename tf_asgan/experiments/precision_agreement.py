@@ -64,6 +64,16 @@ class Variant:
     float32_layers: int = 0
     float32_last: int = 0
 
+    def __post_init__(self):
+        """Raises :class:`tf_asgan.errors.InputError` unless both counts are integers
+        ``>= 0``."""
+        for name in ("float32_layers", "float32_last"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise errors.InputError(f"Variant {name} must be an integer >= 0 (how many "
+                                        f"of D's weighted layers compute in float32), "
+                                        f"got {value!r}.")
+
     @property
     def name(self):
         extra = f"+{self.float32_layers}_f32" if self.float32_layers else ""
@@ -92,8 +102,17 @@ def build_variant(build_d, weights, variant):
 def _layers_float32(model, leading_count, trailing_count):
     """A clone of ``model`` whose first ``leading_count`` weighted layers (and the layers
     between them: batch norm, activations) and last ``trailing_count`` weighted layers
-    (and every layer after them) compute in float32."""
+    (and every layer after them) compute in float32.
+
+    Raises:
+      tf_asgan.errors.InputError: a count larger than ``model``'s number of weighted
+        layers (those with weights, batch norm included).
+    """
     weighted = [layer for layer in model.layers if layer.weights]
+    if max(leading_count, trailing_count) > len(weighted):
+        raise errors.InputError(
+            f"float32_layers={leading_count}, float32_last={trailing_count}: {model.name} "
+            f"has {len(weighted)} weighted layers; give counts of at most {len(weighted)}.")
     chosen = set()
     if leading_count:
         chosen |= {id(layer) for layer in

@@ -15,12 +15,15 @@ backward pass (one pass for both), so alone it costs more than it adds to the st
 
 :func:`measure` builds the model under each precision (Keras dtype policies: under
 ``mixed_*`` the variables stay float32 and each layer casts them to the compute dtype;
-:func:`tf_asgan.utils.distribute.precision_policy`), times every component (median of
-``repeats`` runs of ``calls`` calls after ``warmup`` calls, synchronised by reading the
-outputs, as :func:`tf_asgan.experiments.benchmark.measure_step` times the whole step,
-which is measured too) and the bound a kernel can reach: GFLOP/s of a 2048 x 2048
-matmul in the compute dtype (``2 n^3`` operations). The speed-up of a component under a
-precision is its float32 milliseconds over its own.
+:func:`tf_asgan.utils.distribute.precision_policy`), times every component
+(:func:`tf_asgan.utils.timing.time_calls`: median of ``repeats`` runs of ``calls`` calls
+after ``warmup`` calls, synchronised by reading the outputs, as
+:func:`tf_asgan.experiments.benchmark.measure_step` times the whole step, which is
+measured too) and the bound a kernel can reach: GFLOP/s of a 2048 x 2048 matmul in the
+compute dtype (``2 n^3`` operations, :func:`tf_asgan.utils.timing.matmul_gflops`). The
+speed-up of a component under a precision is its float32 milliseconds over its own.
+Everything runs with XLA off: each component is a ``tf.function`` without
+``jit_compile`` and the whole step is timed with ``jit_compile=False``.
 """
 
 
@@ -30,7 +33,7 @@ import tensorflow as tf
 
 from tf_asgan import errors, perturbations
 from tf_asgan.experiments import benchmark
-from tf_asgan.utils import distribute, machine
+from tf_asgan.utils import distribute, machine, timing
 
 COMPONENTS = ("G forward", "D forward", "D forward+backward", "G forward+backward",
               "FGSM input gradient", "D optimizer update", "G optimizer update",
@@ -139,11 +142,9 @@ def _conv_ops(layer, n, rng):
 
 def check(batch_size, warmup, repeats, calls):
     """Raises :class:`tf_asgan.errors.InputError` unless every count is an integer and
-    ``batch_size, warmup, repeats, calls >= 1`` (the first call traces the function)."""
-    for name, value in (("batch_size", batch_size), ("warmup", warmup),
-                        ("repeats", repeats), ("calls", calls)):
-        if int(value) != value or value < 1:
-            raise errors.InputError(f"{name} must be an integer >= 1, got {value!r}.")
+    ``batch_size, warmup, repeats, calls >= 1`` (the first call traces the function):
+    :func:`tf_asgan.utils.timing.check_counts`."""
+    timing.check_counts(batch_size=batch_size, warmup=warmup, repeats=repeats, calls=calls)
 
 
 def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
@@ -166,16 +167,16 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
     check(batch_size, warmup, repeats, calls)
     names = benchmark.check_precisions(precisions)
     benchmark.check([architecture], [resolution], [method], ["none"])
-    timing = dict(warmup=warmup, repeats=repeats, calls=calls)
+    counts = dict(warmup=warmup, repeats=repeats, calls=calls)
     results, sums = {}, {}
     for precision in names:
         with distribute.precision_policy(precision):
             results[precision], sums[precision] = _measure_precision(
-                architecture, resolution, method, batch_size, width, timing, matmul_size)
+                architecture, resolution, method, batch_size, width, counts, matmul_size)
         log(f"{precision}: " + ", ".join(f"{k} {v:.2f} ms"
                                          for k, v in results[precision]["ms"].items()))
     report = {"architecture": architecture, "resolution": resolution, "method": method,
-              "batch_size": batch_size, "width": width, **timing,
+              "batch_size": batch_size, "width": width, **counts,
               "matmul_size": matmul_size, "precisions": names,
               "components": [*COMPONENTS, TRAIN_STEP], "results": results,
               "parts_sum_ms": sums, "machine": machine.cpu_description(),
@@ -184,16 +185,16 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
     return report
 
 
-def _measure_precision(architecture, resolution, method, batch_size, width, timing,
+def _measure_precision(architecture, resolution, method, batch_size, width, counts,
                        matmul_size):
     gan, batch = benchmark.build(architecture, resolution, method, batch_size, width=width)
     layer, flops = largest_conv(gan.discriminator)
     ms, all_ms = {}, {}
     for name, fn in components(gan, batch).items():
-        ms[name], all_ms[name] = benchmark.time_calls(fn, **timing)
+        ms[name], all_ms[name] = timing.time_calls(fn, **counts)
     ms[TRAIN_STEP], all_ms[TRAIN_STEP] = benchmark.measure_step(
-        gan, batch, warmup=timing["warmup"], steps=timing["calls"],
-        repeats=timing["repeats"])
+        gan, batch, jit_compile=False, warmup=counts["warmup"], steps=counts["calls"],
+        repeats=counts["repeats"])
     gflop = flops * batch_size / 1e9
     conv = {"layer": layer.name, "input_shape": [batch_size, *layer.input.shape[1:]],
             "kernel_shape": list(layer.kernel.shape), "strides": list(layer.strides),
@@ -201,7 +202,7 @@ def _measure_precision(architecture, resolution, method, batch_size, width, timi
             "gflops": {op: gflop / (ms[op] / 1000) for op in CONV_OPS}}
     dtype = keras.mixed_precision.global_policy().compute_dtype
     return ({"compute_dtype": dtype, "ms": ms, "ms_repeats": all_ms, "conv": conv,
-             "matmul_gflops": benchmark.matmul_gflops(dtype, matmul_size, **timing)},
+             "matmul_gflops": timing.matmul_gflops(dtype, matmul_size, **counts)},
             parts_sum(ms, gan.d_steps * (2 if gan.adversarial else 1)))
 
 
@@ -226,16 +227,17 @@ def _ratios(results):
 
 
 def table(report):
-    """The report as markdown: one row per component (and the train step), its ms under
-    each precision and, per precision other than float32, its speed-up; then the parts'
-    sum, the matmul bound and D's largest conv's GFLOP/s."""
+    """The report as markdown: a header (machine; network, batch, width, "XLA off"),
+    one row per component (and the train step), its ms under each precision and, per
+    precision other than float32, its speed-up; then the parts' sum, the matmul bound
+    and D's largest conv's GFLOP/s."""
     precisions = report["precisions"]
     others = [p for p in precisions if p != "float32" and report["speedup"]]
     head = ["component", *(f"{p} ms" for p in precisions),
             *(f"{p} speed-up" for p in others)]
     lines = [f"Machine: {report['machine']}; TensorFlow {report['tensorflow']}",
              f"{report['architecture']}-{report['resolution']} {report['method']}, batch "
-             f"{report['batch_size']}, width {report['width']:g}", "",
+             f"{report['batch_size']}, width {report['width']:g}, XLA off", "",
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for name in report["components"]:
         cells = [f"{report['results'][p]['ms'][name]:.2f}" for p in precisions]

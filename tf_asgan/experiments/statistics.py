@@ -2,7 +2,8 @@
 
 Every function takes the per-seed values of two arms (1-D arrays of floats) and returns
 plain numbers, so each statistic can be recomputed from the study's CSV
-(``setting, method, seed, metric, value``; :func:`read_csv`) by anyone. Sources:
+(``setting, method, seed, metric, value``;
+:func:`tf_asgan.experiments.study_results.read_csvs`) by anyone. Sources:
 
 - Welch's t-test: Welch (1947), "The generalization of 'Student's' problem when several
   different population variances are involved", Biometrika 34; its degrees of freedom
@@ -29,7 +30,6 @@ values each arm lost. An infinity is refused (a diverged run must be looked at, 
 averaged).
 """
 
-import csv
 import itertools
 import math
 import warnings
@@ -38,10 +38,13 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from tf_asgan import errors
+from tf_asgan.experiments import study_results
 
-CSV_COLUMNS = ("setting", "method", "seed", "metric", "value")
 # Exact enumeration up to this many label assignments (C(20, 10) = 184,756: 10 seeds per arm).
 MAX_EXACT = 200_000
+# The most an arm may lose to undefined values before its test's verdict is "undefined"
+# (the pre-registration in docs/results.md).
+MAX_NAN_FRACTION = 0.25
 
 
 def finite(values, name="values"):
@@ -209,11 +212,15 @@ def hedges_g(a, b, confidence=0.95):
             "ci": (lower * scale, upper * scale), **counts}
 
 
-def power(n, d, alpha):
-    """Power of the two-sided two-sample t-test with ``n`` per arm at effect size ``d``
-    (Cohen's d) and level ``alpha``: ``P(|T'| > t_{1 - alpha/2, 2n-2})``, ``T'`` noncentral
-    t with ``df = 2n - 2`` and ``ncp = d sqrt(n / 2)`` (Cohen 1988, ch. 2)."""
-    df, ncp = 2 * n - 2, abs(d) * math.sqrt(n / 2)
+def power(n, d, alpha, n_b=None):
+    """Power of the two-sided two-sample t-test with ``n`` per arm (or ``n`` and ``n_b``)
+    at effect size ``d`` (Cohen's d) and level ``alpha``: ``P(|T'| > t_{1 - alpha/2,
+    df})``, ``T'`` noncentral t with ``df = n + n_b - 2`` and ``ncp = d sqrt(n n_b / (n +
+    n_b))`` (Cohen 1988, ch. 2; equal arms: ``2n - 2`` and ``d sqrt(n / 2)``). The pooled
+    test's: Welch's degrees of freedom are fewer when the arms' sizes and variances
+    differ, so for unequal arms this is an upper bound for Welch's test."""
+    n_b = n if n_b is None else n_b
+    df, ncp = n + n_b - 2, abs(d) * math.sqrt(n * n_b / (n + n_b))
     crit = stats.t.ppf(1 - alpha / 2, df)
     return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
 
@@ -238,61 +245,6 @@ def seeds_per_arm(d, alpha=0.05, target=0.8, limit=100_000):
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if power(mid, d, alpha) < target else (lo, mid)
     return lo
-
-
-def read_csv(path, table=None):
-    """``{(setting, method, metric): {seed: value}}`` of a study CSV; with ``table``, its
-    values are added to that dict (a study run in parts, each part in its own folder).
-
-    Raises:
-      tf_asgan.errors.InputError: the header is not exactly :data:`CSV_COLUMNS`, a value
-        is no number, or a (setting, method, metric, seed) appears twice (in the file, or
-        in ``table`` and the file).
-      FileNotFoundError: no file at ``path``.
-    """
-    table = {} if table is None else table
-    for line, (setting, method, seed, metric, value) in csv_rows(path, CSV_COLUMNS):
-        try:
-            seed, value = int(seed), float(value)
-        except ValueError:
-            raise errors.InputError(f"{path}:{line}: seed {seed!r} or value {value!r} is "
-                                    "no number.") from None
-        cell = table.setdefault((setting, method, metric), {})
-        if seed in cell:
-            raise errors.InputError(f"{path}:{line}: {setting}/{method} seed {seed} has "
-                                    f"{metric} twice (in this file or an earlier one).")
-        cell[seed] = value
-    return table
-
-
-def csv_rows(path, columns):
-    """``(line number, row)`` of each data row of the CSV file ``path``, whose header must
-    be exactly ``columns`` (a tuple of names); rows of another length are refused.
-
-    Raises:
-      tf_asgan.errors.InputError: another header, or a row with another number of cells.
-      FileNotFoundError: no file at ``path``.
-    """
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = tuple(next(reader, ()))
-        if header != tuple(columns):
-            raise errors.InputError(f"{path}: the header must be {','.join(columns)}; "
-                                    f"got {','.join(header)}.")
-        for line, row in enumerate(reader, 2):
-            if len(row) != len(columns):
-                raise errors.InputError(f"{path}:{line}: {len(row)} cells; the header has "
-                                        f"{len(columns)}.")
-            yield line, row
-
-
-def read_csvs(paths):
-    """:func:`read_csv` of every path into one table (the same errors; a value given by
-    two files is refused)."""
-    table = {}
-    for path in paths:
-        read_csv(path, table)
-    return table
 
 
 def compare(a, b, seed=0, n_resamples=100_000, confidence=0.95):
@@ -340,32 +292,39 @@ def verdict(metric, diff, p_adjusted, alpha):
     return "a better" if higher == (BETTER[metric] == "higher") else "a worse"
 
 
-def family_tests(table, hypotheses, metric, alpha=0.05, seed=0, n_resamples=100_000):
+def family_tests(table, hypotheses, metric, alpha=0.05, seed=0, n_resamples=100_000,
+                 seeds=None, failures="substitute"):
     """Every statistic of ``metric`` for each hypothesis, Holm-adjusted across them.
 
     Args:
-      table: :func:`read_csv`'s dict.
+      table: :func:`tf_asgan.experiments.study_results.read_csvs`'s dict.
       hypotheses: ``{name: ((setting, method), (setting, method))}``, arm a then arm b.
       metric: the CSV's metric name (e.g. ``"fid"``).
+      seeds, failures: which seeds each arm must have and what a failed run counts as
+        (:func:`tf_asgan.experiments.study_results.arm_values`).
 
     Returns:
       ``[dict]``, one per hypothesis in order: :func:`compare`'s values (NaN when an arm
-      has fewer than 2 defined values), ``name, a, b``, ``p_holm`` and ``p_perm_holm``
-      (Welch's and the permutation test's, over this family, which holds
-      ``len(hypotheses)`` tests) and the ``verdict`` (see :func:`_adjust`).
+      has fewer than 2 defined values), ``name, a, b``, ``failed_a, failed_b``,
+      ``p_holm`` and ``p_perm_holm`` (Welch's and the permutation test's, over this
+      family, which holds ``len(hypotheses)`` tests) and the ``verdict`` (see
+      :func:`_adjust`).
 
     Raises:
-      tf_asgan.errors.InputError: an arm with no values of ``metric`` in ``table``.
+      tf_asgan.errors.InputError: an arm with no values of ``metric``, or without one of
+        ``seeds`` (named with the hypothesis).
     """
     rows = []
     for name, (a, b) in hypotheses.items():
-        arms = []
+        arms, failed = [], []
         for setting, method in (a, b):
-            values = table.get((setting, method, metric))
-            if not values:
-                raise errors.InputError(f"{name}: no {metric} values of {setting}/{method} in "
-                                        "the CSV (run that arm first).")
-            arms.append([values[s] for s in sorted(values)])
+            try:
+                values, count = study_results.arm_values(table, setting, method, metric,
+                                                         seeds, failures)
+            except errors.InputError as err:
+                raise errors.InputError(f"{name}: {err}") from None
+            arms.append(list(values.values()))
+            failed.append(count)
         try:
             row = compare(*arms, seed=seed, n_resamples=n_resamples)
         except errors.InputError:  # fewer than 2 defined values in an arm
@@ -375,14 +334,10 @@ def family_tests(table, hypotheses, metric, alpha=0.05, seed=0, n_resamples=100_
                    "n_b": sum(not math.isnan(v) for v in arms[1])}
         row["nan_a"] = sum(math.isnan(v) for v in arms[0])
         row["nan_b"] = sum(math.isnan(v) for v in arms[1])
-        rows.append({"name": name, "a": "/".join(a), "b": "/".join(b), **row})
+        rows.append({"name": name, "a": "/".join(a), "b": "/".join(b),
+                     "failed_a": failed[0], "failed_b": failed[1], **row})
     _adjust(rows, [metric] * len(rows), alpha)
     return rows
-
-
-# The most an arm may lose to undefined values before its test's verdict is "undefined"
-# (the pre-registration in docs/results.md).
-MAX_NAN_FRACTION = 0.25
 
 
 def _adjust(rows, metrics, alpha):
@@ -390,14 +345,20 @@ def _adjust(rows, metrics, alpha):
     and the permutation p-values, and each row's verdict: :func:`verdict` on Welch's
     adjusted p; "undefined" where an arm lost more than :data:`MAX_NAN_FRACTION` of its
     values; marked "not robust" where the adjusted permutation p decides otherwise."""
-    welch_adjusted, perm_adjusted = holm([r["p"] for r in rows]), holm(
-        [r["p_perm"] for r in rows])
-    for row, metric, p_holm, p_perm_holm in zip(rows, metrics, welch_adjusted, perm_adjusted):
+    undefined = [max(r["nan_a"] / max(r["n_a"] + r["nan_a"], 1),
+                     r["nan_b"] / max(r["n_b"] + r["nan_b"], 1)) > MAX_NAN_FRACTION
+                 for r in rows]
+    # an undefined test counts as one of the family and is never rejected (holm's NaN)
+    welch_adjusted = holm([math.nan if u else r["p"] for r, u in zip(rows, undefined)])
+    perm_adjusted = holm([math.nan if u else r["p_perm"] for r, u in zip(rows, undefined)])
+    for row, metric, p_holm, p_perm_holm, lost in zip(rows, metrics, welch_adjusted,
+                                                      perm_adjusted, undefined):
         row["p_holm"], row["p_perm_holm"] = float(p_holm), float(p_perm_holm)
-        lost = max(row["nan_a"] / max(row["n_a"] + row["nan_a"], 1),
-                   row["nan_b"] / max(row["n_b"] + row["nan_b"], 1))
-        if lost > MAX_NAN_FRACTION:
+        if lost:
             row["verdict"] = "undefined (an arm lost more than a quarter of its values)"
+            continue
+        if math.isnan(row["p"]) and row["diff"] == 0:  # two constant, equal arms
+            row["verdict"] = "no difference shown (both arms constant and equal)"
             continue
         row["verdict"] = verdict(metric, row["diff"], p_holm, alpha)
         if not math.isnan(p_holm) and (p_holm < alpha) != (p_perm_holm < alpha):

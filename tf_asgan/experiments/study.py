@@ -43,7 +43,7 @@ from tf_asgan.experiments.study_settings import (
     method_changes,
 )
 from tf_asgan.training import builder, checkpoints, loop, rundir
-from tf_asgan.utils import io, machine
+from tf_asgan.utils import io, machine, nonfinite
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +182,12 @@ def run_one(study, dataset, method, seed, workdir, setting="standard"):
     start = time.time()
     source = catalog.source(dataset, config.model.resolution, seed=seed)
     # The study owns its run folders: a run of an older study setting is replaced.
-    result = loop.train(config, workdir, verbose=0, source=source,
-                        existing_run="overwrite")
+    try:
+        result = loop.train(config, workdir, verbose=0, source=source,
+                            existing_run="overwrite")
+    except nonfinite.NonFiniteError as err:  # a failed run is a result (docs/results.md)
+        return _failed(path, err, dataset, setting, method, seed, config, measure,
+                       time.time() - start)
     train_seconds = time.time() - start
     gan, _, _ = rundir.restore_model(workdir)
     # The real subset's shuffle folds in TensorFlow's global seed: set it, so that a
@@ -220,6 +224,29 @@ def run_one(study, dataset, method, seed, workdir, setting="standard"):
     return out
 
 
+def _failed(path, err, dataset, setting, method, seed, config, measure, seconds):
+    """Stores and returns the result of a run that stopped on a non-finite step: no
+    measurement, ``"failed"`` the error's text and ``"step"`` its step. The pre-registered
+    rule (docs/results.md) turns it into values when the study is tested
+    (:func:`tf_asgan.experiments.statistics.with_failures`)."""
+    log.warning("%s/%s/%s seed %d failed: %s", dataset, setting, method, seed, err)
+    out = {"dataset": dataset, "setting": setting, "method": method, "seed": seed,
+           "failed": str(err), "step": err.step, "train_seconds": seconds,
+           "seconds": seconds, "config": config.to_dict(), "measure": measure,
+           "draws": randomness.SCHEME, "machine": machine.description()}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    io.atomic_write_json(path, out, indent=2, sort_keys=True)
+    return out
+
+
+def progress_line(r):
+    """One line of a run's result for the study's progress."""
+    if r.get("failed"):
+        return f"FAILED at step {r['step']}: {r['failed']} ({r['seconds']:.0f} s"
+    return (f"FID {r['fid']:.2f}, recall {r['recall']:.3f}, coverage {r['coverage']:.3f}, "
+            f"modes {r['modes']}, flipped real {r['flipped_real']:.1%} ({r['seconds']:.0f} s")
+
+
 def run(study, output, progress=print, results_dir=None):
     """Runs every (dataset, setting, method, seed) of ``study`` into ``output``; returns
     their results. With ``results_dir``, :func:`write_results` updates the CSVs after each
@@ -234,9 +261,7 @@ def run(study, output, progress=print, results_dir=None):
             write_results(study, results, results_dir)
         elapsed = time.time() - start
         r = results[-1]
-        progress(f"[{i}/{len(jobs)}] {dataset} {setting} {method} seed {seed}: FID "
-                 f"{r['fid']:.2f}, recall {r['recall']:.3f}, coverage {r['coverage']:.3f}, "
-                 f"modes {r['modes']}, flipped real {r['flipped_real']:.1%} "
-                 f"({r['seconds']:.0f} s; elapsed {elapsed / 60:.1f} min, about "
+        progress(f"[{i}/{len(jobs)}] {dataset} {setting} {method} seed {seed}: "
+                 f"{progress_line(r)}; elapsed {elapsed / 60:.1f} min, about "
                  f"{elapsed / i * (len(jobs) - i) / 60:.1f} min left)")
     return results

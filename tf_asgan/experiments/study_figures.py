@@ -1,7 +1,7 @@
 """The study's figures, drawn from its committed files so that anyone can redraw them.
 
 - :func:`dot_plot`: one metric of the per-seed CSV (``setting, method, seed, metric,
-  value``; :func:`tf_asgan.experiments.statistics.read_csvs`): every seed as a dot and the
+  value``; :func:`tf_asgan.experiments.study_results.read_csvs`): every seed as a dot and the
   mean with its 95% t-interval (:func:`mean_interval`), one panel per setting;
 - :func:`find_runs` and :func:`export_curves`: the study's step logs (TensorBoard, every
   step) binned into a small CSV (``setting, method, seed, step, metric, value``);
@@ -27,7 +27,7 @@ from scipy import stats
 
 from tf_asgan import errors, layout
 from tf_asgan.analysis import figures
-from tf_asgan.experiments import statistics
+from tf_asgan.experiments import statistics, study_results
 from tf_asgan.utils import io
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def dot_plot(table, metric, arms, path, title=None):
 
     Args:
       table: ``{(setting, method, metric): {seed: value}}``
-        (:func:`tf_asgan.experiments.statistics.read_csvs`); NaN values are left out and
+        (:func:`tf_asgan.experiments.study_results.read_csvs`); NaN values are left out and
         counted under their method's label.
       metric: a metric name of the CSV; the y label says which way is better
         (``statistics.BETTER``).
@@ -256,7 +256,7 @@ def read_curves(path):
       FileNotFoundError: no file at ``path``.
     """
     points = collections.defaultdict(dict)
-    rows = statistics.csv_rows(path, CURVE_COLUMNS)
+    rows = study_results.csv_rows(path, CURVE_COLUMNS)
     for line, (setting, method, seed, step, metric, value) in rows:
         try:
             seed, step, value = int(seed), int(step), float(value)

@@ -12,6 +12,7 @@ import importlib.metadata
 import io as text_io
 import json
 import logging
+import math
 import os
 import subprocess
 import time
@@ -22,6 +23,10 @@ from tf_asgan.utils import io
 
 log = logging.getLogger(__name__)
 
+# The per-seed CSV's header: one row per value.
+CSV_COLUMNS = ("setting", "method", "seed", "metric", "value")
+# The metric of a run that stopped on a non-finite step (value 1; its only row).
+FAILED = "failed"
 # The per-seed values of the CSV: the table's columns, the training time and the traces.
 CSV_METRICS = (*(key for key, _, _ in COLUMNS), "train_seconds")
 
@@ -29,7 +34,10 @@ CSV_METRICS = (*(key for key, _, _ in COLUMNS), "train_seconds")
 def result_rows(r):
     """``[(setting, method, seed, metric, value)]`` of one run's result: every
     :data:`CSV_METRICS` value it holds (NaN kept: an undefined value, e.g. a flip rate of a
-    D that classified none right) and ``<trace>_<median|max|first_epoch_max>``."""
+    D that classified none right) and ``<trace>_<median|max|first_epoch_max>``; for a run
+    that stopped on a non-finite step, the one row ``(..., FAILED, 1.0)``."""
+    if r.get("failed"):  # no measurement: the one row says the run failed
+        return [(r["setting"], r["method"], r["seed"], FAILED, 1.0)]
     values = {k: r[k] for k in CSV_METRICS if r.get(k) is not None}
     for name, summary in sorted(r.get("traces", {}).items()):
         values.update({f"{name}_{stat}": v for stat, v in sorted(summary.items())})
@@ -99,7 +107,8 @@ def write_results(study, results, folder):
     """Writes ``<folder>/<dataset>.csv`` (columns ``setting, method, seed, metric, value``,
     one row per value, :func:`result_rows`) and ``<folder>/<dataset>.json`` (the study's
     settings, the definitions of its settings and methods, each run's configuration
-    digest and machine (:func:`tf_asgan.utils.machine.description` at training time), the
+    digest and machine (:func:`tf_asgan.utils.machine.description` when its result was
+    written: trained, or re-measured), the
     measurement protocol and :func:`code_version`), each atomically.
 
     Rows of runs an earlier write recorded and ``results`` does not hold (a study run in
@@ -121,7 +130,7 @@ def write_results(study, results, folder):
                          "machine": r.get("machine")}
         buffer = text_io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(("setting", "method", "seed", "metric", "value"))
+        writer.writerow(CSV_COLUMNS)
         writer.writerows((a, b, c, d, repr(e)) for a, b, c, d, e in sorted(rows))
         meta = {"dataset": dataset, "study": {k: v for k, v in dataclasses.asdict(study).items()
                                               if k not in ("datasets", "settings", "methods")},
@@ -135,3 +144,132 @@ def write_results(study, results, folder):
         io.atomic_write_json(json_path, meta, indent=2, sort_keys=True)
         paths.append(csv_path)
     return paths
+
+
+def read_csv(path, table=None):
+    """``{(setting, method, metric): {seed: value}}`` of a study CSV; with ``table``, its
+    values are added to that dict (a study run in parts, each part in its own folder).
+
+    Raises:
+      tf_asgan.errors.InputError: the header is not exactly :data:`CSV_COLUMNS`, a value
+        is no number, or a (setting, method, metric, seed) appears twice (in the file, or
+        in ``table`` and the file).
+      FileNotFoundError: no file at ``path``.
+    """
+    table = {} if table is None else table
+    for line, (setting, method, seed, metric, value) in csv_rows(path, CSV_COLUMNS):
+        try:
+            seed, value = int(seed), float(value)
+        except ValueError:
+            raise errors.InputError(f"{path}:{line}: seed {seed!r} or value {value!r} is "
+                                    "no number.") from None
+        cell = table.setdefault((setting, method, metric), {})
+        if seed in cell:
+            raise errors.InputError(f"{path}:{line}: {setting}/{method} seed {seed} has "
+                                    f"{metric} twice (in this file or an earlier one).")
+        cell[seed] = value
+    return table
+
+
+def csv_rows(path, columns):
+    """``(line number, row)`` of each data row of the CSV file ``path``, whose header must
+    be exactly ``columns`` (a tuple of names); rows of another length are refused.
+
+    Raises:
+      tf_asgan.errors.InputError: another header, or a row with another number of cells.
+      FileNotFoundError: no file at ``path``.
+    """
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = tuple(next(reader, ()))
+        if header != tuple(columns):
+            raise errors.InputError(f"{path}: the header must be {','.join(columns)}; "
+                                    f"got {','.join(header)}.")
+        for line, row in enumerate(reader, 2):
+            if len(row) != len(columns):
+                raise errors.InputError(f"{path}:{line}: {len(row)} cells; the header has "
+                                        f"{len(columns)}.")
+            yield line, row
+
+
+# The study settings that may differ between the parts of one study (the seeds run).
+PART_FIELDS = ("seeds", "digits_seeds")
+
+
+def read_csvs(paths):
+    """:func:`read_csv` of every path into one table (the same errors; a value given by
+    two files is refused). Where a ``<dataset>.json`` lies beside a CSV
+    (:func:`write_results`), the parts must share the study's settings (all but
+    :data:`PART_FIELDS`) and its measurement protocol.
+
+    Raises:
+      tf_asgan.errors.InputError: as :func:`read_csv`, or two parts of different studies.
+    """
+    table, first = {}, None
+    for path in paths:
+        read_csv(path, table)
+        meta_path = os.path.splitext(path)[0] + ".json"
+        if not os.path.exists(meta_path):
+            continue
+        with open(meta_path) as f:
+            meta = json.load(f)
+        study = {k: v for k, v in meta.get("study", {}).items() if k not in PART_FIELDS}
+        key = (study, meta.get("measure"))
+        if first is None:
+            first = (meta_path, key)
+        elif key != first[1]:
+            raise errors.InputError(f"{meta_path} and {first[0]} record different study "
+                                    "settings or measurements: these CSVs are not parts of "
+                                    "one study.")
+    return table
+
+
+# What a failed run (:data:`FAILED`) counts as in the pre-registered tests
+# (docs/results.md): no mode covered, and the largest FID of its setting (over every
+# method's runs); any other metric is undefined (NaN).
+FAILURE_VALUES = {"modes": "zero", "fid": "worst of the setting"}
+FAILURES = ("substitute", "exclude")
+
+
+def arm_values(table, setting, method, metric, seeds=None, failures="substitute"):
+    """``({seed: value}, number of failed runs)`` of one arm of a :func:`read_csvs` table.
+
+    Args:
+      seeds: the seeds the arm must have (each a value or a failed run), e.g.
+        ``range(17)``; ``None``: whatever the table holds.
+      failures: ``"substitute"``: a failed run takes :data:`FAILURE_VALUES`'s value (NaN
+        for other metrics); ``"exclude"``: it is left out (the sensitivity analysis).
+
+    Raises:
+      tf_asgan.errors.InputError: a seed of ``seeds`` the arm lacks (the family is not
+        complete: the pre-registration tests complete families only), an arm with no
+        value of ``metric`` and no failed run, or an unknown ``failures``.
+    """
+    if failures not in FAILURES:
+        raise errors.InputError(f"failures must be one of {FAILURES}, got {failures!r}.")
+    values = dict(table.get((setting, method, metric), {}))
+    failed = {k for k, v in table.get((setting, method, FAILED), {}).items() if v == 1.0}
+    if seeds is not None:
+        missing = sorted(set(seeds) - set(values) - failed)
+        if missing:
+            raise errors.InputError(f"{setting}/{method} has no {metric} for seeds {missing}: "
+                                    "the family is not complete (run them first).")
+        values = {k: v for k, v in values.items() if k in set(seeds)}
+        failed &= set(seeds)
+    if not values and not failed:
+        raise errors.InputError(f"No {metric} values of {setting}/{method} in the CSV (run "
+                                "that arm first).")
+    if failures == "substitute":
+        values.update({k: _failure_value(table, setting, metric) for k in failed})
+    return dict(sorted(values.items())), len(failed)
+
+
+def _failure_value(table, setting, metric):
+    rule = FAILURE_VALUES.get(metric)
+    if rule == "zero":
+        return 0.0
+    if rule == "worst of the setting":
+        values = [v for (s, _, m), seeds in table.items() if s == setting and m == metric
+                  for v in seeds.values() if not math.isnan(v)]
+        return max(values) if values else math.nan
+    return math.nan

@@ -142,12 +142,13 @@ def plot(study, results, table, output):
     paths = []
     fig, axes = plt.subplots(1, len(table), figsize=(4.5 * len(table), 3.2), squeeze=False)
     for ax, (name, by_method) in zip(axes[0], table.items()):
-        methods = list(by_method)
+        methods = [m for m in by_method if "fid" in by_method[m]]  # (failed runs: none)
         means = [by_method[m]["fid"][0] for m in methods]
         stds = [by_method[m]["fid"][1] for m in methods]
         ax.bar(methods, means, yerr=stds, capsize=4, color="tab:blue")
         for m in methods:  # every seed as a dot
-            seeds = [r["fid"] for r in results if section(r) == name and r["method"] == m]
+            seeds = [r["fid"] for r in results
+                     if section(r) == name and r["method"] == m and "fid" in r]
             ax.scatter([m] * len(seeds), seeds, color="black", s=8, zorder=3)
         ax.set_title(f"{name}: FID (lower is better)", fontsize=10)
         ax.set_xlabel("method")

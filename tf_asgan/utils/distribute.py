@@ -117,31 +117,46 @@ def is_chief(strategy):
     return task_type == "worker" and task_id == 0 and not has_chief
 
 
+def _auto_precision():
+    """``(policy, reason)`` of ``--precision=auto`` on this machine (the rules of the
+    module docstring): the Keras dtype policy name, and what the start of a run says of
+    it."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "float32", ("float32 (--precision=auto on a CPU: bfloat16 does not keep "
+                           "AS-GAN's perturbation, docs/results.md, and float16 has no fast "
+                           "CPU kernels)")
+    if all(tuple(tf.config.experimental.get_device_details(gpu).get(
+            "compute_capability", (0, 0))) >= (7, 0) for gpu in gpus):
+        return "mixed_float16", "mixed_float16 (--precision=auto: every GPU has tensor cores)"
+    return "float32", "float32 (--precision=auto: a GPU without tensor cores)"
+
+
 def resolve_precision(name="auto"):
-    """The Keras dtype policy name for ``name`` (see the module docstring)."""
+    """The Keras dtype policy name for ``name`` (see the module docstring).
+
+    Raises:
+      tf_asgan.errors.InputError: ``name`` not in :data:`PRECISIONS`.
+    """
     if name not in PRECISIONS:
         raise errors.InputError(f"Unknown precision {name!r}; choose one of {list(PRECISIONS)}.")
     if name != "auto":
         return name
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus and all(tuple(tf.config.experimental.get_device_details(gpu).get(
-            "compute_capability", (0, 0))) >= (7, 0) for gpu in gpus):
-        return "mixed_float16"
-    return "float32"
+    return _auto_precision()[0]
 
 
 def precision_reason(name, resolved):
-    """What the start of a run says of its precision: ``resolved`` (a policy name), with,
-    for ``name == "auto"``, why this machine gets it (the rules of the module
-    docstring)."""
+    """What the start of a run says of its precision ``resolved`` (a policy name) asked
+    for as ``name``: ``resolved`` itself for an explicit name; for ``name == "auto"``,
+    why this machine picks it (the rules of the module docstring), or, when ``resolved``
+    is not what auto picks here (a resumed run keeps the precision it started in),
+    ``"<resolved> (the precision this run started in)"``."""
     if name != "auto":
         return resolved
-    if resolved == "mixed_float16":
-        return "mixed_float16 (--precision=auto: every GPU has tensor cores)"
-    if tf.config.list_physical_devices("GPU"):
-        return f"{resolved} (--precision=auto: a GPU without tensor cores)"
-    return (f"{resolved} (--precision=auto on a CPU: bfloat16 does not keep AS-GAN's "
-            "perturbation, docs/results.md, and float16 has no fast CPU kernels)")
+    policy, reason = _auto_precision()
+    if resolved != policy:
+        return f"{resolved} (the precision this run started in)"
+    return reason
 
 
 def resolve_jit(value, strategy):
