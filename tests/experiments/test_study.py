@@ -91,6 +91,8 @@ def test_the_study_runs_settings_end_to_end_writes_its_csv_and_resumes(tmp_path,
     assert json.loads(stored.read_text())["machine"] == machine.description()
     meta = json.loads((csvs / "digits.json").read_text())
     assert meta["runs"]["standard/asgan/seed0"]["machine"]["cpu"] == machine.cpu_description()
+    # and the code that trained it (a study run in parts may span commits)
+    assert meta["runs"]["standard/asgan/seed0"]["code"] == study_results.code_version()
 
 
 def test_settings_and_ablation_methods_resolve_and_clashes_are_refused(monkeypatch):

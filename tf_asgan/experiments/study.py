@@ -34,7 +34,7 @@ from tf_asgan.analysis import attacks, figures
 from tf_asgan.config.train_config import TrainConfig
 from tf_asgan.data import catalog
 from tf_asgan.experiments import presets
-from tf_asgan.experiments.study_results import write_results
+from tf_asgan.experiments.study_results import code_version, write_results
 from tf_asgan.experiments.study_settings import (
     SETTINGS,
     TRACES,
@@ -218,7 +218,7 @@ def run_one(study, dataset, method, seed, workdir, setting="standard"):
         "g_loss_std": _loss_spread(workdir, "g_loss"),
         "traces": _traces(workdir, config.optim.steps_per_epoch),
         "config": config.to_dict(), "measure": measure, "draws": randomness.SCHEME,
-        "machine": machine.description(),
+        "machine": machine.description(), "code": code_version(),
     }
     io.atomic_write_json(path, out, indent=2, sort_keys=True)
     return out
@@ -233,7 +233,8 @@ def _failed(path, err, dataset, setting, method, seed, config, measure, seconds)
     out = {"dataset": dataset, "setting": setting, "method": method, "seed": seed,
            "failed": str(err), "step": err.step, "train_seconds": seconds,
            "seconds": seconds, "config": config.to_dict(), "measure": measure,
-           "draws": randomness.SCHEME, "machine": machine.description()}
+           "draws": randomness.SCHEME, "machine": machine.description(),
+           "code": code_version()}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     io.atomic_write_json(path, out, indent=2, sort_keys=True)
     return out

@@ -107,8 +107,8 @@ def write_results(study, results, folder):
     """Writes ``<folder>/<dataset>.csv`` (columns ``setting, method, seed, metric, value``,
     one row per value, :func:`result_rows`) and ``<folder>/<dataset>.json`` (the study's
     settings, the definitions of its settings and methods, each run's configuration
-    digest and machine (:func:`tf_asgan.utils.machine.description` when its result was
-    written: trained, or re-measured), the
+    digest, machine (:func:`tf_asgan.utils.machine.description` when its result was
+    written: trained, or re-measured) and code (:func:`code_version` then), the
     measurement protocol and :func:`code_version`), each atomically.
 
     Rows of runs an earlier write recorded and ``results`` does not hold (a study run in
@@ -127,7 +127,7 @@ def write_results(study, results, folder):
             runs[key] = {"setting": r["setting"], "method": r["method"], "seed": r["seed"],
                          "config_sha256": config_digest(r["config"]), "step": r["step"],
                          "train_seconds": r.get("train_seconds"),
-                         "machine": r.get("machine")}
+                         "machine": r.get("machine"), "code": r.get("code")}
         buffer = text_io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
