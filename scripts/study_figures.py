@@ -16,8 +16,10 @@
 Writes ``dots_<metric>.png`` per metric (one panel per setting, the methods side by
 side; NaN values are left out and counted under their method). With ``--runs`` it first
 exports the runs of the chosen arms to ``--curves_csv`` (d_loss and g_loss, mean per
-``--bin_steps`` steps); whenever that CSV exists it draws ``curves_d_loss.png`` and
-``curves_g_loss.png`` (median over seeds, interquartile range shaded) from it alone.
+``--bin_steps`` steps), keeping the rows of the other runs it already holds (a study run
+in parts, whose earlier run folders may be gone); whenever that CSV exists it draws
+``curves_d_loss.png`` and ``curves_g_loss.png`` (median over seeds, interquartile range
+shaded) from it alone.
 Settings and methods default to every one in the CSV: settings standard, no_bn_d,
 lr_d_4e-4 first, methods baseline then asgan first, the others after in CSV order.
 """

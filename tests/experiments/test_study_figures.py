@@ -148,6 +148,29 @@ def test_export_curves_bins_the_step_logs(study_output, tmp_path, caplog):
     assert ("asgan", 7, "g_loss", 20) not in got
 
 
+def test_export_curves_keeps_the_runs_of_an_earlier_part(study_output, tmp_path):
+    runs = study_figures.find_runs([study_output], "stacked_digits")
+    path = str(tmp_path / "curves.csv")
+    first = {k: w for k, w in runs.items() if k[2] < 2}  # part 1: seeds 0 and 1
+    assert study_figures.export_curves(first, ("d_loss",), 20, path) == 4 * 3
+    # part 2: seed 2, and seed 0 of asgan again from a run logged as seed 5
+    second = {k: w for k, w in runs.items() if k[2] == 2}
+    second[("standard", "asgan", 0)] = write_run(tmp_path / "again", 5, names=("d_loss",))
+    assert study_figures.export_curves(second, ("d_loss",), 20, path) == 3 * 3
+    lines = read_rows(path)
+    assert len(lines) - 1 == 6 * 3
+    got = {(m, int(k), int(st)): float(v) for _, m, k, st, _, v in lines[1:]}
+    for method in ("asgan", "baseline"):
+        for seed in range(3):
+            logged = 5 if (method, seed) == ("asgan", 0) else seed  # replaced
+            expected = np.mean([loss("d_loss", logged, s) for s in range(41, 46)])
+            assert got[(method, seed, 45)] == pytest.approx(expected, rel=1e-12)
+    before = open(path).read()
+    with pytest.raises(errors.InputError, match="binned over 20 steps"):
+        study_figures.export_curves(second, ("d_loss",), 15, path)
+    assert open(path).read() == before
+
+
 def test_export_curves_refuses_a_run_without_logs(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -202,6 +202,9 @@ def bin_means(steps, values, bin_steps):
 
 def export_curves(run_dirs, names, bin_steps, path):
     """Writes the runs' step logs of ``names``, binned, to the CSV ``path`` (atomically).
+    Where ``path`` exists, the rows of its runs that ``run_dirs`` does not hold are kept
+    (a study run in parts, whose earlier run folders may be gone); a run of both is
+    replaced.
 
     Args:
       run_dirs: ``{(setting, method, seed): workdir}`` (:func:`find_runs`).
@@ -211,12 +214,13 @@ def export_curves(run_dirs, names, bin_steps, path):
         in that column order, values written with ``repr`` (exact floats).
 
     Returns:
-      the number of rows written.
+      the number of rows written of ``run_dirs`` (kept rows not counted).
 
     Raises:
       tf_asgan.errors.InputError: ``bin_steps < 1``, no runs, a run with no step logs at
-        all (named), or none of ``names`` logged by any run. A run missing some of
-        ``names`` is warned about and those names skipped for it.
+        all (named), none of ``names`` logged by any run, or an existing ``path`` binned
+        over other than ``bin_steps`` steps (as :func:`read_curves`). A run missing some
+        of ``names`` is warned about and those names skipped for it.
     """
     if bin_steps < 1 or not run_dirs or not names:
         raise errors.InputError(f"export_curves needs runs, names and bin_steps >= 1; got "
@@ -237,13 +241,32 @@ def export_curves(run_dirs, names, bin_steps, path):
                 rows.append((setting, method, seed, int(step), name, float(value)))
     if not rows:
         raise errors.InputError(f"No run logged any of {list(names)}.")
+    written = len(rows)
+    rows += _kept_curves(path, set(run_dirs), bin_steps)
     rows.sort()
     out = text_io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CURVE_COLUMNS)
     writer.writerows(row[:5] + (repr(row[5]),) for row in rows)
     io.atomic_write_text(path, out.getvalue())
-    return len(rows)
+    return written
+
+
+def _kept_curves(path, replaced, bin_steps):
+    """The rows of the curves CSV ``path`` (none where it does not exist) of the runs not
+    in ``replaced`` (``(setting, method, seed)`` keys); refuses other bins."""
+    if not os.path.exists(path):
+        return []
+    curves = read_curves(path)
+    width = _bin_width(curves.values()) if curves else bin_steps
+    if width != bin_steps:
+        raise errors.InputError(f"{path} holds curves binned over {width} steps; pass "
+                                f"bin_steps={width}, or another path for {bin_steps}.")
+    return [(setting, method, seed, int(step), metric, float(value))
+            for (setting, method, metric), seeds in curves.items()
+            for seed, (steps, values) in seeds.items()
+            if (setting, method, seed) not in replaced
+            for step, value in zip(steps, values)]
 
 
 def read_curves(path):
