@@ -102,20 +102,6 @@ def table_lines(metric, rows, alpha, family_size, power):
     return lines
 
 
-def parse_seeds(texts):
-    """``--seeds`` (``0-16``, ``0,2,5`` or both: ``0-9,12``) as a sorted list of ints;
-    ``None`` when empty."""
-    seeds = set()
-    try:
-        for text in texts:
-            low, _, high = text.partition("-")
-            seeds.update(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise errors.InputError(f"--seeds={','.join(texts)}: give seeds and ranges of "
-                                "integers, e.g. --seeds=0-16 or --seeds=0,1,5-9.") from None
-    return sorted(seeds) or None
-
-
 def family_tables(table, family, seeds, failures):
     """``{metric: rows}`` of the primary and secondary metrics (Holm across the
     hypotheses, or with --holm_across_metrics across the metrics)."""
@@ -151,7 +137,7 @@ def main(argv):
             raise errors.InputError(f"Unknown hypotheses {unknown}; choose from "
                                     f"{list(hypotheses)} or define them with --hypothesis.")
         family = {h: hypotheses[h] for h in FLAGS.family}
-        seeds = parse_seeds(FLAGS.seeds)
+        seeds = study_results.parse_seeds(FLAGS.seeds, "--seeds")
         table = study_results.read_csvs(FLAGS.csv)
         over = (f"over the {1 + len(FLAGS.secondary)} metrics of each hypothesis"
                 if FLAGS.holm_across_metrics else
@@ -159,8 +145,8 @@ def main(argv):
         out = [f"Tests of {', '.join(FLAGS.csv)}: arm a against arm b; Welch's two-sided "
                f"t-test, Holm's correction {over} at alpha = {FLAGS.alpha:g}, permutation "
                "test of the difference in means, Hedges' g"
-               + (f"; seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}) required." if seeds
-                  else "."), ""]
+               + (f"; seeds {study_results.seeds_text(seeds)} ({len(seeds)}) required."
+                  if seeds else "."), ""]
         tests = family_tables(table, family, seeds, "substitute")
         out += report(tests, family)
         if any(r["failed_a"] or r["failed_b"] for rows in tests.values() for r in rows):

@@ -21,12 +21,12 @@ def make_gan(batch_norm=True, **kwargs):
 
 
 class Recorder:
-    """Wraps ``gan._logits`` to record every image batch D sees, in order (eager)."""
+    """Wraps ``gan.discriminator_logits`` to record every image batch D sees, in order (eager)."""
 
     def __init__(self, gan):
         self.inputs = []
-        self._inner = gan._logits
-        gan._logits = self
+        self._inner = gan.discriminator_logits
+        gan.discriminator_logits = self
 
     def __call__(self, x, training=True):
         self.inputs.append(np.array(x))

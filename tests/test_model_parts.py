@@ -124,7 +124,7 @@ def test_pgd_under_float16_takes_every_step_where_unscaled_gradients_underflow()
     unscaled = tf.GradientTape()
     with unscaled:
         unscaled.watch(x)
-        loss = gan.gan_loss.real_term(gan._logits(x))
+        loss = gan.gan_loss.real_term(gan.discriminator_logits(x))
     assert not np.any(unscaled.gradient(loss, x).numpy())  # the underflow this is about
     x_hat = gan.perturb(x, None, 0.03).numpy()
     # The real term falls as D(x) rises: every pixel steps down, to the ball's edge.

@@ -147,7 +147,7 @@ class ASGAN(GAN):
         self.gradient_penalty = gradient_penalty
         self.rotation = rotation
         # D updates per train step: what a lazy penalty's interval counts
-        self._d_updates_per_step = self.d_steps * (2 if adversarial else 1)
+        self.d_updates_per_step = self.d_steps * (2 if adversarial else 1)
         if gradient_penalty is not None:
             log.info("Gradient penalty %s, weight %g, on one D update in %d (every D update "
                      "of the step, on the clean batches); GAN loss %s.", gradient_penalty.kind,
@@ -222,7 +222,7 @@ class ASGAN(GAN):
                 rotation=self._rotation_d(x))
         else:
             ex = dat_lib.examples(
-                self.dat, x, fake, self._logits, self.gan_loss,
+                self.dat, x, fake, self.discriminator_logits, self.gan_loss,
                 real_loss=self.gan_loss.real_term if self._needs_input_grad else None,
                 cross_replica_sum=distribute.cross_replica_sum())
             terms = [(x, fake)] if self.dat.loss == "add" else []
@@ -251,7 +251,7 @@ class ASGAN(GAN):
         """Step 2: ``x_hat`` from the registered perturbation (``seed``: the stateless
         seed of its random draws, if any)."""
         return self.perturbation.fn(x, epsilon=epsilon, input_grad=input_grad,
-                                    loss_fn=self._real_loss_fn(True), seed=seed,
+                                    loss_fn=self.real_loss_fn(True), seed=seed,
                                     **self.perturbation_kwargs)
 
     def adversarial_update(self, x_hat, fake, clean=None, index=0):
@@ -295,15 +295,15 @@ class ASGAN(GAN):
         replicas = distribute.num_replicas()
         if self.advas is None:
             with g_tape:
-                loss = self.gan_loss.generator(self._logits(fake))
+                loss = self.gan_loss.generator(self.discriminator_logits(fake))
                 total = loss if self.rotation is None else loss + self._rotation_g(fake)
                 scaled = self.g_optimizer.scale_loss(total / replicas)
             grads = g_tape.gradient(scaled, variables)
         else:
             with g_tape:  # everything G's gradient passes through is recorded on it
-                loss = self.gan_loss.generator(self._logits(fake))
+                loss = self.gan_loss.generator(self.discriminator_logits(fake))
             grads, penalty, lam = advas_lib.generator_gradients(
-                self.advas, g_tape, loss, self._logits, self.gan_loss, x, fake,
+                self.advas, g_tape, loss, self.discriminator_logits, self.gan_loss, x, fake,
                 self.discriminator.trainable_variables, variables, replicas=replicas,
                 cross_replica_sum=distribute.cross_replica_sum())
             self._logged.record("advas_penalty", penalty)
@@ -312,15 +312,15 @@ class ASGAN(GAN):
         self._update_ema()  # the EMA of G's weights, if kept (tf_asgan.ema)
         self._logged.record("g_loss", loss)
 
-    # -- internals --------------------------------------------------------------------
-
-    def _real_loss_fn(self, training):
+    def real_loss_fn(self, training):
         """``x -> `` the real term of ``L_D`` at D (the loss the attacks on reals ascend),
         times D's loss scale (float16: as D's own update; else 1). The attacks use the
         gradient's sign only, which the scale keeps, while in float16 the unscaled
         gradient through D underflows to 0 (an attack that would not move)."""
         return lambda x: self.d_optimizer.scale_loss(
-            self.gan_loss.real_term(self._logits(x, training)))
+            self.gan_loss.real_term(self.discriminator_logits(x, training)))
+
+    # -- internals --------------------------------------------------------------------
 
     def _penalty(self, x, fake, index, second):
         """The gradient penalty of one D update on the clean ``(x, fake)``: ``None``
@@ -330,10 +330,10 @@ class ASGAN(GAN):
             return None
         update = 2 * index + int(second) if self.adversarial else index
         seed = randomness.draw_seed(self._step_key(), "gp_alpha", update)
-        run_update = self._step() * self._d_updates_per_step + update
+        run_update = self._step() * self.d_updates_per_step + update
 
         def term():
-            added, value, due = self.gradient_penalty.term(self._logits, x, fake,
+            added, value, due = self.gradient_penalty.term(self.discriminator_logits, x, fake,
                                                            update=run_update, seed=seed)
             self._logged.record("gp", value, weight=due)
             return added
@@ -387,12 +387,12 @@ class ASGAN(GAN):
                 tape.watch(watch)
             loss = 0.0
             for real, fake in terms:
-                real_logits = self._logits(real)
+                real_logits = self.discriminator_logits(real)
                 if fake is None:
                     fake_logits = None
                     loss += self.gan_loss.real_term(real_logits)
                 else:
-                    fake_logits = self._logits(fake)
+                    fake_logits = self.discriminator_logits(fake)
                     loss += self.gan_loss.discriminator(real_logits, fake_logits)
             total = loss
             for extra in (penalty, rotation):

@@ -190,7 +190,8 @@ class GAN(keras.Model):
         and its non-finite quantities."""
         self.nonfinite_monitor.check()
 
-    def _logits(self, images, training=True):
-        """D's logits on ``images`` as float32 ``[N]`` (whatever D's compute dtype)."""
+    def discriminator_logits(self, images, training=True):
+        """D's logits on ``images`` ``[N, H, W, C]`` as float32 ``[N]`` (whatever D's
+        compute dtype), D in training mode unless ``training=False``."""
         logits = self.discriminator(images, training=training)
         return tf.cast(tf.reshape(logits, [-1]), tf.float32)

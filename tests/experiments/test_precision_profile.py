@@ -12,7 +12,7 @@ import tensorflow as tf
 from tf_asgan import errors
 from tf_asgan.experiments import benchmark
 from tf_asgan.experiments import precision_profile as pp
-from tf_asgan.utils import distribute
+from tf_asgan.utils import distribute, machine
 
 TINY = dict(batch_size=4, width=1 / 8, warmup=1, repeats=1, calls=1)
 
@@ -84,7 +84,7 @@ def test_table_names_every_component(report):
     for name in report["components"]:
         assert f"| {name} |" in text
     assert "mixed_bfloat16 speed-up" in text and "Matmul 2048x2048" in text
-    assert text.startswith(f"Machine: {report['machine']}")
+    assert text.startswith(f"Machine: {machine.cpu_description()}; threads ")
 
 
 def test_largest_conv_counts_multiply_adds():
@@ -110,7 +110,8 @@ def test_table_without_float32_has_no_speedups():
     ms = {name: 2.0 for name in [*pp.COMPONENTS, pp.TRAIN_STEP]}
     conv = {"layer": "d_conv2", "input_shape": [4, 16, 16, 16], "kernel_shape": [4, 4, 16, 32],
             "gflop": 0.004, "gflops": {op: 2.0 for op in pp.CONV_OPS}}
-    report = {"machine": "cpu", "tensorflow": "2", "architecture": "dcgan", "resolution": 32,
+    report = {"machine": {"cpu": "Some CPU", "threads": {"OMP_NUM_THREADS": "1"}},
+              "tensorflow": "2", "architecture": "dcgan", "resolution": 32,
               "method": "asgan", "batch_size": 4, "width": 1.0, "matmul_size": 2048,
               "precisions": ["mixed_bfloat16"], "components": list(ms), "speedup": {},
               "matmul_bound": {}, "parts_sum_ms": {"mixed_bfloat16": 12.0},
@@ -120,6 +121,11 @@ def test_table_without_float32_has_no_speedups():
     assert "speed-up" not in text and "| G forward | 2.00 |" in text
     assert "bfloat16 50.0." in text
     assert "dcgan-32 asgan, batch 4, width 1, XLA off\n" in text
+    assert text.startswith("Machine: Some CPU; threads OMP_NUM_THREADS=1; TensorFlow 2\n")
+    assert "Parts summed as the step composes them: mixed_bfloat16 12.00 ms (step 2.00)" in text
+    # another method's step adds terms: no sum, and the table says why
+    text = pp.table({**report, "method": "dat", "parts_sum_ms": {"mixed_bfloat16": None}})
+    assert "Parts summed" not in text and "Parts not summed: dat's step adds terms" in text
 
 
 def test_the_train_step_is_timed_with_xla_off_as_the_table_says(monkeypatch):

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from helpers import run_script
+from tf_asgan import errors
 from tf_asgan.experiments import statistics, study_results
 
 A = np.array([5.0, 6.0, 8.0, 5.0, 7.5])
@@ -252,6 +253,16 @@ def test_study_stats_script_prints_the_table(tmp_path):
     proc = run_script("study_stats.py", f"--csv={path}", "--family=H1", "--seeds=0-6")
     assert proc.returncode != 0 and "has no fid for seeds [6]" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_parse_seeds_reads_lists_and_ranges_and_refuses_reversed_ones():
+    assert study_results.parse_seeds(["0-3", "7", "2"]) == [0, 1, 2, 3, 7]
+    assert study_results.parse_seeds([]) is None
+    for bad in (["16-0"], ["a"], ["-1"], ["3-x"]):
+        with pytest.raises(errors.InputError, match="--seeds=.*give seeds and ranges"):
+            study_results.parse_seeds(bad, "--seeds")
+    assert study_results.seeds_text([0, 1, 2, 3]) == "0-3"
+    assert study_results.seeds_text([0, 2, 5]) == "0, 2, 5"
 
 
 def _row(p, p_perm, diff=-1.0, n=6, nan=0):

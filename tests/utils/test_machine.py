@@ -23,3 +23,11 @@ def test_description_records_the_thread_variables(tmp_path, monkeypatch):
     assert got["threads"]["TF_NUM_INTRAOP_THREADS"] == "1"
     assert got["threads"]["TF_NUM_INTEROP_THREADS"] is None
     assert got["cpu"].startswith("Some CPU")
+
+
+def test_summary_says_the_threads_set_or_the_defaults():
+    record = {"cpu": "Some CPU", "threads": {"TF_NUM_INTRAOP_THREADS": "1",
+                                             "TF_NUM_INTEROP_THREADS": None}}
+    assert machine.summary(record) == "Some CPU; threads TF_NUM_INTRAOP_THREADS=1"
+    assert machine.summary({"cpu": "X", "threads": {"OMP_NUM_THREADS": None}}) == \
+        "X; threads TensorFlow's defaults"

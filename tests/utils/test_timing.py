@@ -1,6 +1,7 @@
 """Timing of TensorFlow calls (tf_asgan.utils.timing): the calls counted, the median
 taken, the matmul rate's formula, and the counts that cannot be timed refused."""
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -51,8 +52,12 @@ def test_time_calls_refuses_a_count_it_cannot_time_before_any_call(counts, name)
         timing.time_calls(never, **counts)
 
 
-def test_check_counts_names_the_bad_count_and_passes_whole_numbers():
-    timing.check_counts(a=1, b=3.0, c=10 ** 6)
+def test_check_counts_names_the_bad_count_and_passes_integers_only():
+    timing.check_counts(a=1, b=np.int64(3), c=10 ** 6)
+    with pytest.raises(errors.InputError, match=r"^b must be an integer >= 1, got 3\.0\.$"):
+        timing.check_counts(a=1, b=3.0)  # range() and tensor shapes refuse a float
+    with pytest.raises(errors.InputError, match="warmup must be"):
+        timing.time_calls(lambda: tf.constant(1.0), warmup=2.0)
     with pytest.raises(errors.InputError, match=r"^b must be an integer >= 1, got 0\.$"):
         timing.check_counts(a=1, b=0, c=2)
     with pytest.raises(errors.InputError, match="flag must be an integer >= 1, got True"):

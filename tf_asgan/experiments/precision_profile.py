@@ -90,13 +90,14 @@ def components(gan, batch, seed=0):
 
     def d_forward_backward():
         with tf.GradientTape() as tape:
-            value = loss.discriminator(gan._logits(x), gan._logits(fake))
+            value = loss.discriminator(gan.discriminator_logits(x),
+                                       gan.discriminator_logits(fake))
             scaled = gan.d_optimizer.scale_loss(value)
         return tape.gradient(scaled, d_vars)
 
     def g_forward_backward():
         with tf.GradientTape() as tape:
-            value = loss.generator(gan._logits(gan.generator(z, training=True)))
+            value = loss.generator(gan.discriminator_logits(gan.generator(z, training=True)))
             scaled = gan.g_optimizer.scale_loss(value)
         return tape.gradient(scaled, g_vars)
 
@@ -105,7 +106,7 @@ def components(gan, batch, seed=0):
            "D forward+backward": d_forward_backward,
            "G forward+backward": g_forward_backward,
            "FGSM input gradient": lambda: perturbations.attack(
-               "fgsm", x, gan._real_loss_fn(True), epsilon=epsilon),
+               "fgsm", x, gan.real_loss_fn(True), epsilon=epsilon),
            "D optimizer update": _update(gan.d_optimizer, d_vars),
            "G optimizer update": _update(gan.g_optimizer, g_vars)}
     fns.update(_conv_ops(largest_conv(gan.discriminator)[0], x.shape[0], rng))
@@ -157,7 +158,8 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
     "conv": D's largest conv and its ops' GFLOP/s}}, "speedup": {precision: {name:
     ms(float32) / ms(precision)}} and "matmul_bound": {precision: GFLOP/s over
     float32's}`` (both empty without float32), ``"parts_sum_ms"`` (see
-    :func:`parts_sum`), the settings, ``"machine"`` and ``"tensorflow"``.
+    :func:`parts_sum`; ``None`` per precision for a method not in
+    :data:`PARTS_METHODS`), the settings, ``"machine"`` and ``"tensorflow"``.
 
     Raises:
       tf_asgan.errors.InputError: a bad count (:func:`check`), precision
@@ -179,7 +181,7 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
               "batch_size": batch_size, "width": width, **counts,
               "matmul_size": matmul_size, "precisions": names,
               "components": [*COMPONENTS, TRAIN_STEP], "results": results,
-              "parts_sum_ms": sums, "machine": machine.cpu_description(),
+              "parts_sum_ms": sums, "machine": machine.description(),
               "tensorflow": tf.__version__}
     report["speedup"], report["matmul_bound"] = _ratios(results)
     return report
@@ -203,7 +205,11 @@ def _measure_precision(architecture, resolution, method, batch_size, width, coun
     dtype = keras.mixed_precision.global_policy().compute_dtype
     return ({"compute_dtype": dtype, "ms": ms, "ms_repeats": all_ms, "conv": conv,
              "matmul_gflops": timing.matmul_gflops(dtype, matmul_size, **counts)},
-            parts_sum(ms, gan.d_steps * (2 if gan.adversarial else 1)))
+            parts_sum(ms, gan.d_updates_per_step) if method in PARTS_METHODS else None)
+
+
+# The methods whose step is only the parts :func:`parts_sum` adds (others add terms).
+PARTS_METHODS = ("baseline", "asgan")
 
 
 def parts_sum(ms, d_updates):
@@ -235,7 +241,8 @@ def table(report):
     others = [p for p in precisions if p != "float32" and report["speedup"]]
     head = ["component", *(f"{p} ms" for p in precisions),
             *(f"{p} speed-up" for p in others)]
-    lines = [f"Machine: {report['machine']}; TensorFlow {report['tensorflow']}",
+    lines = [f"Machine: {machine.summary(report['machine'])}; TensorFlow "
+             f"{report['tensorflow']}",
              f"{report['architecture']}-{report['resolution']} {report['method']}, batch "
              f"{report['batch_size']}, width {report['width']:g}, XLA off", "",
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
@@ -244,9 +251,13 @@ def table(report):
         cells += [f"{report['speedup'][p][name]:.2f}" for p in others]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("Parts summed as the step composes them: " + ", ".join(
-        f"{p} {report['parts_sum_ms'][p]:.2f} ms (step "
-        f"{report['results'][p]['ms'][TRAIN_STEP]:.2f})" for p in precisions) + ".")
+    if report["method"] in PARTS_METHODS:
+        lines.append("Parts summed as the step composes them: " + ", ".join(
+            f"{p} {report['parts_sum_ms'][p]:.2f} ms (step "
+            f"{report['results'][p]['ms'][TRAIN_STEP]:.2f})" for p in precisions) + ".")
+    else:
+        lines.append(f"Parts not summed: {report['method']}'s step adds terms to those of "
+                     f"{' and '.join(PARTS_METHODS)}.")
     size = report["matmul_size"]
     bound = "".join(f"; bound {p} / float32 = {report['matmul_bound'][p]:.2f}x"
                     for p in others)

@@ -21,8 +21,8 @@ plain numbers, so each statistic can be recomputed from the study's CSV
   Fouladi 1997, in "What if there were no significance tests?"; Cumming & Finch 2001,
   Educ. Psychol. Meas. 61(4), 532-574): exact for normal data with equal variances.
 - Power: the two-sided two-sample t-test's power from the noncentral t distribution
-  (Cohen 1988, ch. 2); with equal arms and equal variances Welch's degrees of freedom
-  equal the pooled test's ``2n - 2``, so the same n serves Welch's test.
+  (Cohen 1988, ch. 2), used as an approximation of Welch's test's (close for equal arms
+  of similar spread; Welch's own power depends on the two variances, not on d alone).
 
 Undefined values: a NaN (e.g. a flip rate of a D that classified no image right) is no
 measurement. :func:`finite` drops it, counts it and warns; every result reports how many
@@ -217,8 +217,8 @@ def power(n, d, alpha, n_b=None):
     at effect size ``d`` (Cohen's d) and level ``alpha``: ``P(|T'| > t_{1 - alpha/2,
     df})``, ``T'`` noncentral t with ``df = n + n_b - 2`` and ``ncp = d sqrt(n n_b / (n +
     n_b))`` (Cohen 1988, ch. 2; equal arms: ``2n - 2`` and ``d sqrt(n / 2)``). The pooled
-    test's: Welch's degrees of freedom are fewer when the arms' sizes and variances
-    differ, so for unequal arms this is an upper bound for Welch's test."""
+    test's power, an approximation of Welch's: with unequal arms Welch's power may be
+    lower or higher (higher where the smaller arm has the smaller variance)."""
     n_b = n if n_b is None else n_b
     df, ncp = n + n_b - 2, abs(d) * math.sqrt(n * n_b / (n + n_b))
     crit = stats.t.ppf(1 - alpha / 2, df)

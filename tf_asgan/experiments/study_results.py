@@ -224,6 +224,36 @@ def read_csvs(paths):
     return table
 
 
+def parse_seeds(texts, name="seeds"):
+    """The seeds of ``texts`` (``["0-16"]``, ``["0", "2", "5"]`` or both: ``["0-9",
+    "12"]``, a command line's comma-separated list) as a sorted list of ints; ``None``
+    when empty.
+
+    Raises:
+      tf_asgan.errors.InputError: no integer, or a reversed range (``16-0``), naming
+        ``name`` (the flag).
+    """
+    seeds = set()
+    for text in texts:
+        low, _, high = text.partition("-")
+        try:
+            low, high = int(low), int(high or low)
+        except ValueError:
+            low, high = 1, 0  # refused below
+        if high < low:  # also a reversed range, which would require no seed at all
+            raise errors.InputError(f"{name}={','.join(texts)}: give seeds and ranges "
+                                    "low-high of integers >= 0, e.g. 0-16 or 0,1,5-9.")
+        seeds.update(range(low, high + 1))
+    return sorted(seeds) or None
+
+
+def seeds_text(seeds):
+    """``0-16`` for a run of consecutive seeds, else the list: ``0, 2, 5``."""
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 # What a failed run (:data:`FAILED`) counts as in the pre-registered tests
 # (docs/results.md): no mode covered, and the largest FID of its setting (over every
 # method's runs); any other metric is undefined (NaN).

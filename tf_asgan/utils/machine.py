@@ -43,3 +43,13 @@ def description(path="/proc/cpuinfo"):
     a result file records of the machine that produced it."""
     return {"cpu": cpu_description(path), "cores": os.cpu_count(),
             "threads": {v: os.environ.get(v) for v in THREAD_VARIABLES}}
+
+
+def summary(record):
+    """One line of a :func:`description` record: the CPU, then the thread variables that
+    are set (``"...; threads TF_NUM_INTRAOP_THREADS=1"``; none set: ``"threads: TensorFlow's
+    defaults"``)."""
+    threads = {k: v for k, v in (record.get("threads") or {}).items() if v is not None}
+    said = (", ".join(f"{k}={v}" for k, v in threads.items()) if threads
+            else "TensorFlow's defaults")
+    return f"{record['cpu']}; threads {said}"

@@ -17,6 +17,7 @@ report (:mod:`tf_asgan.experiments.eval_speed`) share it.
 import statistics
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from tf_asgan import errors
@@ -24,14 +25,11 @@ from tf_asgan import errors
 
 def check_counts(**counts):
     """Raises :class:`tf_asgan.errors.InputError` naming the first of ``counts``
-    (``name=value``) that is not an integer ``>= 1`` (``True``/``False`` included: a
-    flag is not a count). Whole floats (``3.0``) pass."""
+    (``name=value``) that is not an integer ``>= 1``: a Python or NumPy integer, not a
+    float (``3.0``, which ``range`` and TensorFlow's shapes refuse) and not
+    ``True``/``False`` (a flag is not a count)."""
     for name, value in counts.items():
-        try:
-            whole = not isinstance(value, bool) and int(value) == value
-        except (TypeError, ValueError, OverflowError):
-            whole = False
-        if not whole or value < 1:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise errors.InputError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
