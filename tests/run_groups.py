@@ -3,8 +3,12 @@
 A group is a folder of tests/ (tests/data, tests/training, ...) or the top-level test
 files together. Separate processes keep each one's memory to what its own tests build
 (TensorFlow does not give all of a test's memory back), and two at a time use both
-cores of a small machine. Each group's output is printed whole when it ends, with its
-time and peak memory; the exit status is non-zero if any group failed.
+cores of a small machine. Each runs TensorFlow with one intra-op thread (unless the
+environment sets the thread variables already): the tests' networks are small, and two
+workers of TensorFlow's default two threads contend for two cores (one group's tests
+took 25% less CPU time with one thread; docs/results.md, "The test suite"). Each group's
+output is printed whole when it ends, with its time and peak memory; the exit status is
+non-zero if any group failed.
 
     python tests/run_groups.py [pytest options, e.g. -m "not slow"]
 """
@@ -18,6 +22,8 @@ import time
 
 TESTS = pathlib.Path(__file__).resolve().parent
 WORKERS = 2
+# One thread per worker (what a test process starts TensorFlow with; its subprocesses too).
+THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "OMP_NUM_THREADS": "1"}
 SPLIT_BYTES = 45_000  # a group of more test code than this runs as two
 DURATIONS = "--durations=5"  # each group's slowest tests, to keep the suite in its budget
 
@@ -49,6 +55,7 @@ def groups():
 
 def main(options):
     pending, running, failed = groups(), {}, []
+    env = {**THREADS, **os.environ}  # the caller's settings win
     start = time.time()
     while pending or running:
         while pending and len(running) < WORKERS:
@@ -56,7 +63,8 @@ def main(options):
             log = tempfile.TemporaryFile("w+")
             proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", DURATIONS, *options,
                                      *paths],
-                                    stdout=log, stderr=subprocess.STDOUT, cwd=TESTS.parent)
+                                    stdout=log, stderr=subprocess.STDOUT, cwd=TESTS.parent,
+                                    env=env)
             running[proc.pid] = (proc, paths, log, time.time())
         pid, status, usage = os.wait4(-1, 0)
         if pid not in running:
