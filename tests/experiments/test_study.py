@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -246,3 +247,20 @@ def test_a_run_that_fails_is_recorded_and_the_study_goes_on(tmp_path, monkeypatc
     again = study.run(config, str(tmp_path / "runs"), progress=lambda _: None)
     assert len(calls) == 2 and again[1]["failed"] == results[1]["failed"]
     assert study_summary.aggregate(results) == {"digits/standard": {"asgan": {}}}
+
+
+def test_code_version_counts_only_code_as_dirty(monkeypatch):
+    calls = []
+
+    def fake_run(args, **kwargs):
+        calls.append(args)
+        out = "abc123\n" if "rev-parse" in args else ""  # a clean tree
+        return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(study_results.subprocess, "run", fake_run)
+    version = study_results.code_version()
+    assert version["git_commit"] == "abc123" and version["git_dirty"] is False
+    status = next(c for c in calls if "status" in c)
+    # the results a study writes into the checkout do not make the code dirty
+    assert status[status.index("--") + 1:] == [f":/{p}" for p in study_results.CODE_PATHS]
+    assert "tf_asgan" in study_results.CODE_PATHS and "docs" not in study_results.CODE_PATHS

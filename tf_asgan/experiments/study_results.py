@@ -51,9 +51,14 @@ def config_digest(config):
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# What "dirty" looks at: the code, not the results a study writes into the checkout.
+CODE_PATHS = ("tf_asgan", "scripts", "setup.py", "constraints.txt")
+
+
 def code_version():
     """``{"package", "git_commit", "git_dirty"}`` of the code that runs (``None`` where
-    unknown: no git, or not a checkout)."""
+    unknown: no git, or not a checkout); ``git_dirty``: a tracked file of
+    :data:`CODE_PATHS` differs from the commit (the study's own CSVs do not count)."""
     try:
         package = importlib.metadata.version("tf_asgan")
     except importlib.metadata.PackageNotFoundError:
@@ -63,8 +68,9 @@ def code_version():
         commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], check=True,
                                 capture_output=True, text=True, timeout=30).stdout.strip()
         dirty = bool(subprocess.run(["git", "-C", here, "status", "--porcelain",
-                                     "--untracked-files=no"], check=True, capture_output=True,
-                                    text=True, timeout=30).stdout.strip())
+                                     "--untracked-files=no", "--",
+                                     *(f":/{p}" for p in CODE_PATHS)], check=True,
+                                    capture_output=True, text=True, timeout=30).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {"package": package, "git_commit": commit, "git_dirty": dirty}
