@@ -5,6 +5,7 @@ references, refusals before timing, and the script's JSON and table
 import json
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -48,11 +49,24 @@ def test_benchmark_script_times_the_loop_alone(tmp_path):
                       f"--output={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "benchmark.json").read_text())
+    assert "rows" not in report
     (loop,) = report["loop_overhead"]  # one per precision
-    assert [r["loop"] for r in loop["rows"]] == ["bare", "fit", "train"]
-    assert loop["steps_per_execution"] == 2 and loop["train_over_fit"] > 0
-    assert loop["precision"] == "float32" and "rows" not in report
-    assert "| loop | ms/step |" in (tmp_path / "benchmark.md").read_text()
+    assert loop["precision"] == "float32" and loop["steps_per_execution"] == 2
+    by = {r["loop"]: r for r in loop["rows"]}
+    assert list(by) == ["bare", "fit", "train"]
+    for r in by.values():
+        # two rounds of 2 epochs; each round's first epoch (tracing) is left out
+        assert r["ms_per_step"] > 0 and len(r["epochs_ms_per_step"]) == 2
+        assert r["ms_per_step"] == pytest.approx(np.median(r["epochs_ms_per_step"]))
+    assert loop["train_over_fit"] == pytest.approx(
+        by["train"]["ms_per_step"] / by["fit"]["ms_per_step"])
+    assert by["train"]["epoch_end_ms"] > 0 == by["bare"]["epoch_end_ms"]
+    with_ends = {k: r["ms_per_step"] + r["epoch_end_ms"] / 2 for k, r in by.items()}
+    assert loop["train_over_fit_with_epoch_ends"] == pytest.approx(
+        with_ends["train"] / with_ends["fit"])
+    assert np.isfinite(loop["fit_over_bare"])
+    text = (tmp_path / "benchmark.md").read_text()
+    assert f"loop.train / fit = {loop['train_over_fit']:.3f} per step" in text
 
 
 @pytest.mark.slow
