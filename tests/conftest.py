@@ -9,8 +9,10 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The digit classifier and real-data statistics are cached per test session, never in
-# the user's ~/.cache (subprocesses inherit this).
-os.environ["TF_ASGAN_CACHE"] = tempfile.mkdtemp(prefix="tf_asgan_test_cache_")
+# the user's ~/.cache (subprocesses inherit this); tests/run_groups.py gives its groups
+# one such folder (TF_ASGAN_TEST_CACHE), so the classifier is trained once, not per group.
+os.environ["TF_ASGAN_CACHE"] = (os.environ.get("TF_ASGAN_TEST_CACHE")
+                                or tempfile.mkdtemp(prefix="tf_asgan_test_cache_"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -15,6 +15,7 @@ non-zero if any group failed.
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,10 @@ def groups():
 def main(options):
     pending, running, failed = groups(), {}, []
     env = {**THREADS, **os.environ}  # the caller's settings win
+    # one test cache for every group (tests/conftest.py): the digit classifier is trained
+    # once (about 25 s), not once per group that evaluates; removed at the end
+    cache = tempfile.mkdtemp(prefix="tf_asgan_test_cache_")
+    env.setdefault("TF_ASGAN_TEST_CACHE", cache)
     start = time.time()
     while pending or running:
         while pending and len(running) < WORKERS:
@@ -79,6 +84,7 @@ def main(options):
         code = os.waitstatus_to_exitcode(status)
         if code not in (0, 5):  # 5: no test selected in this group
             failed.append(name)
+    shutil.rmtree(cache, ignore_errors=True)
     print(f"==== all groups: {time.time() - start:.0f} s; "
           + (f"FAILED: {', '.join(failed)}" if failed else "every group passed") + " ====")
     return 1 if failed else 0
