@@ -9,10 +9,14 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The digit classifier and real-data statistics are cached per test session, never in
-# the user's ~/.cache (subprocesses inherit this); tests/run_groups.py gives its groups
-# one such folder (TF_ASGAN_TEST_CACHE), so the classifier is trained once, not per group.
-os.environ["TF_ASGAN_CACHE"] = (os.environ.get("TF_ASGAN_TEST_CACHE")
-                                or tempfile.mkdtemp(prefix="tf_asgan_test_cache_"))
+# the user's ~/.cache (subprocesses inherit this). tests/run_groups.py shares one digit
+# classifier folder among its groups (TF_ASGAN_TEST_CACHE), so the classifier is trained
+# once, not per group; the statistics stay per session (tests check when they are reused).
+os.environ["TF_ASGAN_CACHE"] = tempfile.mkdtemp(prefix="tf_asgan_test_cache_")
+if os.environ.get("TF_ASGAN_TEST_CACHE"):
+    _shared = os.path.join(os.environ["TF_ASGAN_TEST_CACHE"], "digit_classifier")
+    os.makedirs(_shared, exist_ok=True)
+    os.symlink(_shared, os.path.join(os.environ["TF_ASGAN_CACHE"], "digit_classifier"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

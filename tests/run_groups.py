@@ -57,8 +57,8 @@ def groups():
 def main(options):
     pending, running, failed = groups(), {}, []
     env = {**THREADS, **os.environ}  # the caller's settings win
-    # one test cache for every group (tests/conftest.py): the digit classifier is trained
-    # once (about 25 s), not once per group that evaluates; removed at the end
+    # one digit classifier for every group (tests/conftest.py): trained once (about 25 s),
+    # not once per group that evaluates; removed at the end
     cache = tempfile.mkdtemp(prefix="tf_asgan_test_cache_")
     env.setdefault("TF_ASGAN_TEST_CACHE", cache)
     start = time.time()
