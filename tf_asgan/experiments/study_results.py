@@ -115,7 +115,7 @@ def write_results(study, results, folder):
     settings, the definitions of its settings and methods, each run's configuration
     digest, machine (:func:`tf_asgan.utils.machine.description` when its result was
     written: trained, or re-measured) and code (:func:`code_version` then), the
-    measurement protocol and :func:`code_version`), each atomically.
+    measurement protocol and today's :func:`code_version`), each atomically.
 
     Rows of runs an earlier write recorded and ``results`` does not hold (a study run in
     parts) are kept while their configuration digest and measurement protocol still equal
@@ -245,8 +245,8 @@ def parse_seeds(texts, name="seeds"):
         try:
             low, high = int(low), int(high or low)
         except ValueError:
-            low, high = 1, 0  # refused below
-        if high < low:  # also a reversed range, which would require no seed at all
+            low, high = None, None
+        if low is None or high < low:  # a reversed range would require no seed at all
             raise errors.InputError(f"{name}={','.join(texts)}: give seeds and ranges "
                                     "low-high of integers >= 0, e.g. 0-16 or 0,1,5-9.")
         seeds.update(range(low, high + 1))

@@ -47,8 +47,8 @@ def description(path="/proc/cpuinfo"):
 
 def summary(record):
     """One line of a :func:`description` record: the CPU, then the thread variables that
-    are set (``"...; threads TF_NUM_INTRAOP_THREADS=1"``; none set: ``"threads: TensorFlow's
-    defaults"``)."""
+    are set (``"...; threads TF_NUM_INTRAOP_THREADS=1"``; none set: ``"...; threads
+    TensorFlow's defaults"``)."""
     threads = {k: v for k, v in (record.get("threads") or {}).items() if v is not None}
     said = (", ".join(f"{k}={v}" for k, v in threads.items()) if threads
             else "TensorFlow's defaults")
