@@ -9,8 +9,8 @@ redefines one) and each metric, prints a Markdown table: the arms' means and def
 seeds (NaN values are left out and counted; failed runs are counted and count as the
 pre-registered rule says, ``tf_asgan.experiments.study_results.arm_values``, with a
 second table without them when there are any; ``--seeds`` refuses a family with a
-missing run), the difference in means a - b with Welch's
-95% CI, Hedges' g with its 95% CI, Welch's two-sided p, Holm's adjusted p across the
+missing run, ``--seeds_b`` gives arm b other seeds), the difference in means a - b with
+Welch's 95% CI, Hedges' g with its 95% CI, Welch's two-sided p, Holm's adjusted p across the
 family, the permutation p (also Holm-adjusted) and the verdict at --alpha: "not robust"
 where the two adjusted p-values decide differently, "undefined" where an arm lost more
 than a quarter of its values to NaN. Holm's correction runs over the family once per
@@ -45,6 +45,9 @@ flags.DEFINE_multi_string("hypothesis", [], "NAME=setting/method:setting/method 
 flags.DEFINE_list("seeds", [], "The seeds every arm must have, e.g. 0-16 (a missing run is "
                   "refused: the pre-registration tests complete families only); empty: "
                   "whatever the CSVs hold.")
+flags.DEFINE_list("seeds_b", [], "The seeds arm b must have where they differ from "
+                  "--seeds', e.g. 0-16 for H3 and the siblings (10 seeds each against the "
+                  "baseline's 17); empty: --seeds.")
 flags.DEFINE_float("alpha", 0.05, "Family-wise error rate (Holm).")
 flags.DEFINE_bool("holm_across_metrics", False, "Holm's correction across the metrics "
                   "(--primary and --secondary) of each hypothesis instead of across the "
@@ -102,16 +105,28 @@ def table_lines(metric, rows, alpha, family_size, power):
     return lines
 
 
+def seeds_required(seeds, seeds_b):
+    """The header's words on the seeds each arm must have."""
+    if not seeds and not seeds_b:
+        return "."
+    text = study_results.seeds_text
+    if seeds_b == seeds:
+        return f"; seeds {text(seeds)} ({len(seeds)}) required."
+    a = f"{text(seeds)} ({len(seeds)})" if seeds else "whatever the CSVs hold"
+    return f"; seeds required: arm a {a}, arm b {text(seeds_b)} ({len(seeds_b)})."
+
+
 def family_tables(table, family, seeds, failures):
     """``{metric: rows}`` of the primary and secondary metrics (Holm across the
-    hypotheses, or with --holm_across_metrics across the metrics)."""
+    hypotheses, or with --holm_across_metrics across the metrics); ``seeds``: arm a's
+    and arm b's."""
     tests = {}
     for metric in [FLAGS.primary, *FLAGS.secondary]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # NaNs are counted in the table instead
-            tests[metric] = statistics.family_tests(table, family, metric, FLAGS.alpha,
-                                                    FLAGS.seed, FLAGS.n_resamples, seeds,
-                                                    failures)
+            tests[metric] = statistics.family_tests(
+                table, family, metric, FLAGS.alpha, FLAGS.seed, FLAGS.n_resamples, seeds[0],
+                failures, seeds_b=seeds[1])
     if FLAGS.holm_across_metrics:
         statistics.across_metrics(tests, FLAGS.alpha)
     return tests
@@ -138,6 +153,7 @@ def main(argv):
                                     f"{list(hypotheses)} or define them with --hypothesis.")
         family = {h: hypotheses[h] for h in FLAGS.family}
         seeds = study_results.parse_seeds(FLAGS.seeds, "--seeds")
+        seeds_b = study_results.parse_seeds(FLAGS.seeds_b, "--seeds_b") or seeds
         table = study_results.read_csvs(FLAGS.csv)
         over = (f"over the {1 + len(FLAGS.secondary)} metrics of each hypothesis"
                 if FLAGS.holm_across_metrics else
@@ -145,14 +161,13 @@ def main(argv):
         out = [f"Tests of {', '.join(FLAGS.csv)}: arm a against arm b; Welch's two-sided "
                f"t-test, Holm's correction {over} at alpha = {FLAGS.alpha:g}, permutation "
                "test of the difference in means, Hedges' g"
-               + (f"; seeds {study_results.seeds_text(seeds)} ({len(seeds)}) required."
-                  if seeds else "."), ""]
-        tests = family_tables(table, family, seeds, "substitute")
+               + seeds_required(seeds, seeds_b), ""]
+        tests = family_tables(table, family, (seeds, seeds_b), "substitute")
         out += report(tests, family)
         if any(r["failed_a"] or r["failed_b"] for rows in tests.values() for r in rows):
             out += ["Failed runs counted by the pre-registered rule above; without them "
                     "(sensitivity analysis):", "",
-                    *report(family_tables(table, family, seeds, "exclude"), family,
+                    *report(family_tables(table, family, (seeds, seeds_b), "exclude"), family,
                             ", failed runs left out")]
     except (errors.TfAsganError, OSError) as err:
         sys.exit(f"study_stats.py: {err}")

@@ -245,11 +245,14 @@ def test_study_stats_script_prints_the_table(tmp_path):
     # H4-H6's form: one hypothesis, Holm across its metrics; the seeds required
     proc = run_script("study_stats.py", f"--csv={path},{tmp_path / 'part.csv'}",
                       "--family=H1", "--primary=fid", "--secondary=modes",
-                      "--holm_across_metrics", "--seeds=0-5", "--n_resamples=2000")
+                      "--holm_across_metrics", "--seeds=0-4", "--seeds_b=0-5",
+                      "--n_resamples=2000")
     assert proc.returncode == 0, proc.stderr
     assert "Holm's correction over the 2 metrics of each hypothesis" in proc.stdout
-    assert "seeds 0-5 (6) required" in proc.stdout
+    assert "seeds required: arm a 0-4 (5), arm b 0-5 (6)." in proc.stdout
     assert "## modes (family member)" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| H1 |"))
+    assert "| 5 (0, 0) | 6 (0, 0) |" in row  # seed 5 of arm a (its NaN FID) left out
     # a missing seed is refused: arm_values, tested below in this process
 
 
@@ -322,3 +325,11 @@ def test_a_failed_run_counts_as_the_pre_registered_rule_says():
     rows = statistics.family_tests(table, {"H1": statistics.HYPOTHESES["H1"]}, "fid",
                                    seeds=range(3))
     assert (rows[0]["failed_a"], rows[0]["failed_b"], rows[0]["n_a"]) == (1, 0, 3)
+    # arm b's own seeds (H3 and the siblings: 10 seeds against the baseline's 17)
+    rows = statistics.family_tests(table, {"H1": statistics.HYPOTHESES["H1"]}, "fid",
+                                   seeds=range(2), seeds_b=range(3))
+    assert (rows[0]["failed_a"], rows[0]["n_a"], rows[0]["n_b"]) == (0, 2, 3)
+    assert rows[0]["diff"] == pytest.approx(850.0 - 1600.0)
+    with pytest.raises(ValueError, match=r"H1: standard/asgan has no fid for seeds \[3\]"):
+        statistics.family_tests(table, {"H1": statistics.HYPOTHESES["H1"]}, "fid",
+                                seeds=range(4), seeds_b=range(3))

@@ -293,7 +293,7 @@ def verdict(metric, diff, p_adjusted, alpha):
 
 
 def family_tests(table, hypotheses, metric, alpha=0.05, seed=0, n_resamples=100_000,
-                 seeds=None, failures="substitute"):
+                 seeds=None, failures="substitute", seeds_b=None):
     """Every statistic of ``metric`` for each hypothesis, Holm-adjusted across them.
 
     Args:
@@ -302,6 +302,8 @@ def family_tests(table, hypotheses, metric, alpha=0.05, seed=0, n_resamples=100_
       metric: the CSV's metric name (e.g. ``"fid"``).
       seeds, failures: which seeds each arm must have and what a failed run counts as
         (:func:`tf_asgan.experiments.study_results.arm_values`).
+      seeds_b: the seeds arm b must have where they differ from arm a's (H3 and the
+        siblings: 10 seeds against the baseline's 17); ``None``: ``seeds``.
 
     Returns:
       ``[dict]``, one per hypothesis in order: :func:`compare`'s values (NaN when an arm
@@ -312,15 +314,16 @@ def family_tests(table, hypotheses, metric, alpha=0.05, seed=0, n_resamples=100_
 
     Raises:
       tf_asgan.errors.InputError: an arm with no values of ``metric``, or without one of
-        ``seeds`` (named with the hypothesis).
+        ``seeds`` / ``seeds_b`` (named with the hypothesis).
     """
     rows = []
     for name, (a, b) in hypotheses.items():
         arms, failed = [], []
-        for setting, method in (a, b):
+        for (setting, method), arm_seeds in ((a, seeds), (b, seeds if seeds_b is None
+                                                          else seeds_b)):
             try:
                 values, count = study_results.arm_values(table, setting, method, metric,
-                                                         seeds, failures)
+                                                         arm_seeds, failures)
             except errors.InputError as err:
                 raise errors.InputError(f"{name}: {err}") from None
             arms.append(list(values.values()))
