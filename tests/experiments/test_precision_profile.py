@@ -44,6 +44,7 @@ def test_every_component_runs_finite_in_the_policy_dtype(precision, dtype):
     assert conv_out.dtype == dtype and conv_out.shape == (4, *layer.output.shape[1:])
     assert outputs["conv2d input gradient"].shape == (4, *layer.input.shape[1:])
     assert outputs["conv2d weight gradient"].shape == layer.kernel.shape
+    assert outputs["conv2d weight gradient as patch matmul"].dtype == dtype
     assert outputs["FGSM input gradient"].shape == batch.shape  # x_hat
     assert len(outputs["D forward+backward"]) == len(gan.d_variables)
 
@@ -85,6 +86,35 @@ def test_table_names_every_component(report):
         assert f"| {name} |" in text
     assert "mixed_bfloat16 speed-up" in text and "Matmul 2048x2048" in text
     assert text.startswith(f"Machine: {machine.cpu_description()}; threads ")
+
+
+@pytest.mark.parametrize("kernel,strides,padding,dilations", [
+    (4, 2, "same", 1), (3, 1, "same", 1), (3, 2, "valid", 1), (3, 1, "same", 2),
+    (1, 1, "valid", 1)])
+def test_patch_weight_gradient_equals_tensorflows(kernel, strides, padding, dilations):
+    rng = np.random.default_rng(kernel + strides)
+    x = tf.constant(rng.standard_normal((3, 9, 8, 5)), tf.float32)
+    shape = (kernel, kernel, 5, 6)
+    conv = dict(strides=[1, strides, strides, 1], padding=padding.upper(),
+                dilations=[1, dilations, dilations, 1])
+    out = tf.raw_ops.Conv2D(input=x, filter=tf.zeros(shape), **conv)
+    dy = tf.constant(rng.standard_normal(out.shape), tf.float32)
+    want = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=shape, out_backprop=dy,
+                                           **conv).numpy()
+    got = pp.patch_weight_gradient(x, dy, shape, (strides,) * 2, padding, (dilations,) * 2)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+    # and by hand at one weight: sum over positions of input * output gradient
+    x_pad = np.asarray(x)
+    if padding == "same":  # TensorFlow pads (total // 2) before, the rest after
+        total = [max((-(-d // strides) - 1) * strides + (kernel - 1) * dilations + 1 - d, 0)
+                 for d in x.shape[1:3]]
+        x_pad = np.pad(x_pad, [(0, 0), *[(t // 2, t - t // 2) for t in total], (0, 0)])
+    i, j, c, o = kernel - 1, 0, 2, 4
+    h_out, w_out = dy.shape[1:3]
+    by_hand = sum(x_pad[n, h * strides + i * dilations, w * strides + j * dilations, c]
+                  * dy[n, h, w, o] for n in range(3) for h in range(h_out)
+                  for w in range(w_out))
+    assert float(got[i, j, c, o]) == pytest.approx(float(by_hand), rel=1e-5, abs=1e-5)
 
 
 def test_largest_conv_counts_multiply_adds():

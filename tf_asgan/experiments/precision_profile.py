@@ -10,7 +10,10 @@ differentiated with respect to the reals, then ``x + eps * sign``); each optimiz
 update (zero gradients through the model's own optimizers: Adam then moves nothing but
 does all its arithmetic); and, for the kernel alone, D's largest convolution
 (:func:`largest_conv`) as a bare ``Conv2D`` op, its input gradient and its weight
-gradient in the compute dtype. In the train step the input gradient comes from step 1's
+gradient in the compute dtype, and the weight gradient computed another way, as one
+matrix product over the input's patches (:func:`patch_weight_gradient`: the route the
+issue suggested for CPUs whose bfloat16 weight-gradient kernel is slow; a measurement,
+not used in training). In the train step the input gradient comes from step 1's
 backward pass (one pass for both), so alone it costs more than it adds to the step.
 
 :func:`measure` builds the model under each precision (Keras dtype policies: under
@@ -37,9 +40,10 @@ from tf_asgan.utils import distribute, machine, timing
 
 COMPONENTS = ("G forward", "D forward", "D forward+backward", "G forward+backward",
               "FGSM input gradient", "D optimizer update", "G optimizer update",
-              "conv2d forward", "conv2d input gradient", "conv2d weight gradient")
+              "conv2d forward", "conv2d input gradient", "conv2d weight gradient",
+              "conv2d weight gradient as patch matmul")
 TRAIN_STEP = "train step"
-CONV_OPS = COMPONENTS[-3:]
+CONV_OPS = COMPONENTS[-4:]
 
 
 def largest_conv(discriminator):
@@ -138,7 +142,35 @@ def _conv_ops(layer, n, rng):
             "conv2d input gradient": lambda: tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=in_shape, filter=w, out_backprop=dy, **conv),
             "conv2d weight gradient": lambda: tf.raw_ops.Conv2DBackpropFilter(
-                input=x, filter_sizes=w.shape, out_backprop=dy, **conv)}
+                input=x, filter_sizes=w.shape, out_backprop=dy, **conv),
+            "conv2d weight gradient as patch matmul": lambda: patch_weight_gradient(
+                x, dy, w.shape, layer.strides, layer.padding, layer.dilation_rate)}
+
+
+def patch_weight_gradient(x, dy, kernel_shape, strides, padding, dilations=(1, 1)):
+    """The weight gradient of a 2-D convolution as one matrix product (ours, a
+    measurement): ``dW[i, j, c, o] = sum over n, h, w of x_pad[n, h*s + i*r, w*s + j*r, c]
+    * dy[n, h, w, o]``, i.e. ``patches^T @ dy`` with ``patches`` the ``k_h x k_w x C_in``
+    input patches of every output position (``tf.image.extract_patches``, which pads as
+    ``tf.nn.conv2d`` does) and ``dy`` reshaped to ``[positions, C_out]``. The same value
+    as ``tf.raw_ops.Conv2DBackpropFilter`` (tested against it), by a different kernel.
+
+    Args:
+      x: the convolution's input ``[N, H, W, C_in]``.
+      dy: the gradient of its output ``[N, H_out, W_out, C_out]``, same dtype.
+      kernel_shape: ``[k_h, k_w, C_in, C_out]``.
+      strides, dilations: ``(s_h, s_w)``, ``(r_h, r_w)``; padding: ``"same"`` / ``"valid"``.
+
+    Returns:
+      ``[k_h, k_w, C_in, C_out]`` in ``x``'s dtype.
+    """
+    k_h, k_w, c_in, c_out = kernel_shape
+    patches = tf.image.extract_patches(x, sizes=[1, k_h, k_w, 1],
+                                       strides=[1, *strides, 1], rates=[1, *dilations, 1],
+                                       padding=padding.upper())
+    flat = tf.reshape(patches, [-1, k_h * k_w * c_in])
+    grad = tf.matmul(flat, tf.reshape(dy, [-1, c_out]), transpose_a=True)
+    return tf.reshape(grad, [k_h, k_w, c_in, c_out])
 
 
 def check(batch_size, warmup, repeats, calls):
