@@ -111,6 +111,28 @@ def test_dot_plot_draws_every_arm_with_its_counts(tmp_path):
     assert unlabelled.axes[0].get_ylabel() == "modes (higher is better)"
 
 
+def test_dot_plot_draws_a_failed_run_at_its_pre_registered_value():
+    table = {("standard", "asgan", "modes"): {0: 300.0, 1: 500.0},
+             ("standard", "asgan", "failed"): {0: 0.0, 1: 0.0, 2: 1.0},
+             ("standard", "baseline", "modes"): {0: 100.0, 1: 200.0, 2: 150.0}}
+    fig = study_figures.dot_figure(table, "modes", [("standard", "baseline"),
+                                                    ("standard", "asgan")])
+    ax = fig.axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["baseline\nn = 3", "asgan\nn = 3\n(1 failed)"]
+    crosses = [c for c in ax.collections if c.get_label().startswith("failed run")]
+    assert len(crosses) == 1 and crosses[0].get_offsets()[:, 1].tolist() == [0.0]
+    _, low, high, _, _ = study_figures.mean_interval([300.0, 500.0, 0.0])  # 0 modes
+    caps = [line for line in ax.get_lines() if line.get_marker() == "_"]
+    assert sorted(float(c.get_ydata()[0]) for c in caps[-2:]) == pytest.approx([low, high])
+    fig.clf()
+    # an arm whose every run failed is still drawn (its values are the rule's)
+    table[("standard", "dat", "failed")] = {0: 1.0}
+    fig = study_figures.dot_figure(table, "modes", [("standard", "dat")])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["dat\nn = 1\n(1 failed)"]
+    fig.clf()
+
+
 def test_dot_plot_refuses_an_arm_without_the_metric(tmp_path):
     table = study_results.read_csv(write_csv(tmp_path / "s.csv"))
     with pytest.raises(errors.InputError, match="lr_d_4e-4/asgan"):

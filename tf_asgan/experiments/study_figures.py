@@ -11,7 +11,11 @@
 The interval is Student's: ``mean +- t_{0.975, n-1} s / sqrt(n)`` with ``s`` the sample
 standard deviation (``ddof=1``), as ``scipy.stats.t.interval``. A NaN value (an undefined
 measurement, e.g. a flip rate of a D that classified no image right) is left out and
-counted under its method's label; an infinity is refused.
+counted under its method's label; an infinity is refused. A failed run (the study's
+``failed`` metric) is drawn at the value the pre-registration gives it
+(:func:`tf_asgan.experiments.study_results.arm_values`: 0 modes, the setting's worst
+FID; NaN, so left out, for other metrics), as a red cross, and counted in the label; the
+mean and interval include it, as the tests do.
 """
 
 import collections
@@ -85,22 +89,31 @@ def _jitter(k):
 
 
 def _dot_panel(ax, table, metric, setting, methods):
-    labels, legend = [], {"seeds": "seed", "bars": "mean, 95% t-interval"}
+    labels = []
+    legend = {"seeds": "seed", "failed": "failed run (pre-registered value)",
+              "bars": "mean, 95% t-interval"}
     for i, method in enumerate(methods):
-        seeds = table[(setting, method, metric)]
-        values = np.array([seeds[s] for s in sorted(seeds)], dtype=float)
+        seeds, n_failed = study_results.arm_values(table, setting, method, metric)
+        failed = table.get((setting, method, study_results.FAILED), {})
+        values = np.array(list(seeds.values()), dtype=float)
+        is_failed = np.array([failed.get(s) == 1.0 for s in seeds])
         mean, low, high, n, n_nan = mean_interval(values)
-        defined = values[~np.isnan(values)]
-        if n:
-            ax.scatter(i + _DOTS + _jitter(n), defined, s=14, color="black", zorder=3,
-                       label=legend.pop("seeds", None))
+        defined = ~np.isnan(values)
+        x = i + _DOTS + _jitter(n)
+        for mask, style in ((~is_failed[defined], dict(s=14, color="black", marker="o")),
+                            (is_failed[defined], dict(s=30, color="tab:red", marker="x"))):
+            if mask.any():
+                ax.scatter(x[mask], values[defined][mask], zorder=3, **style,
+                           label=legend.pop("failed" if style["marker"] == "x" else "seeds",
+                                            None))
         if n >= 2:
             ax.errorbar([i + _BAR], [mean], yerr=[[mean - low], [high - mean]], fmt="o",
                         color="tab:red", capsize=4, markersize=5,
                         label=legend.pop("bars", None))
         elif n == 1:
             ax.plot([i + _BAR], [mean], "o", color="tab:red", markersize=5)
-        labels.append(f"{method}\nn = {n}" + (f"\n({n_nan} NaN)" if n_nan else ""))
+        labels.append(f"{method}\nn = {n}" + (f"\n({n_nan} NaN)" if n_nan else "")
+                      + (f"\n({n_failed} failed)" if n_failed else ""))
     ax.set_xticks(range(len(methods)), labels)
     ax.set_xlim(-0.6, len(methods) - 0.4)
     ax.set_title(setting, fontsize=10)
@@ -112,7 +125,8 @@ def _dot_panel(ax, table, metric, setting, methods):
 def dot_figure(table, metric, arms, title=None):
     """The figure of :func:`dot_plot` (unsaved; the caller closes it); same arguments."""
     arms = [tuple(arm) for arm in arms]
-    missing = [f"{s}/{m}" for s, m in arms if not table.get((s, m, metric))]
+    missing = [f"{s}/{m}" for s, m in arms if not table.get((s, m, metric))
+               and 1.0 not in table.get((s, m, study_results.FAILED), {}).values()]
     if not arms or missing:
         raise errors.InputError(f"No {metric} values of {missing or 'any arm'} in the CSV: "
                                 "check --settings, --methods and --metrics against it.")
@@ -136,7 +150,8 @@ def dot_plot(table, metric, arms, path, title=None):
     Args:
       table: ``{(setting, method, metric): {seed: value}}``
         (:func:`tf_asgan.experiments.study_results.read_csvs`); NaN values are left out and
-        counted under their method's label.
+        counted under their method's label; failed runs are drawn as the module
+        docstring says.
       metric: a metric name of the CSV; the y label says which way is better
         (``statistics.BETTER``).
       arms: ordered ``(setting, method)`` pairs: one panel per setting (in order of first
