@@ -20,7 +20,7 @@ import tensorflow as tf
 from helpers import array_source, blobs, damaged_copy, numpy_kid, scipy_fid
 from tf_asgan.config.train_config import TrainConfig
 from tf_asgan.data import digits as digits_lib
-from tf_asgan.evaluation import classifiers, evaluator, metrics
+from tf_asgan.evaluation import classifiers, digit_network, evaluator, metrics
 from tf_asgan.training import builder, loop, rundir
 
 CLASSES, FEATURES = 12, 16
@@ -147,7 +147,7 @@ def test_a_half_copied_network_folder_gets_our_error(standin, tmp_path, damage, 
 
 @pytest.mark.slow
 def test_a_cached_digit_classifier_whose_weights_changed_is_retrained(tmp_path, monkeypatch):
-    _, info = classifiers.digit_classifier()  # the session's cache
+    _, info = digit_network.digit_classifier()  # the session's cache
     stem = info["weights"][:-len(".weights.h5")]
     for suffix in (".weights.h5", ".json"):
         shutil.copy(stem + suffix, str(tmp_path / os.path.basename(stem + suffix)))
@@ -156,14 +156,14 @@ def test_a_cached_digit_classifier_whose_weights_changed_is_retrained(tmp_path, 
 
     def train(seed=0):
         trained.append(seed)
-        return classifiers.build_digit_classifier(), 0.5
+        return digit_network.build_digit_classifier(), 0.5
 
-    monkeypatch.setattr(classifiers, "train_digit_classifier", train)
-    classifiers.digit_classifier(cache_dir=str(tmp_path))
+    monkeypatch.setattr(digit_network, "train_digit_classifier", train)
+    digit_network.digit_classifier(cache_dir=str(tmp_path))
     assert trained == []  # an intact cache is used
-    fresh = classifiers.build_digit_classifier()
+    fresh = digit_network.build_digit_classifier()
     fresh.save_weights(str(copy))  # other weights, the old SHA-1 on record
-    _, info2 = classifiers.digit_classifier(cache_dir=str(tmp_path))
+    _, info2 = digit_network.digit_classifier(cache_dir=str(tmp_path))
     assert trained == [0] and info2["sha1"] != info["sha1"]
 
 
@@ -359,18 +359,18 @@ def test_wrong_generator_resolution_is_reported(standin, tmp_path):
 
 
 def test_digit_classifier_accuracy_and_cache():
-    model, info = classifiers.digit_classifier()
+    model, info = digit_network.digit_classifier()
     # on the 360 held-out digits; trained with one TensorFlow thread (the test runner's)
     # 97.5%, with the default two 99.4% (AMD EPYC): the weights depend on the threads
     assert info["test_accuracy"] >= 0.97
     start = time.time()
-    again, info2 = classifiers.digit_classifier()  # from the cache, no training
+    again, info2 = digit_network.digit_classifier()  # from the cache, no training
     assert time.time() - start < 10 and info2["sha1"] == info["sha1"]
-    assert classifiers.digit_accuracy(again) == pytest.approx(info["test_accuracy"])
+    assert digit_network.digit_accuracy(again) == pytest.approx(info["test_accuracy"])
 
 
 def test_stacked_digit_network_counts_modes():
-    net = classifiers.digits_network(stacked=True)
+    net = digit_network.digits_network(stacked=True)
     assert (net.num_classes, net.feature_dim, net.count_modes) == (1000, 384, True)
     src = digits_lib.stacked_digits(32, "test", size=400, seed=1, with_labels=True)
     images, modes = (np.stack(a) for a in zip(*[(x.numpy(), y.numpy()) for x, y in src.images]))
@@ -378,8 +378,8 @@ def test_stacked_digit_network_counts_modes():
     assert np.mean(np.argmax(logits, 1) == modes) >= 0.93  # one thread: 0.94; two: >= 0.95
     # Constructed: 6 chosen modes, each from 5 test digits that the single-digit network
     # classifies correctly (so this checks the joint class 100 R + 10 G + B).
-    digits, labels = classifiers.digit_data("test")
-    single = np.argmax(classifiers.digits_network()(np.repeat(digits, 3, -1))[0], 1)
+    digits, labels = digit_network.digit_data("test")
+    single = np.argmax(digit_network.digits_network()(np.repeat(digits, 3, -1))[0], 1)
     right = single == labels
     by_label = {k: digits[(labels == k) & right][..., 0] for k in range(10)}
     chosen = [(1, 2, 3), (4, 5, 6), (7, 8, 9), (0, 0, 0), (9, 9, 1), (3, 0, 7)]
@@ -391,8 +391,8 @@ def test_stacked_digit_network_counts_modes():
 
 
 def test_digits_network_is_the_classifier_on_the_channel_mean():
-    net = classifiers.digits_network()
-    digits, labels = classifiers.digit_data("test")
+    net = digit_network.digits_network()
+    digits, labels = digit_network.digit_data("test")
     rgb = np.repeat(digits, 3, axis=-1)
     logits, feats = net(rgb)
     assert (logits.shape, feats.shape) == ((360, 10), (360, 128))

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from helpers import numpy_kid, scipy_fid
 from tf_asgan import errors
-from tf_asgan.evaluation import classifiers, metrics
+from tf_asgan.evaluation import digit_network, metrics
 from tf_asgan.utils import _tfgan
 
 
@@ -136,8 +136,8 @@ def digit_features():
     """Features of the digit classifier's network for the held-out digits and for noisy
     copies (fixed weights: the arithmetic under test does not depend on training)."""
     keras.utils.set_random_seed(0)
-    network = classifiers.build_digit_classifier()
-    digits, _ = classifiers.digit_data("test")
+    network = digit_network.build_digit_classifier()
+    digits, _ = digit_network.digit_data("test")
     noise = np.random.default_rng(1).normal(0, 0.3, digits.shape)
     noisy = np.clip(digits + noise, -1, 1).astype(np.float32)
     return tuple(np.asarray(network(x, training=False)[1], np.float64) for x in (digits, noisy))

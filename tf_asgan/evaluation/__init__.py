@@ -5,8 +5,10 @@ for digits) under a stated protocol.
   logits.
 - :mod:`~tf_asgan.evaluation.fidelity`: precision, recall, density and coverage of two
   feature sets (k-nearest-neighbour balls).
-- :mod:`~tf_asgan.evaluation.classifiers`: the networks that give them (Inception, the
-  digit classifier, a SavedModel of the user's).
+- :mod:`~tf_asgan.evaluation.feature_network`: the contract of the networks that give
+  them; :mod:`~tf_asgan.evaluation.classifiers`: Inception, a SavedModel of the user's,
+  and the choice of network; :mod:`~tf_asgan.evaluation.digit_network`: the digit
+  classifier.
 - :mod:`~tf_asgan.evaluation.real_stats`: the cache of real-data statistics, keyed on
   what they were computed from.
 - :mod:`~tf_asgan.evaluation.evaluator`: :class:`Evaluator` and its :class:`Protocol`.

@@ -1,8 +1,10 @@
-"""The classifier networks behind IS / FID / KID: Inception, and a digit classifier.
+"""The classifier networks behind IS / FID / KID, and the choice among them.
 
-Both are :class:`FeatureNetwork` objects with one contract, so every metric runs
-through the same code: images ``[N, H, W, 3]`` in ``[-1, 1]`` at any resolution go in,
-``(logits [N, classes], features [N, dim])`` come out.
+Every one is a :class:`~tf_asgan.evaluation.feature_network.FeatureNetwork` (one
+contract: images ``[N, H, W, 3]`` in ``[-1, 1]`` at any resolution in, ``(logits [N,
+classes], features [N, dim])`` out). This module holds Inception and a SavedModel of
+the user's, and :func:`network_for`, which picks Inception or the digit classifier
+(:mod:`tf_asgan.evaluation.digit_network`) for a dataset.
 
 **Inception** is TF-GAN's evaluation network (TF-Hub ``tfgan/eval/inception/1``, the
 2015-12-05 graph; outputs ``logits`` (1,008 classes) and ``pool_3`` (2,048 features)).
@@ -29,97 +31,34 @@ images it moved FID from 22.458 to 22.468 (+0.04%). TF 1's ``resize_bilinear`` w
 half-pixel centres (TF-GAN's old ``preprocess_image``, torch-fidelity) moved it to 22.719
 (+1.2%); it is not used here, nor any antialiased resize
 (tests/evaluation/inception_fid_folders.py).
-
-**The digit classifier** is a small CNN this project trains on the ``digits`` training
-images (scikit-learn's bundled 8x8 digits, upscaled to 32x32; the held-out ``test``
-split measures it) the first time it is needed, and caches under
-``$TF_ASGAN_CACHE`` (default ``~/.cache/tf_asgan``). For ``digits`` it classifies the
-channel mean; for ``stacked_digits`` each channel separately, giving 1,000 joint
-classes (``100 * R + 10 * G + B``) whose log-probabilities are the sum of the three
-channels' and features that are the three channels' concatenated.
 """
 
-import dataclasses
 import hashlib
-import json
 import logging
 import os
 import socket
 import tempfile
 import urllib.parse
-from typing import Callable
 
-import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_asgan import errors
-from tf_asgan.data import catalog, digits
+from tf_asgan.data import catalog
 from tf_asgan.evaluation import fid_inception
-from tf_asgan.utils import io, saved_models, torch_archive
+from tf_asgan.evaluation.digit_network import digits_network
+from tf_asgan.evaluation.feature_network import IMAGES, FeatureNetwork, sha1_of_files
+from tf_asgan.utils import saved_models, torch_archive
 
 log = logging.getLogger(__name__)
 
 INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
 INCEPTION_SIZE = 299
 LOGITS, FEATURES = "logits", "pool_3"
-DIGIT_SIZE = 32
-DIGIT_CLASSIFIER_VERSION = 1
 NETWORKS = ("auto", "inception", "digits")
 
 
 class NetworkNotAvailableError(errors.TfAsganError, FileNotFoundError):
     """The evaluation network cannot be found locally and cannot be downloaded."""
-
-
-@dataclasses.dataclass
-class FeatureNetwork:
-    """A classifier used for metrics.
-
-    Attributes:
-      name: what the results call it (e.g. ``inception:tfgan/eval/inception/1``).
-      fingerprint: identifies the weights (real-data statistics are cached per value).
-      num_classes: size of the logits (also the number of modes counted).
-      feature_dim: size of the features used for FID / KID.
-      fn: images ``[N, H, W, 3]`` in ``[-1, 1]`` -> ``(logits, features)``, both 2-D.
-      preprocessing: how the images are prepared, in words (written into results).
-      count_modes: report modes covered and their KL from uniform (digit networks).
-    """
-
-    name: str
-    fingerprint: str
-    num_classes: int
-    feature_dim: int
-    fn: Callable
-    preprocessing: str
-    count_modes: bool = False
-
-    def __call__(self, images):
-        """``(logits [N, num_classes], features [N, feature_dim])`` as NumPy arrays of
-        images ``[N, H, W, 3]`` in ``[-1, 1]``; ``[N, H, W, 1]`` (gray) images are
-        classified as RGB with the channel repeated (``num_classes`` 0: no logits)."""
-        images = tf.convert_to_tensor(images, tf.float32)
-        if images.shape.rank != 4 or images.shape[-1] not in (1, 3):
-            raise errors.InputError(f"{self.name} takes images [N, H, W, 3] (or [N, H, W, 1]), "
-                                    f"got shape {images.shape}.")
-        if images.shape[-1] == 1:
-            images = tf.repeat(images, 3, axis=-1)
-        logits, features = self.fn(images)
-        return logits.numpy(), features.numpy()
-
-    def describe(self):
-        return {"name": self.name, "fingerprint": self.fingerprint,
-                "num_classes": self.num_classes, "feature_dim": self.feature_dim,
-                "preprocessing": self.preprocessing}
-
-
-def _sha1_of_files(paths):
-    digest = hashlib.sha1()
-    for path in paths:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- Inception ----------------------------------------------------------------------
@@ -171,7 +110,6 @@ def _unavailable_message(handle, reason, network_flag):
 
 
 _LOADED = {}
-_IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
 
 
 def _load_saved_model(path):
@@ -210,7 +148,7 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
     if os.path.exists(index):
         files.append(index)
 
-    @tf.function(input_signature=[_IMAGES])
+    @tf.function(input_signature=[IMAGES])
     def fn(images):
         x = tf.image.resize(images, (size, size), method="bilinear")
         out = _outputs(model, tf.clip_by_value(x, -1.0, 1.0))
@@ -228,7 +166,7 @@ def saved_model_network(path, name=None, size=INCEPTION_SIZE):
             path, f"calling it failed ({errors.short_message(err)})")) from err
     return FeatureNetwork(
         name=name or f"saved_model:{os.path.abspath(path)}",
-        fingerprint=_sha1_of_files(files), num_classes=int(probe_logits.shape[1]),
+        fingerprint=sha1_of_files(files), num_classes=int(probe_logits.shape[1]),
         feature_dim=int(probe_features.shape[1]), fn=fn,
         preprocessing=f"bilinear resize to {size}x{size}, values in [-1, 1]")
 
@@ -263,7 +201,7 @@ def pytorch_inception(path, name=None, batch_size=50):
     with_logits, layout = about["logits"], about["layout"]
     size = fid_inception.INPUT_SIZE
 
-    @tf.function(input_signature=[_IMAGES])
+    @tf.function(input_signature=[IMAGES])
     def forward(images):
         x = tf.image.resize(images, (size, size), method="bilinear", antialias=False)
         out = model(x, training=False)
@@ -276,7 +214,7 @@ def pytorch_inception(path, name=None, batch_size=50):
                  for i in range(0, max(int(images.shape[0]), 1), batch_size)]
         return tuple(tf.concat([p[j] for p in parts], axis=0) for j in range(2))
 
-    fingerprint = _sha1_of_files([path])
+    fingerprint = sha1_of_files([path])
     known = fid_inception.KNOWN_WEIGHTS.get(fingerprint)
     log.info("Inception network (2015-12-05 graph) from %s: %s, %s names%s", path, layout,
              about["scheme"], f" ({known})" if known else "")
@@ -340,116 +278,6 @@ def inception(path=None, handle=INCEPTION_HANDLE, timeout=5.0, *,
             network_flag)) from err
     log.info("Inception network downloaded to %s", resolved)
     return saved_model_network(resolved, name)
-
-
-# -- the digit classifier -----------------------------------------------------------
-
-def build_digit_classifier():
-    """The CNN: ``[N, 32, 32, 1]`` in ``[-1, 1]`` -> ``(logits [N, 10], features [N, 128])``."""
-    x = keras.Input((DIGIT_SIZE, DIGIT_SIZE, 1))
-    h = x
-    for filters in (32, 64):
-        h = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(h)
-        h = keras.layers.MaxPooling2D()(h)
-    h = keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
-    h = keras.layers.Flatten()(h)
-    features = keras.layers.Dense(128, activation="relu", name="features")(h)
-    logits = keras.layers.Dense(10, name="logits")(features)
-    return keras.Model(x, [logits, features], name="digit_classifier")
-
-
-def digit_data(split):
-    """Digits of ``split`` as ``([N, 32, 32, 1]`` in ``[-1, 1]``, labels)."""
-    images, labels = digits.digits_arrays(split)
-    return digits.upscale_digits(images, DIGIT_SIZE)[..., None], labels
-
-
-def digit_accuracy(model, split="test"):
-    """Accuracy of the classifier on a digits split (``test``: 360 held-out images)."""
-    images, labels = digit_data(split)
-    logits, _ = model(images, training=False)
-    return float(np.mean(np.argmax(logits, axis=1) == labels))
-
-
-def train_digit_classifier(seed=0, epochs=30, batch_size=64):
-    """Trains the classifier on the 1,437 ``train`` digits (shifts of up to 2 px and
-    light noise as augmentation). Returns ``(model, test accuracy)``."""
-    keras.utils.set_random_seed(seed)
-    images, labels = digit_data("train")
-    inputs = keras.Input((DIGIT_SIZE, DIGIT_SIZE, 1))
-    h = keras.layers.RandomTranslation(2 / DIGIT_SIZE, 2 / DIGIT_SIZE, fill_value=-1.0,
-                                       fill_mode="constant", seed=seed)(inputs)
-    h = keras.layers.GaussianNoise(0.1, seed=seed)(h)
-    model = build_digit_classifier()
-    logits, _ = model(h)
-    trainer = keras.Model(inputs, logits)
-    trainer.compile(keras.optimizers.Adam(1e-3),
-                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    trainer.fit(images, labels, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
-    return model, digit_accuracy(model)
-
-
-def digit_classifier(cache_dir=None, seed=0):
-    """The trained digit classifier: loaded from the cache, or trained (~15 s) and cached.
-
-    Returns:
-      ``(model, info)`` where ``info`` holds the held-out accuracy and the weights file.
-    """
-    cache_dir = cache_dir or os.path.join(io.cache_root(), "digit_classifier")
-    stem = os.path.join(cache_dir, f"v{DIGIT_CLASSIFIER_VERSION}_seed{seed}")
-    weights, meta = stem + ".weights.h5", stem + ".json"
-    model = build_digit_classifier()
-    if os.path.exists(weights) and os.path.exists(meta):
-        try:
-            with open(meta) as f:
-                info = json.load(f)
-            if info.get("sha1") != _sha1_of_files([weights]):  # statistics key on the sha1
-                raise errors.InputError("its weights file does not match the recorded SHA-1")
-            model.load_weights(weights)
-            return model, dict(info, weights=weights)
-        except (OSError, ValueError, KeyError) as err:
-            log.warning("Cached digit classifier %s is unreadable (%s); retraining it.",
-                        weights, err)
-    log.info("Training the digit classifier (once; cached in %s).", cache_dir)
-    model, accuracy = train_digit_classifier(seed)
-    os.makedirs(cache_dir, exist_ok=True)
-    with io.atomic_path(weights) as tmp:
-        model.save_weights(tmp)
-    info = {"version": DIGIT_CLASSIFIER_VERSION, "seed": seed, "test_accuracy": accuracy,
-            "sha1": _sha1_of_files([weights])}
-    io.atomic_write_json(meta, info, indent=2)
-    log.info("Digit classifier: %.2f%% accuracy on the 360 held-out digits.", 100 * accuracy)
-    return model, dict(info, weights=weights)
-
-
-def digits_network(stacked=False, cache_dir=None, seed=0):
-    """The digit classifier as a :class:`FeatureNetwork` (``stacked``: 1,000 classes)."""
-    model, info = digit_classifier(cache_dir, seed)
-
-    def classify(channel):
-        logits, features = model(channel, training=False)
-        return tf.nn.log_softmax(logits), features
-
-    @tf.function(input_signature=[_IMAGES])
-    def fn(images):
-        x = tf.image.resize(images, (DIGIT_SIZE, DIGIT_SIZE), method="area", antialias=True)
-        if not stacked:
-            return classify(tf.reduce_mean(x, axis=-1, keepdims=True))
-        parts = [classify(x[..., c:c + 1]) for c in range(3)]
-        (r, fr), (g, fg), (b, fb) = parts
-        joint = r[:, :, None, None] + g[:, None, :, None] + b[:, None, None, :]
-        return tf.reshape(joint, (-1, 1000)), tf.concat([fr, fg, fb], axis=1)
-
-    kind = "stacked_digits" if stacked else "digits"
-    how = ("each channel classified separately; joint class 100*R + 10*G + B"
-           if stacked else "the channel mean classified")
-    return FeatureNetwork(
-        name=f"digit_classifier_v{DIGIT_CLASSIFIER_VERSION}:{kind}",
-        fingerprint=info.get("sha1") or _sha1_of_files([info["weights"]]),
-        num_classes=1000 if stacked else 10, feature_dim=384 if stacked else 128, fn=fn,
-        preprocessing=f"area resize to {DIGIT_SIZE}x{DIGIT_SIZE}, values in [-1, 1]; {how}; "
-                      f"held-out accuracy {info['test_accuracy']:.4f}",
-        count_modes=True)
 
 
 def check_network(name, dataset, network_flag="--eval_network"):

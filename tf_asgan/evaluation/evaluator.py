@@ -145,7 +145,7 @@ class Evaluator:
     """IS / FID / KID of generators against one dataset, under one :class:`Protocol`.
 
     Args:
-      network: a :class:`~tf_asgan.evaluation.classifiers.FeatureNetwork`.
+      network: a :class:`~tf_asgan.evaluation.feature_network.FeatureNetwork`.
       dataset: a name of :data:`tf_asgan.data.catalog.DATASETS` (the real data).
       resolution: the generator's resolution (real images are prepared at it, as for
         training, so both sides see the same preprocessing).
