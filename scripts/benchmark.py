@@ -115,7 +115,8 @@ def measure(xla):
         raise errors.InputError("--profile breaks down the step of each --architectures "
                                 "row, and --architectures is empty; give one, e.g. "
                                 "--architectures=dcgan, or leave out --profile.")
-    report, parts = {}, [f"Machine: {machine.cpu_description()}, TensorFlow {tf.__version__}."]
+    report, parts = {}, [f"Machine: {machine.summary(machine.description())}; TensorFlow "
+                         f"{tf.__version__}."]
     precisions = benchmark.check_precisions(FLAGS.precision)
     if FLAGS.architectures:
         report = benchmark.run(

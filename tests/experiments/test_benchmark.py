@@ -34,8 +34,9 @@ def test_benchmark_script_writes_json_and_table_and_profiles_each_precision(tmp_
     assert profiles["baseline"]["results"]["mixed_bfloat16"]["compute_dtype"] == "bfloat16"
     assert profiles["dat"]["parts_sum_ms"] == {"float32": None, "mixed_bfloat16": None}
     text = (tmp_path / "benchmark.md").read_text()
-    assert text.startswith(f"Machine: {machine.cpu_description()}")
+    assert text.startswith(f"Machine: {machine.cpu_description()}; threads ")  # as run
     assert "| net | method |" in text and "| loop | ms/step |" not in text
+    assert "| conv2d weight gradient as patch matmul |" in text
     assert "| conv2d weight gradient |" in text and "| precision | speed-up vs float32 |" \
         in text
     assert "dcgan-32 baseline, batch 4, width 0.125, XLA off" in text  # the profile's
