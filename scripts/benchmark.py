@@ -17,7 +17,7 @@ loop's own cost (:mod:`tf_asgan.experiments.loop_overhead`).
         --inception_weights=.../default_1.pt     # the evaluation network, and PyTorch's
 
 Writes ``<output>/benchmark.json`` and ``<output>/benchmark.md`` (the CPU's model and
-features, then a table: ms/step,
+features, the thread settings and TensorFlow's version, then a table: ms/step,
 images/s, GFLOP/step, each method's time and FLOPs relative to the baseline, the ratio
 of the two, and the XLA speed-up; with options, each option's time and FLOPs relative
 to the same method without it (``vs``: ``nobn_d`` for spectral normalization and the
@@ -115,8 +115,7 @@ def measure(xla):
         raise errors.InputError("--profile breaks down the step of each --architectures "
                                 "row, and --architectures is empty; give one, e.g. "
                                 "--architectures=dcgan, or leave out --profile.")
-    report, parts = {}, [f"Machine: {machine.summary(machine.description())}; TensorFlow "
-                         f"{tf.__version__}."]
+    report, parts = {}, [machine.header(machine.description(), tf.__version__) + "."]
     precisions = benchmark.check_precisions(FLAGS.precision)
     if FLAGS.architectures:
         report = benchmark.run(

@@ -46,7 +46,7 @@ flags.DEFINE_list("seeds", [], "The seeds every arm must have, e.g. 0-16 (a miss
                   "refused: the pre-registration tests complete families only); empty: "
                   "whatever the CSVs hold.")
 flags.DEFINE_list("seeds_b", [], "The seeds arm b must have where they differ from "
-                  "--seeds', e.g. 0-16 for H3 and the siblings (10 seeds each against the "
+                  "--seeds, e.g. 0-16 for H3 and the siblings (10 seeds each against the "
                   "baseline's 17); empty: --seeds.")
 flags.DEFINE_float("alpha", 0.05, "Family-wise error rate (Holm).")
 flags.DEFINE_bool("holm_across_metrics", False, "Holm's correction across the metrics "
@@ -105,17 +105,6 @@ def table_lines(metric, rows, alpha, family_size, power):
     return lines
 
 
-def seeds_required(seeds, seeds_b):
-    """The header's words on the seeds each arm must have."""
-    if not seeds and not seeds_b:
-        return "."
-    text = study_results.seeds_text
-    if seeds_b == seeds:
-        return f"; seeds {text(seeds)} ({len(seeds)}) required."
-    a = f"{text(seeds)} ({len(seeds)})" if seeds else "whatever the CSVs hold"
-    return f"; seeds required: arm a {a}, arm b {text(seeds_b)} ({len(seeds_b)})."
-
-
 def family_tables(table, family, seeds, failures):
     """``{metric: rows}`` of the primary and secondary metrics (Holm across the
     hypotheses, or with --holm_across_metrics across the metrics); ``seeds``: arm a's
@@ -161,7 +150,7 @@ def main(argv):
         out = [f"Tests of {', '.join(FLAGS.csv)}: arm a against arm b; Welch's two-sided "
                f"t-test, Holm's correction {over} at alpha = {FLAGS.alpha:g}, permutation "
                "test of the difference in means, Hedges' g"
-               + seeds_required(seeds, seeds_b), ""]
+               + study_results.seeds_required(seeds, seeds_b), ""]
         tests = family_tables(table, family, (seeds, seeds_b), "substitute")
         out += report(tests, family)
         if any(r["failed_a"] or r["failed_b"] for rows in tests.values() for r in rows):

@@ -13,7 +13,7 @@ from PIL import Image
 from tf_asgan.data import base, catalog, folders
 from tf_asgan.data import digits as digits_lib
 from tf_asgan.data import stream as stream_lib
-from tf_asgan.evaluation import classifiers, evaluator
+from tf_asgan.evaluation import evaluator, feature_network
 
 
 def _take(ds, n=None):
@@ -396,7 +396,7 @@ def _mean_network():
         m = tf.reduce_mean(images, axis=[1, 2, 3])
         return tf.stack([m, -m], 1), tf.stack([m, m * m], 1)
 
-    return classifiers.FeatureNetwork("mean", "mean-v1", 2, 2, fn, "none")
+    return feature_network.FeatureNetwork("mean", "mean-v1", 2, 2, fn, "none")
 
 
 def test_real_statistics_of_a_sorted_folder_are_a_uniform_draw(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from scipy.spatial.distance import cdist
 
 from helpers import array_source, blobs, load_script
 from tf_asgan import errors
-from tf_asgan.evaluation import classifiers, evaluator, fidelity
+from tf_asgan.evaluation import evaluator, feature_network, fidelity
 from tf_asgan.experiments import study, study_summary
 
 KEYS = ("precision", "recall", "density", "coverage")
@@ -169,7 +169,7 @@ def pooled_network():
         features = tf.reshape(tf.nn.avg_pool2d(images, 8, 8, "VALID"), (-1, 48))
         return features[:, :5], features
 
-    return classifiers.FeatureNetwork(name="pooled", fingerprint="pooled-v1", num_classes=5,
+    return feature_network.FeatureNetwork(name="pooled", fingerprint="pooled-v1", num_classes=5,
                                       feature_dim=48, fn=fn, preprocessing="8x8 mean")
 
 

@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import array_source, blobs
-from tf_asgan.evaluation import classifiers, evaluator, fid_inception
+from tf_asgan.evaluation import classifiers, evaluator, feature_network, fid_inception
 from tf_asgan.utils import torch_archive
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -296,7 +296,7 @@ def test_gray_images_are_classified_with_the_channel_repeated():
         seen.append(images.shape)
         return tf.zeros((images.shape[0], 0)), tf.reduce_mean(images, axis=[1, 2])
 
-    net = classifiers.FeatureNetwork("t", "f", 0, 3, fn, "")
+    net = feature_network.FeatureNetwork("t", "f", 0, 3, fn, "")
     gray = blobs(2)[..., :1]
     _, features = net(gray)
     assert seen == [(2, 32, 32, 3)]
@@ -310,7 +310,7 @@ def test_a_network_without_logits_reports_no_inception_score(tmp_path):
     def fn(images):
         return tf.zeros((tf.shape(images)[0], 0)), tf.reduce_mean(images, axis=[1, 2])
 
-    net = classifiers.FeatureNetwork("pool3-only", "f0", 0, 3, fn, "")
+    net = feature_network.FeatureNetwork("pool3-only", "f0", 0, 3, fn, "")
     real = blobs(40)
     ev = evaluator.Evaluator(net, "folder", 32, evaluator.Protocol(
         num_samples=40, is_splits=2, batch_size=20, kid_samples=40),

@@ -44,7 +44,11 @@ def test_every_component_runs_finite_in_the_policy_dtype(precision, dtype):
     assert conv_out.dtype == dtype and conv_out.shape == (4, *layer.output.shape[1:])
     assert outputs["conv2d input gradient"].shape == (4, *layer.input.shape[1:])
     assert outputs["conv2d weight gradient"].shape == layer.kernel.shape
-    assert outputs["conv2d weight gradient as patch matmul"].dtype == dtype
+    patch = outputs["conv2d weight gradient as patch matmul"]
+    assert patch.dtype == dtype and patch.shape == layer.kernel.shape
+    if dtype == "float32":  # the layer's own strides, padding and dilation reach it
+        np.testing.assert_allclose(patch.numpy(), outputs["conv2d weight gradient"].numpy(),
+                                   rtol=1e-4, atol=1e-4)
     assert outputs["FGSM input gradient"].shape == batch.shape  # x_hat
     assert len(outputs["D forward+backward"]) == len(gan.d_variables)
 
@@ -115,6 +119,14 @@ def test_patch_weight_gradient_equals_tensorflows(kernel, strides, padding, dila
                   * dy[n, h, w, o] for n in range(3) for h in range(h_out)
                   for w in range(w_out))
     assert float(got[i, j, c, o]) == pytest.approx(float(by_hand), rel=1e-5, abs=1e-5)
+
+
+def test_patch_weight_gradient_refuses_a_gradient_of_another_shape():
+    x = tf.zeros((2, 8, 8, 3))
+    with pytest.raises(errors.InputError, match=r"dy is \(2, 8, 8, 4\); pass the gradient"):
+        pp.patch_weight_gradient(x, tf.zeros((2, 8, 8, 4)), (3, 3, 3, 4), (2, 2), "same")
+    with pytest.raises(errors.InputError, match="kernel"):
+        pp.patch_weight_gradient(x, tf.zeros((2, 4, 4, 4)), (3, 3, 5, 4), (2, 2), "same")
 
 
 def test_largest_conv_counts_multiply_adds():

@@ -264,6 +264,12 @@ def test_parse_seeds_reads_lists_and_ranges_and_refuses_reversed_ones():
             study_results.parse_seeds(bad, "--seeds")
     assert study_results.seeds_text([0, 1, 2, 3]) == "0-3"
     assert study_results.seeds_text([0, 2, 5]) == "0, 2, 5"
+    assert study_results.seeds_required(None) == "."
+    assert study_results.seeds_required([0, 1, 2]) == "; seeds 0-2 (3) required."
+    assert study_results.seeds_required([0, 1], [0, 1, 2]) == (
+        "; seeds required: arm a 0-1 (2), arm b 0-2 (3).")
+    assert study_results.seeds_required(None, [0, 2]) == (
+        "; seeds required: arm a whatever the CSVs hold, arm b 0, 2 (2).")
 
 
 def _row(p, p_perm, diff=-1.0, n=6, nan=0):
@@ -333,3 +339,6 @@ def test_a_failed_run_counts_as_the_pre_registered_rule_says():
     with pytest.raises(ValueError, match=r"H1: standard/asgan has no fid for seeds \[3\]"):
         statistics.family_tests(table, {"H1": statistics.HYPOTHESES["H1"]}, "fid",
                                 seeds=range(4), seeds_b=range(3))
+    with pytest.raises(ValueError, match=r"H1: standard/baseline has no fid for seeds \[3\]"):
+        statistics.family_tests(table, {"H1": statistics.HYPOTHESES["H1"]}, "fid",
+                                seeds=range(2), seeds_b=range(4))

@@ -131,6 +131,12 @@ def test_dot_plot_draws_a_failed_run_at_its_pre_registered_value():
     fig = study_figures.dot_figure(table, "modes", [("standard", "dat")])
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["dat\nn = 1\n(1 failed)"]
     fig.clf()
+    # a metric without a failure value: the failed run is undefined, counted once
+    table[("standard", "asgan", "grad_l1")] = {0: 3.0, 1: math.nan}
+    fig = study_figures.dot_figure(table, "grad_l1", [("standard", "asgan")])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [
+        "asgan\nn = 1\n(1 NaN)\n(1 failed)"]
+    fig.clf()
 
 
 def test_dot_plot_refuses_an_arm_without_the_metric(tmp_path):

@@ -31,3 +31,5 @@ def test_summary_says_the_threads_set_or_the_defaults():
     assert machine.summary(record) == "Some CPU; threads TF_NUM_INTRAOP_THREADS=1"
     assert machine.summary({"cpu": "X", "threads": {"OMP_NUM_THREADS": None}}) == \
         "X; threads TensorFlow's defaults"
+    assert machine.header(record, "2.21.0") == (
+        "Machine: Some CPU; threads TF_NUM_INTRAOP_THREADS=1; TensorFlow 2.21.0")

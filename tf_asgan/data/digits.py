@@ -2,7 +2,7 @@
 bundled 8x8 handwritten digits (no download).
 
 Both the training data (:mod:`tf_asgan.data.catalog`) and the digit classifier behind the
-metrics (:mod:`tf_asgan.evaluation.classifiers`) read the digits from here.
+metrics (:mod:`tf_asgan.evaluation.digit_network`) read the digits from here.
 """
 
 import numpy as np

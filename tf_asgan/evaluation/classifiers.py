@@ -44,8 +44,7 @@ import tensorflow as tf
 
 from tf_asgan import errors
 from tf_asgan.data import catalog
-from tf_asgan.evaluation import fid_inception
-from tf_asgan.evaluation.digit_network import digits_network
+from tf_asgan.evaluation import digit_network, fid_inception
 from tf_asgan.evaluation.feature_network import IMAGES, FeatureNetwork, sha1_of_files
 from tf_asgan.utils import saved_models, torch_archive
 
@@ -312,5 +311,5 @@ def network_for(name, dataset, inception_path=None, *, network_flag="--eval_netw
     if name == "auto":
         name = "digits" if dataset in ("digits", "stacked_digits") else "inception"
     if name == "digits":
-        return digits_network(stacked=dataset == "stacked_digits")
+        return digit_network.digits_network(stacked=dataset == "stacked_digits")
     return inception(inception_path, network_flag=network_flag)

@@ -1,7 +1,7 @@
 """Evaluating a generator: IS, FID, KID, precision, recall, density and coverage (and modes
 for digits) under a stated protocol.
 
-    network = tf_asgan.evaluation.classifiers.inception(path)          # or digits_network()
+    network = tf_asgan.evaluation.classifiers.inception(path)  # or network_for(name, dataset)
     evaluator = Evaluator(network, "cifar10", 32, Protocol(num_samples=50_000))
     result = evaluator.evaluate(generator)                  # {"metrics", "protocol"}
 

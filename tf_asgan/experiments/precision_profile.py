@@ -129,7 +129,8 @@ def _update(optimizer, variables):
 
 
 def _conv_ops(layer, n, rng):
-    """The three ``Conv2D`` kernels of ``layer`` at batch ``n`` in its compute dtype."""
+    """Four timed ops of ``layer`` at batch ``n`` in its compute dtype: the three
+    ``Conv2D`` kernels and :func:`patch_weight_gradient` (patch extraction included)."""
     dtype = layer.compute_dtype
     in_shape = (n, *layer.input.shape[1:])
     out_shape = (n, *layer.output.shape[1:])
@@ -148,12 +149,16 @@ def _conv_ops(layer, n, rng):
 
 
 def patch_weight_gradient(x, dy, kernel_shape, strides, padding, dilations=(1, 1)):
-    """The weight gradient of a 2-D convolution as one matrix product (ours, a
-    measurement): ``dW[i, j, c, o] = sum over n, h, w of x_pad[n, h*s + i*r, w*s + j*r, c]
-    * dy[n, h, w, o]``, i.e. ``patches^T @ dy`` with ``patches`` the ``k_h x k_w x C_in``
-    input patches of every output position (``tf.image.extract_patches``, which pads as
-    ``tf.nn.conv2d`` does) and ``dy`` reshaped to ``[positions, C_out]``. The same value
-    as ``tf.raw_ops.Conv2DBackpropFilter`` (tested against it), by a different kernel.
+    """The weight gradient of a 2-D convolution as one matrix product over the input's
+    patches (im2col: Chellapilla, Puri and Simard, "High Performance Convolutional Neural
+    Networks for Document Processing", 2006; here a measurement, not used in training):
+    ``dW[i, j, c, o] = sum over n, h, w of x_pad[n, h*s + i*r, w*s + j*r, c] * dy[n, h,
+    w, o]``, i.e. ``patches^T @ dy`` with ``patches`` the ``k_h x k_w x C_in`` input
+    patches of every output position (``tf.image.extract_patches``, which pads as
+    ``tf.nn.conv2d`` does; it copies the input about ``k_h k_w / (s_h s_w)`` times, and
+    that copy is part of the cost) and ``dy`` reshaped to ``[positions, C_out]``. The
+    same value as ``tf.raw_ops.Conv2DBackpropFilter`` (tested against it), by another
+    kernel.
 
     Args:
       x: the convolution's input ``[N, H, W, C_in]``.
@@ -163,11 +168,22 @@ def patch_weight_gradient(x, dy, kernel_shape, strides, padding, dilations=(1, 1
 
     Returns:
       ``[k_h, k_w, C_in, C_out]`` in ``x``'s dtype.
+
+    Raises:
+      tf_asgan.errors.InputError: ``dy`` not the shape of the convolution's output, or
+        ``x``'s channels not ``C_in``.
     """
     k_h, k_w, c_in, c_out = kernel_shape
     patches = tf.image.extract_patches(x, sizes=[1, k_h, k_w, 1],
                                        strides=[1, *strides, 1], rates=[1, *dilations, 1],
                                        padding=padding.upper())
+    if (x.shape[-1] != c_in
+            or tuple(dy.shape) != (*patches.shape[:3], c_out)):
+        raise errors.InputError(
+            f"patch_weight_gradient: x {tuple(x.shape)} and kernel {tuple(kernel_shape)} "
+            f"(strides {tuple(strides)}, {padding}) give outputs "
+            f"{(*patches.shape[:3], c_out)}, but dy is {tuple(dy.shape)}; pass the "
+            "gradient of this convolution's output.")
     flat = tf.reshape(patches, [-1, k_h * k_w * c_in])
     grad = tf.matmul(flat, tf.reshape(dy, [-1, c_out]), transpose_a=True)
     return tf.reshape(grad, [k_h, k_w, c_in, c_out])
@@ -273,8 +289,7 @@ def table(report):
     others = [p for p in precisions if p != "float32" and report["speedup"]]
     head = ["component", *(f"{p} ms" for p in precisions),
             *(f"{p} speed-up" for p in others)]
-    lines = [f"Machine: {machine.summary(report['machine'])}; TensorFlow "
-             f"{report['tensorflow']}",
+    lines = [machine.header(report["machine"], report["tensorflow"]),
              f"{report['architecture']}-{report['resolution']} {report['method']}, batch "
              f"{report['batch_size']}, width {report['width']:g}, XLA off", "",
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]

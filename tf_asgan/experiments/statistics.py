@@ -40,7 +40,8 @@ from scipy import optimize, special, stats
 from tf_asgan import errors
 from tf_asgan.experiments import study_results
 
-# Exact enumeration up to this many label assignments (C(20, 10) = 184,756: 10 seeds per arm).
+# Exact enumeration up to this many label assignments (C(20, 10) = 184,756: 10 seeds per
+# arm; 17 against 17 or 10 against 17 take the Monte Carlo test).
 MAX_EXACT = 200_000
 # The most an arm may lose to undefined values before its test's verdict is "undefined"
 # (the pre-registration in docs/results.md).

@@ -14,8 +14,8 @@ measurement, e.g. a flip rate of a D that classified no image right) is left out
 counted under its method's label; an infinity is refused. A failed run (the study's
 ``failed`` metric) is drawn at the value the pre-registration gives it
 (:func:`tf_asgan.experiments.study_results.arm_values`: 0 modes, the setting's worst
-FID; NaN, so left out, for other metrics), as a red cross, and counted in the label; the
-mean and interval include it, as the tests do.
+FID; NaN, so left out, for other metrics), as an orange cross, and counted in the label
+as failed (not as NaN); the mean and interval include it, as the tests do.
 """
 
 import collections
@@ -98,10 +98,11 @@ def _dot_panel(ax, table, metric, setting, methods):
         values = np.array(list(seeds.values()), dtype=float)
         is_failed = np.array([failed.get(s) == 1.0 for s in seeds])
         mean, low, high, n, n_nan = mean_interval(values)
+        n_nan -= int((is_failed & np.isnan(values)).sum())  # a failed run's NaN: "failed"
         defined = ~np.isnan(values)
         x = i + _DOTS + _jitter(n)
         for mask, style in ((~is_failed[defined], dict(s=14, color="black", marker="o")),
-                            (is_failed[defined], dict(s=30, color="tab:red", marker="x"))):
+                            (is_failed[defined], dict(s=30, color="tab:orange", marker="x"))):
             if mask.any():
                 ax.scatter(x[mask], values[defined][mask], zorder=3, **style,
                            label=legend.pop("failed" if style["marker"] == "x" else "seeds",

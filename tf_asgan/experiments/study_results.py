@@ -260,6 +260,20 @@ def seeds_text(seeds):
     return ", ".join(map(str, seeds))
 
 
+def seeds_required(seeds, seeds_b=None):
+    """The words of a test report on the seeds each arm must have (``None``: whatever
+    the CSVs hold; ``seeds_b`` ``None``: as ``seeds``): ``"."``, ``"; seeds 0-16 (17)
+    required."`` or ``"; seeds required: arm a 0-9 (10), arm b 0-16 (17)."``."""
+    seeds_b = seeds if seeds_b is None else seeds_b
+    if not seeds and not seeds_b:
+        return "."
+    if seeds_b == seeds:
+        return f"; seeds {seeds_text(seeds)} ({len(seeds)}) required."
+    a = f"{seeds_text(seeds)} ({len(seeds)})" if seeds else "whatever the CSVs hold"
+    b = f"{seeds_text(seeds_b)} ({len(seeds_b)})" if seeds_b else "whatever the CSVs hold"
+    return f"; seeds required: arm a {a}, arm b {b}."
+
+
 # What a failed run (:data:`FAILED`) counts as in the pre-registered tests
 # (docs/results.md): no mode covered, and the largest FID of its setting (over every
 # method's runs); any other metric is undefined (NaN).

@@ -53,3 +53,9 @@ def summary(record):
     said = (", ".join(f"{k}={v}" for k, v in threads.items()) if threads
             else "TensorFlow's defaults")
     return f"{record['cpu']}; threads {said}"
+
+
+def header(record, tensorflow):
+    """The first line of a timing table: ``"Machine: <summary(record)>; TensorFlow
+    <tensorflow>"``."""
+    return f"Machine: {summary(record)}; TensorFlow {tensorflow}"
