@@ -142,7 +142,7 @@ def main(argv):
                                     f"{list(hypotheses)} or define them with --hypothesis.")
         family = {h: hypotheses[h] for h in FLAGS.family}
         seeds = study_results.parse_seeds(FLAGS.seeds, "--seeds")
-        seeds_b = study_results.parse_seeds(FLAGS.seeds_b, "--seeds_b") or seeds
+        seeds_b = study_results.parse_seeds(FLAGS.seeds_b, "--seeds_b")  # None: --seeds
         table = study_results.read_csvs(FLAGS.csv)
         over = (f"over the {1 + len(FLAGS.secondary)} metrics of each hypothesis"
                 if FLAGS.holm_across_metrics else

@@ -94,9 +94,9 @@ def _dot_panel(ax, table, metric, setting, methods):
               "bars": "mean, 95% t-interval"}
     for i, method in enumerate(methods):
         seeds, n_failed = study_results.arm_values(table, setting, method, metric)
-        failed = table.get((setting, method, study_results.FAILED), {})
+        failed = study_results.failed_seeds(table, setting, method)
         values = np.array(list(seeds.values()), dtype=float)
-        is_failed = np.array([failed.get(s) == 1.0 for s in seeds])
+        is_failed = np.array([s in failed for s in seeds])
         mean, low, high, n, n_nan = mean_interval(values)
         n_nan -= int((is_failed & np.isnan(values)).sum())  # a failed run's NaN: "failed"
         defined = ~np.isnan(values)
@@ -127,7 +127,7 @@ def dot_figure(table, metric, arms, title=None):
     """The figure of :func:`dot_plot` (unsaved; the caller closes it); same arguments."""
     arms = [tuple(arm) for arm in arms]
     missing = [f"{s}/{m}" for s, m in arms if not table.get((s, m, metric))
-               and 1.0 not in table.get((s, m, study_results.FAILED), {}).values()]
+               and not study_results.failed_seeds(table, s, m)]
     if not arms or missing:
         raise errors.InputError(f"No {metric} values of {missing or 'any arm'} in the CSV: "
                                 "check --settings, --methods and --metrics against it.")

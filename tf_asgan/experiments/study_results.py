@@ -281,6 +281,11 @@ FAILURE_VALUES = {"modes": "zero", "fid": "worst of the setting"}
 FAILURES = ("substitute", "exclude")
 
 
+def failed_seeds(table, setting, method):
+    """The seeds of one arm whose run failed (:data:`FAILED` recorded as 1)."""
+    return {k for k, v in table.get((setting, method, FAILED), {}).items() if v == 1.0}
+
+
 def arm_values(table, setting, method, metric, seeds=None, failures="substitute"):
     """``({seed: value}, number of failed runs)`` of one arm of a :func:`read_csvs` table.
 
@@ -298,7 +303,7 @@ def arm_values(table, setting, method, metric, seeds=None, failures="substitute"
     if failures not in FAILURES:
         raise errors.InputError(f"failures must be one of {FAILURES}, got {failures!r}.")
     values = dict(table.get((setting, method, metric), {}))
-    failed = {k for k, v in table.get((setting, method, FAILED), {}).items() if v == 1.0}
+    failed = failed_seeds(table, setting, method)
     if seeds is not None:
         missing = sorted(set(seeds) - set(values) - failed)
         if missing:
