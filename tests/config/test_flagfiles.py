@@ -153,6 +153,7 @@ def test_the_choices_are_the_owning_modules():
         "dat_loss": methods.DAT_LOSSES, "advas_weight": methods.ADVAS_WEIGHTS,
         "advas_estimate": methods.ADVAS_ESTIMATES, "strategy": distribute.STRATEGIES,
         "precision": distribute.PRECISIONS, "jit_compile": distribute.SWITCHES,
+        "conv_weight_gradient": networks.WEIGHT_GRADIENTS,
         "on_nonfinite": sections.NONFINITE_ACTIONS, "eval_network": classifiers.NETWORKS,
         "lr_schedule": optimizers.LR_SCHEDULES, "gradient_penalty": ("none", *penalties.KINDS),
         "rotation_loss": (rotation.OFF, *rotation.SCHEMES)}

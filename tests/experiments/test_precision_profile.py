@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tf_asgan import errors
-from tf_asgan.experiments import benchmark
+from tf_asgan.experiments import benchmark, op_profile
 from tf_asgan.experiments import precision_profile as pp
 from tf_asgan.utils import distribute, machine
 
@@ -81,6 +81,10 @@ def test_report_speedups_are_its_own_ratios(report):
     assert report["parts_sum_ms"]["float32"] == pytest.approx(
         2 * (base["ms"]["D forward+backward"] + base["ms"]["D optimizer update"])
         + base["ms"]["G forward+backward"] + base["ms"]["G optimizer update"])
+    for result in (base, bf16):  # the step by kind of operation: its convolutions found
+        assert list(result["ops"]) == list(op_profile.CATEGORIES)
+        assert result["ops"]["conv weight gradient (kernel)"] > 0
+        assert result["ops"][op_profile.OPTIMIZER] > 0 and result["ops_wall_ms"] > 0
 
 
 @pytest.mark.slow
@@ -89,44 +93,12 @@ def test_table_names_every_component(report):
     for name in report["components"]:
         assert f"| {name} |" in text
     assert "mixed_bfloat16 speed-up" in text and "Matmul 2048x2048" in text
+    for category in op_profile.CATEGORIES:
+        assert f"| {category} | " in text
+    ops = report["results"]["mixed_bfloat16"]["ops"]
+    share = 100 * ops["cast"] / sum(ops.values())
+    assert f"{ops['cast']:.1f} ({share:.0f}%)" in text
     assert text.startswith(f"Machine: {machine.cpu_description()}; threads ")
-
-
-@pytest.mark.parametrize("kernel,strides,padding,dilations", [
-    (4, 2, "same", 1), (3, 1, "same", 1), (3, 2, "valid", 1), (3, 1, "same", 2),
-    (1, 1, "valid", 1)])
-def test_patch_weight_gradient_equals_tensorflows(kernel, strides, padding, dilations):
-    rng = np.random.default_rng(kernel + strides)
-    x = tf.constant(rng.standard_normal((3, 9, 8, 5)), tf.float32)
-    shape = (kernel, kernel, 5, 6)
-    conv = dict(strides=[1, strides, strides, 1], padding=padding.upper(),
-                dilations=[1, dilations, dilations, 1])
-    out = tf.raw_ops.Conv2D(input=x, filter=tf.zeros(shape), **conv)
-    dy = tf.constant(rng.standard_normal(out.shape), tf.float32)
-    want = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=shape, out_backprop=dy,
-                                           **conv).numpy()
-    got = pp.patch_weight_gradient(x, dy, shape, (strides,) * 2, padding, (dilations,) * 2)
-    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
-    # and by hand at one weight: sum over positions of input * output gradient
-    x_pad = np.asarray(x)
-    if padding == "same":  # TensorFlow pads (total // 2) before, the rest after
-        total = [max((-(-d // strides) - 1) * strides + (kernel - 1) * dilations + 1 - d, 0)
-                 for d in x.shape[1:3]]
-        x_pad = np.pad(x_pad, [(0, 0), *[(t // 2, t - t // 2) for t in total], (0, 0)])
-    i, j, c, o = kernel - 1, 0, 2, 4
-    h_out, w_out = dy.shape[1:3]
-    by_hand = sum(x_pad[n, h * strides + i * dilations, w * strides + j * dilations, c]
-                  * dy[n, h, w, o] for n in range(3) for h in range(h_out)
-                  for w in range(w_out))
-    assert float(got[i, j, c, o]) == pytest.approx(float(by_hand), rel=1e-5, abs=1e-5)
-
-
-def test_patch_weight_gradient_refuses_a_gradient_of_another_shape():
-    x = tf.zeros((2, 8, 8, 3))
-    with pytest.raises(errors.InputError, match=r"dy is \(2, 8, 8, 4\); pass the gradient"):
-        pp.patch_weight_gradient(x, tf.zeros((2, 8, 8, 4)), (3, 3, 3, 4), (2, 2), "same")
-    with pytest.raises(errors.InputError, match="kernel"):
-        pp.patch_weight_gradient(x, tf.zeros((2, 4, 4, 4)), (3, 3, 5, 4), (2, 2), "same")
 
 
 def test_largest_conv_counts_multiply_adds():
@@ -176,6 +148,10 @@ def test_the_train_step_is_timed_with_xla_off_as_the_table_says(monkeypatch):
                         lambda gan, batch, **kw: jit.append(kw["jit_compile"]) or (1.0, [1.0]))
     monkeypatch.setattr(pp.timing, "time_calls", lambda fn, **kw: (1.0, [1.0]))
     monkeypatch.setattr(pp.timing, "matmul_gflops", lambda *a, **kw: 1.0)
+    step_function = pp.benchmark.step_function  # the step the operations are traced in
+    monkeypatch.setattr(pp.benchmark, "step_function",
+                        lambda gan, jit_compile: jit.append(jit_compile)
+                        or step_function(gan, jit_compile))
     pp._measure_precision("dcgan", 32, "baseline", 2, 1 / 16,
-                          dict(warmup=1, repeats=1, calls=1), 8)
-    assert jit == [False]
+                          dict(warmup=1, repeats=1, calls=1), 8, "none")
+    assert jit == [False, False]

@@ -163,6 +163,12 @@ class RunConfig(Section):
         "auto", "auto (mixed_float16 on GPUs with compute capability >= 7.0, else float32), "
         "float32, mixed_float16 (with loss scaling), mixed_bfloat16.",
         choices=distribute.PRECISIONS)
+    conv_weight_gradient: str = option(
+        "kernel", "How 2-D convolutions (not transposed ones) compute their weight "
+        "gradients: kernel (TensorFlow's Conv2DBackpropFilter) or patches (one matrix "
+        "product over the input's patches: the same values, faster under mixed_bfloat16 on "
+        "CPUs whose bfloat16 weight-gradient kernel is slow, slower in float32; "
+        "docs/results.md).", choices=networks.WEIGHT_GRADIENTS, mutable=True)
     jit_compile: str = option(
         "auto", "XLA: auto (on with one replica when a GPU is visible; off on a CPU and "
         "with several replicas), on, off.",

@@ -66,7 +66,8 @@ def build(architecture, resolution, method, batch_size, seed=0, option="none", w
 
     The networks are built from the row's configuration as
     :func:`tf_asgan.training.builder.build_model` builds them (batch norm, spectral
-    norm, width, channels, latent size), the model from the same keyword arguments
+    norm, width, channels, latent size, the convolutions' weight-gradient route), the
+    model from the same keyword arguments
     (:func:`~tf_asgan.training.builder.asgan_kwargs`, the rotation loss included), with
     the paper's Adam and no input gradient where the method needs none
     (``track_input_grad=False``), so the baseline is timed without it.
@@ -81,6 +82,8 @@ def build(architecture, resolution, method, batch_size, seed=0, option="none", w
                                      batch_norm=model.bn_d, width=model.width,
                                      spectral_norm=model.spectral_norm,
                                      channels=model.channels)
+    for network in (g, d):
+        networks.route_weight_gradients(network, row.run.conv_weight_gradient)
     kwargs = builder.asgan_kwargs(row.model, row.method, row.siblings, row.optim,
                                   row.rotation)
     kwargs.pop("seed")  # the draws follow keras's global seed, as before

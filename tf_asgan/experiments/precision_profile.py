@@ -11,10 +11,11 @@ update (zero gradients through the model's own optimizers: Adam then moves nothi
 does all its arithmetic); and, for the kernel alone, D's largest convolution
 (:func:`largest_conv`) as a bare ``Conv2D`` op, its input gradient and its weight
 gradient in the compute dtype, and the weight gradient computed another way, as one
-matrix product over the input's patches (:func:`patch_weight_gradient`: the route the
-issue suggested for CPUs whose bfloat16 weight-gradient kernel is slow; a measurement,
-not used in training). In the train step the input gradient comes from step 1's
-backward pass (one pass for both), so alone it costs more than it adds to the step.
+matrix product over the input's patches
+(:func:`tf_asgan.networks.weight_gradients.patch_weight_gradient`, which
+``--conv_weight_gradient=patches`` trains with). In the train step the input gradient
+comes from step 1's backward pass (one pass for both), so alone it costs more than it
+adds to the step.
 
 :func:`measure` builds the model under each precision (Keras dtype policies: under
 ``mixed_*`` the variables stay float32 and each layer casts them to the compute dtype;
@@ -35,7 +36,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_asgan import errors, perturbations
-from tf_asgan.experiments import benchmark
+from tf_asgan.experiments import benchmark, op_profile
+from tf_asgan.networks.weight_gradients import patch_weight_gradient
 from tf_asgan.utils import distribute, machine, timing
 
 COMPONENTS = ("G forward", "D forward", "D forward+backward", "G forward+backward",
@@ -130,7 +132,8 @@ def _update(optimizer, variables):
 
 def _conv_ops(layer, n, rng):
     """Four timed ops of ``layer`` at batch ``n`` in its compute dtype: the three
-    ``Conv2D`` kernels and :func:`patch_weight_gradient` (patch extraction included)."""
+    ``Conv2D`` kernels and :func:`~tf_asgan.networks.weight_gradients.patch_weight_gradient`
+    (patch extraction included)."""
     dtype = layer.compute_dtype
     in_shape = (n, *layer.input.shape[1:])
     out_shape = (n, *layer.output.shape[1:])
@@ -148,47 +151,6 @@ def _conv_ops(layer, n, rng):
                 x, dy, w.shape, layer.strides, layer.padding, layer.dilation_rate)}
 
 
-def patch_weight_gradient(x, dy, kernel_shape, strides, padding, dilations=(1, 1)):
-    """The weight gradient of a 2-D convolution as one matrix product over the input's
-    patches (im2col: Chellapilla, Puri and Simard, "High Performance Convolutional Neural
-    Networks for Document Processing", 2006; here a measurement, not used in training):
-    ``dW[i, j, c, o] = sum over n, h, w of x_pad[n, h*s + i*r, w*s + j*r, c] * dy[n, h,
-    w, o]``, i.e. ``patches^T @ dy`` with ``patches`` the ``k_h x k_w x C_in`` input
-    patches of every output position (``tf.image.extract_patches``, which pads as
-    ``tf.nn.conv2d`` does; it copies the input about ``k_h k_w / (s_h s_w)`` times, and
-    that copy is part of the cost) and ``dy`` reshaped to ``[positions, C_out]``. The
-    same value as ``tf.raw_ops.Conv2DBackpropFilter`` (tested against it), by another
-    kernel.
-
-    Args:
-      x: the convolution's input ``[N, H, W, C_in]``.
-      dy: the gradient of its output ``[N, H_out, W_out, C_out]``, same dtype.
-      kernel_shape: ``[k_h, k_w, C_in, C_out]``.
-      strides, dilations: ``(s_h, s_w)``, ``(r_h, r_w)``; padding: ``"same"`` / ``"valid"``.
-
-    Returns:
-      ``[k_h, k_w, C_in, C_out]`` in ``x``'s dtype.
-
-    Raises:
-      tf_asgan.errors.InputError: ``dy`` not the shape of the convolution's output, or
-        ``x``'s channels not ``C_in``.
-    """
-    k_h, k_w, c_in, c_out = kernel_shape
-    patches = tf.image.extract_patches(x, sizes=[1, k_h, k_w, 1],
-                                       strides=[1, *strides, 1], rates=[1, *dilations, 1],
-                                       padding=padding.upper())
-    if (x.shape[-1] != c_in
-            or tuple(dy.shape) != (*patches.shape[:3], c_out)):
-        raise errors.InputError(
-            f"patch_weight_gradient: x {tuple(x.shape)} and kernel {tuple(kernel_shape)} "
-            f"(strides {tuple(strides)}, {padding}) give outputs "
-            f"{(*patches.shape[:3], c_out)}, but dy is {tuple(dy.shape)}; pass the "
-            "gradient of this convolution's output.")
-    flat = tf.reshape(patches, [-1, k_h * k_w * c_in])
-    grad = tf.matmul(flat, tf.reshape(dy, [-1, c_out]), transpose_a=True)
-    return tf.reshape(grad, [k_h, k_w, c_in, c_out])
-
-
 def check(batch_size, warmup, repeats, calls):
     """Raises :class:`tf_asgan.errors.InputError` unless every count is an integer and
     ``batch_size, warmup, repeats, calls >= 1`` (the first call traces the function):
@@ -198,7 +160,7 @@ def check(batch_size, warmup, repeats, calls):
 
 def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
             precisions=("float32", "mixed_bfloat16"), width=1.0, warmup=2, repeats=5,
-            calls=3, log=print, matmul_size=2048):
+            calls=3, log=print, matmul_size=2048, option="none"):
     """The JSON-serialisable breakdown of one train step under each of ``precisions``.
 
     Returns ``{"precisions", "components" (names, the train step last), "results":
@@ -207,7 +169,12 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
     ms(float32) / ms(precision)}} and "matmul_bound": {precision: GFLOP/s over
     float32's}`` (both empty without float32), ``"parts_sum_ms"`` (see
     :func:`parts_sum`; ``None`` per precision for a method not in
-    :data:`PARTS_METHODS`), the settings, ``"machine"`` and ``"tensorflow"``.
+    :data:`PARTS_METHODS`), the settings, ``"machine"`` and ``"tensorflow"``. Each
+    precision's result also has ``"ops"``: the train step by kind of operation
+    (:mod:`tf_asgan.experiments.op_profile`, ms per step over ``calls`` traced steps) and
+    ``"ops_wall_ms"``, the traced steps' wall time per step. ``option``: a benchmark
+    option (:data:`tf_asgan.experiments.benchmark.OPTIONS`, e.g.
+    ``patch_weight_gradient``) the networks are built with.
 
     Raises:
       tf_asgan.errors.InputError: a bad count (:func:`check`), precision
@@ -216,17 +183,18 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
     """
     check(batch_size, warmup, repeats, calls)
     names = benchmark.check_precisions(precisions)
-    benchmark.check([architecture], [resolution], [method], ["none"])
+    benchmark.check([architecture], [resolution], [method], [option])
     counts = dict(warmup=warmup, repeats=repeats, calls=calls)
     results, sums = {}, {}
     for precision in names:
         with distribute.precision_policy(precision):
             results[precision], sums[precision] = _measure_precision(
-                architecture, resolution, method, batch_size, width, counts, matmul_size)
+                architecture, resolution, method, batch_size, width, counts, matmul_size,
+                option)
         log(f"{precision}: " + ", ".join(f"{k} {v:.2f} ms"
                                          for k, v in results[precision]["ms"].items()))
     report = {"architecture": architecture, "resolution": resolution, "method": method,
-              "batch_size": batch_size, "width": width, **counts,
+              "option": option, "batch_size": batch_size, "width": width, **counts,
               "matmul_size": matmul_size, "precisions": names,
               "components": [*COMPONENTS, TRAIN_STEP], "results": results,
               "parts_sum_ms": sums, "machine": machine.description(),
@@ -236,8 +204,9 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
 
 
 def _measure_precision(architecture, resolution, method, batch_size, width, counts,
-                       matmul_size):
-    gan, batch = benchmark.build(architecture, resolution, method, batch_size, width=width)
+                       matmul_size, option):
+    gan, batch = benchmark.build(architecture, resolution, method, batch_size, width=width,
+                                 option=option)
     layer, flops = largest_conv(gan.discriminator)
     ms, all_ms = {}, {}
     for name, fn in components(gan, batch).items():
@@ -251,7 +220,11 @@ def _measure_precision(architecture, resolution, method, batch_size, width, coun
             "padding": layer.padding, "gflop": gflop,
             "gflops": {op: gflop / (ms[op] / 1000) for op in CONV_OPS}}
     dtype = keras.mixed_precision.global_policy().compute_dtype
+    step = benchmark.step_function(gan, jit_compile=False)
+    times, wall = op_profile.trace_ops(lambda: step(batch), counts["calls"])
+    ops = op_profile.breakdown(times, counts["calls"], *op_profile.model_scopes(gan))
     return ({"compute_dtype": dtype, "ms": ms, "ms_repeats": all_ms, "conv": conv,
+             "ops": ops, "ops_wall_ms": wall,
              "matmul_gflops": timing.matmul_gflops(dtype, matmul_size, **counts)},
             parts_sum(ms, gan.d_updates_per_step) if method in PARTS_METHODS else None)
 
@@ -284,14 +257,15 @@ def table(report):
     """The report as markdown: a header (machine; network, batch, width, "XLA off"),
     one row per component (and the train step), its ms under each precision and, per
     precision other than float32, its speed-up; then the parts' sum, the matmul bound
-    and D's largest conv's GFLOP/s."""
+    and D's largest conv's GFLOP/s; then the step by kind of operation (:func:`ops_table`)."""
     precisions = report["precisions"]
     others = [p for p in precisions if p != "float32" and report["speedup"]]
     head = ["component", *(f"{p} ms" for p in precisions),
             *(f"{p} speed-up" for p in others)]
     lines = [machine.header(report["machine"], report["tensorflow"]),
-             f"{report['architecture']}-{report['resolution']} {report['method']}, batch "
-             f"{report['batch_size']}, width {report['width']:g}, XLA off", "",
+             f"{report['architecture']}-{report['resolution']} {report['method']}"
+             + ("" if report.get("option", "none") == "none" else f" + {report['option']}")
+             + f", batch {report['batch_size']}, width {report['width']:g}, XLA off", "",
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for name in report["components"]:
         cells = [f"{report['results'][p]['ms'][name]:.2f}" for p in precisions]
@@ -317,4 +291,37 @@ def table(report):
                      f"{p} " + ", ".join(f"{op[len('conv2d '):]} {r['conv']['gflops'][op]:.1f}"
                                          for op in CONV_OPS)
                      for p, r in report["results"].items()) + ".")
+    return "\n".join(lines + ["", ops_table(report)])
+
+
+def ops_table(report):
+    """The train step by kind of operation (:mod:`tf_asgan.experiments.op_profile`): one
+    row per category, its ms per step and share of the categories' sum under each
+    precision, and the speed-up over float32; the sums and the traced steps' wall time
+    last. Empty for a report measured before the breakdown existed."""
+    results = [report["results"][p] for p in report["precisions"]]
+    if any("ops" not in r for r in results):
+        return ""
+    precisions = report["precisions"]
+    others = [i for i, p in enumerate(precisions) if p != "float32" and "float32" in precisions]
+    base = results[precisions.index("float32")]["ops"] if others else None
+    totals = [sum(r["ops"].values()) for r in results]
+    head = ["operations", *(f"{p} ms (share)" for p in precisions),
+            *(f"{precisions[i]} speed-up" for i in others)]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for category in op_profile.CATEGORIES:
+        cells = [f"{r['ops'][category]:.1f} ({100 * r['ops'][category] / t:.0f}%)"
+                 for r, t in zip(results, totals)]
+        cells += [_ratio(base[category], results[i]["ops"][category]) for i in others]
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    cells = [f"{t:.1f}" for t in totals] + [_ratio(totals[precisions.index("float32")],
+                                                   totals[i]) for i in others]
+    lines.append("| sum of the ops | " + " | ".join(cells) + " |")
+    lines.append("| wall time of the traced steps | " + " | ".join(
+        f"{r['ops_wall_ms']:.1f}" for r in results) + " |" + " |" * len(others))
     return "\n".join(lines)
+
+
+def _ratio(a, b):
+    return f"{a / b:.2f}" if b > 0 else "-"
+

@@ -66,6 +66,8 @@ OPTIONS = {
     "ema": {"ema_decay": 0.9999},
     "rotation_quarter": {"rotation_loss": "quarter"},
     "rotation_all": {"rotation_loss": "all"},
+    # a speed option (tf_asgan.networks.weight_gradients): the same step, other kernels
+    "patch_weight_gradient": {"conv_weight_gradient": "patches"},
 }
 # Options that put a rotation head on D (every architecture but dcgan has one).
 ROTATION_OPTIONS = ("rotation_quarter", "rotation_all")

@@ -4,6 +4,7 @@
 >>> d = build_discriminator("resnet", 64)   # [N, 64, 64, 3] -> logits [N, 1]
 >>> d = build_discriminator("sngan_resnet", 48, batch_norm=False, spectral_norm=True)
 >>> q = rotation_classifier(d)              # [N, 48, 48, 3] -> rotation logits [N, 4]
+>>> route_weight_gradients(d, "patches")     # Conv2D weight gradients as a patch matmul
 
 ``ARCHITECTURES`` (name: module, resolutions; parameter counts in ``docs/methods.md``):
 
@@ -33,6 +34,7 @@ from tf_asgan.networks import (
     wgangp_mnist,
 )
 from tf_asgan.networks.heads import rotation_classifier
+from tf_asgan.networks.weight_gradients import WEIGHT_GRADIENTS, route_weight_gradients
 
 ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet, "sngan_cnn": sngan,
                  "sngan_resnet": sngan_resnet, "wgangp_resnet": wgangp,
@@ -40,6 +42,7 @@ ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet, "sngan_cnn": sngan,
 
 __all__ = ["ARCHITECTURES", "build_discriminator", "build_generator", "check_batch_norm",
            "check_pair", "check_spectral_norm", "heads", "rotation_classifier",
+           "WEIGHT_GRADIENTS", "route_weight_gradients",
            "supported_resolutions", "synchronize_batch_norm"]
 
 

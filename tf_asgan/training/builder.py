@@ -40,7 +40,8 @@ def build_model(model, method, siblings, optim, run, *, jit_compile=None, rotati
       method: AS-GAN's loss, perturbation and epsilon (``MethodConfig``).
       siblings: DAT and AdvAs (``SiblingsConfig``).
       optim: the optimizers and the seed (``OptimConfig``).
-      run: synchronised batch norm, steps per execution, XLA (``RunConfig``).
+      run: synchronised batch norm, steps per execution, XLA, the convolutions' weight
+        gradients (:func:`tf_asgan.networks.route_weight_gradients`) (``RunConfig``).
       jit_compile: overrides ``run.jit_compile`` resolved for the current strategy.
       rotation: SSGAN's rotation loss (``RotationConfig``; ``None``: off).
     """
@@ -53,6 +54,8 @@ def build_model(model, method, siblings, optim, run, *, jit_compile=None, rotati
                                      batch_norm=model.bn_d, sync_bn=run.sync_bn,
                                      width=model.width, spectral_norm=model.spectral_norm,
                                      channels=model.channels)
+    for network in (g, d):
+        networks.route_weight_gradients(network, run.conv_weight_gradient)
     if jit_compile is None:
         jit_compile = distribute.resolve_jit(run.jit_compile, tf.distribute.get_strategy())
     gan = ASGAN(g, d, **asgan_kwargs(model, method, siblings, optim, rotation))

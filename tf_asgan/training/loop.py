@@ -139,7 +139,8 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
                                             config.optim.epochs)
     fit_callbacks.extend(shown)
     _log_start(config.optim, strategy, source, start, steps_per_epoch, jit,
-               distribute.precision_reason(config.run.precision, precision))
+               distribute.precision_reason(config.run.precision, precision)
+               + _weight_gradient_note(config.run.conv_weight_gradient))
     if run.chief:
         _write_real_grid(run, config.optim, source)
     if start == 0:  # the initial weights: a rollback target from step 1 on
@@ -197,6 +198,12 @@ def _log_start(optim, strategy, source, step, steps_per_epoch, jit, precision):
              source.description, steps_per_epoch, optim.batch_size,
              optim.epochs * steps_per_epoch,
              "starting" if step == 0 else f"resuming at step {step}")
+
+
+def _weight_gradient_note(route):
+    """What the start line adds for ``--conv_weight_gradient`` (nothing for the default)."""
+    return "" if route == "kernel" else (
+        "; convolution weight gradients by patches (--conv_weight_gradient=patches)")
 
 
 def _stream(optim, source, step, end_epoch, multi_worker):

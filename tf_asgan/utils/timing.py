@@ -52,13 +52,13 @@ def time_calls(fn, warmup=3, repeats=5, calls=5):
     check_counts(warmup=warmup, repeats=repeats, calls=calls)
     for _ in range(warmup):
         out = fn()
-    _sync(out)
+    sync(out)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(calls):
             out = fn()
-        _sync(out)
+        sync(out)
         times.append(1000 * (time.perf_counter() - start) / calls)
     return statistics.median(times), times
 
@@ -79,7 +79,7 @@ def matmul_gflops(dtype="float32", size=2048, warmup=2, repeats=5, calls=3):
     return 2 * size ** 3 / (ms / 1000) / 1e9
 
 
-def _sync(out):
+def sync(out):
     """Waits for the device by reading every tensor of ``out`` back to the host."""
     for value in tf.nest.flatten(out):
         value.numpy()  # np.asarray fails on a bfloat16 scalar
