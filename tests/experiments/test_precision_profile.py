@@ -109,6 +109,12 @@ def test_largest_conv_counts_multiply_adds():
     assert (layer.name, flops) == ("b", 18432)
     with pytest.raises(errors.InputError, match="no Conv2D"):
         pp.largest_conv(keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]))
+    model = keras.Model(x, keras.layers.Flatten()(h))  # another layer, by name
+    assert pp.profiled_conv(model, None)[0].name == "b"
+    assert (pp.profiled_conv(model, "a")[0].name, pp.profiled_conv(model, "a")[1]) == (
+        "a", 13824)
+    with pytest.raises(errors.InputError, match=r"no Conv2D layer 'c'; choose from \['a', 'b'\]"):
+        pp.profiled_conv(model, "c")
 
 
 @pytest.mark.parametrize("kwargs,match", [

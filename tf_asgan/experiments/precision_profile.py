@@ -9,9 +9,9 @@ G's (G, then D on its fakes, back to G's weights); the FGSM attack's input gradi
 differentiated with respect to the reals, then ``x + eps * sign``); each optimizer's
 update (zero gradients through the model's own optimizers: Adam then moves nothing but
 does all its arithmetic); and, for the kernel alone, D's largest convolution
-(:func:`largest_conv`) as a bare ``Conv2D`` op, its input gradient and its weight
-gradient in the compute dtype, and the weight gradient computed another way, as one
-matrix product over the input's patches
+(:func:`largest_conv`; or another, :func:`profiled_conv`) as a bare ``Conv2D`` op, its
+input gradient and its weight gradient in the compute dtype, and the weight gradient
+computed another way, as one matrix product over the input's patches
 (:func:`tf_asgan.networks.weight_gradients.patch_weight_gradient`, which
 ``--conv_weight_gradient=patches`` trains with). In the train step the input gradient
 comes from step 1's backward pass (one pass for both), so alone it costs more than it
@@ -61,9 +61,7 @@ def largest_conv(discriminator):
     for layer in discriminator.layers:
         if not isinstance(layer, keras.layers.Conv2D):
             continue
-        _, h, w, c_out = layer.output.shape
-        k_h, k_w, c_in, _ = layer.kernel.shape
-        flops = 2 * h * w * c_out * k_h * k_w * c_in
+        flops = _conv_flops(layer)
         if flops > best_flops:
             best, best_flops = layer, flops
     if best is None:
@@ -72,7 +70,31 @@ def largest_conv(discriminator):
     return best, int(best_flops)
 
 
-def components(gan, batch, seed=0):
+def profiled_conv(discriminator, name=None):
+    """``(layer, flops)`` of the conv2d components: :func:`largest_conv` for ``name=None``,
+    else ``discriminator``'s ``Conv2D`` layer ``name`` (flops counted alike).
+
+    Raises:
+      tf_asgan.errors.InputError: ``name`` is not one of its ``Conv2D`` layers (the
+        message lists them).
+    """
+    if name is None:
+        return largest_conv(discriminator)
+    convs = {layer.name: layer for layer in discriminator.layers
+             if isinstance(layer, keras.layers.Conv2D)}
+    if name not in convs:
+        raise errors.InputError(f"{discriminator.name} has no Conv2D layer {name!r}; "
+                                f"choose from {sorted(convs)}.")
+    return convs[name], int(_conv_flops(convs[name]))
+
+
+def _conv_flops(layer):
+    _, h, w, c_out = layer.output.shape
+    k_h, k_w, c_in, _ = layer.kernel.shape
+    return 2 * h * w * c_out * k_h * k_w * c_in
+
+
+def components(gan, batch, seed=0, conv_layer=None):
     """``{name: fn}`` in :data:`COMPONENTS` order: each ``fn()`` a ``tf.function`` doing
     one piece of ``gan``'s train step (module docstring) on inputs built here once.
 
@@ -81,6 +103,8 @@ def components(gan, batch, seed=0):
         :func:`tf_asgan.experiments.benchmark.build`), built under the policy to profile.
       batch: real images ``[N, H, W, C]`` in ``[-1, 1]``.
       seed: of the latent batch and the conv2d inputs.
+      conv_layer: the name of D's ``Conv2D`` whose kernels the conv2d components time
+        (``None``: the largest; :func:`profiled_conv`).
 
     Each ``fn()`` returns tensors (outputs, gradients, or the updated variables), so
     reading them waits for the work. The optimizer updates change the optimizers' state
@@ -115,7 +139,7 @@ def components(gan, batch, seed=0):
                "fgsm", x, gan.real_loss_fn(True), epsilon=epsilon),
            "D optimizer update": _update(gan.d_optimizer, d_vars),
            "G optimizer update": _update(gan.g_optimizer, g_vars)}
-    fns.update(_conv_ops(largest_conv(gan.discriminator)[0], x.shape[0], rng))
+    fns.update(_conv_ops(profiled_conv(gan.discriminator, conv_layer)[0], x.shape[0], rng))
     return {name: tf.function(fns[name]) for name in COMPONENTS}
 
 
@@ -160,12 +184,12 @@ def check(batch_size, warmup, repeats, calls):
 
 def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
             precisions=("float32", "mixed_bfloat16"), width=1.0, warmup=2, repeats=5,
-            calls=3, log=print, matmul_size=2048, option="none"):
+            calls=3, log=print, matmul_size=2048, option="none", conv_layer=None):
     """The JSON-serialisable breakdown of one train step under each of ``precisions``.
 
     Returns ``{"precisions", "components" (names, the train step last), "results":
     {precision: {"compute_dtype", "ms": {name: median ms}, "ms_repeats", "matmul_gflops",
-    "conv": D's largest conv and its ops' GFLOP/s}}, "speedup": {precision: {name:
+    "conv": D's profiled conv and its ops' GFLOP/s}}, "speedup": {precision: {name:
     ms(float32) / ms(precision)}} and "matmul_bound": {precision: GFLOP/s over
     float32's}`` (both empty without float32), ``"parts_sum_ms"`` (see
     :func:`parts_sum`; ``None`` per precision for a method not in
@@ -174,7 +198,8 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
     (:mod:`tf_asgan.experiments.op_profile`, ms per step over ``calls`` traced steps) and
     ``"ops_wall_ms"``, the traced steps' wall time per step. ``option``: a benchmark
     option (:data:`tf_asgan.experiments.benchmark.OPTIONS`, e.g.
-    ``patch_weight_gradient``) the networks are built with.
+    ``patch_weight_gradient``) the networks are built with; ``conv_layer``: the ``Conv2D``
+    of D the conv2d components time (``None``: the largest, :func:`profiled_conv`).
 
     Raises:
       tf_asgan.errors.InputError: a bad count (:func:`check`), precision
@@ -190,11 +215,12 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
         with distribute.precision_policy(precision):
             results[precision], sums[precision] = _measure_precision(
                 architecture, resolution, method, batch_size, width, counts, matmul_size,
-                option)
+                option, conv_layer)
         log(f"{precision}: " + ", ".join(f"{k} {v:.2f} ms"
                                          for k, v in results[precision]["ms"].items()))
     report = {"architecture": architecture, "resolution": resolution, "method": method,
-              "option": option, "batch_size": batch_size, "width": width, **counts,
+              "option": option, "conv_layer": conv_layer, "batch_size": batch_size,
+              "width": width, **counts,
               "matmul_size": matmul_size, "precisions": names,
               "components": [*COMPONENTS, TRAIN_STEP], "results": results,
               "parts_sum_ms": sums, "machine": machine.description(),
@@ -204,12 +230,12 @@ def measure(architecture="dcgan", resolution=32, method="asgan", batch_size=64,
 
 
 def _measure_precision(architecture, resolution, method, batch_size, width, counts,
-                       matmul_size, option):
+                       matmul_size, option, conv_layer=None):
     gan, batch = benchmark.build(architecture, resolution, method, batch_size, width=width,
                                  option=option)
-    layer, flops = largest_conv(gan.discriminator)
+    layer, flops = profiled_conv(gan.discriminator, conv_layer)
     ms, all_ms = {}, {}
-    for name, fn in components(gan, batch).items():
+    for name, fn in components(gan, batch, conv_layer=conv_layer).items():
         ms[name], all_ms[name] = timing.time_calls(fn, **counts)
     ms[TRAIN_STEP], all_ms[TRAIN_STEP] = benchmark.measure_step(
         gan, batch, jit_compile=False, warmup=counts["warmup"], steps=counts["calls"],
@@ -286,7 +312,8 @@ def table(report):
         f"{report['results'][p]['compute_dtype']} {report['results'][p]['matmul_gflops']:.1f}"
         for p in precisions) + bound + ".")
     conv = report["results"][precisions[0]]["conv"]
-    lines.append(f"D's largest conv ({conv['layer']}, input {conv['input_shape']}, kernel "
+    which = "largest " if report.get("conv_layer") is None else ""
+    lines.append(f"D's {which}conv ({conv['layer']}, input {conv['input_shape']}, kernel "
                  f"{conv['kernel_shape']}, {conv['gflop']:.3f} GFLOP) GFLOP/s: " + "; ".join(
                      f"{p} " + ", ".join(f"{op[len('conv2d '):]} {r['conv']['gflops'][op]:.1f}"
                                          for op in CONV_OPS)
@@ -323,5 +350,6 @@ def ops_table(report):
 
 
 def _ratio(a, b):
-    return f"{a / b:.2f}" if b > 0 else "-"
+    """``a / b`` to two places; ``"-"`` when either is 0 (no such op in one precision)."""
+    return f"{a / b:.2f}" if a > 0 and b > 0 else "-"
 
