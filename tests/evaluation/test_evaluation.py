@@ -278,15 +278,21 @@ def test_real_statistics_are_cached_reused_and_recomputed_on_mismatch(standin, t
     np.testing.assert_array_equal(cached["covariance"], stats["covariance"])
     assert os.path.getmtime(stats["path"]) == mtime
 
-    fewer = CountingNetwork(base)
-    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
-        changed = make_evaluator(fewer.net, real, tmp_path, num_real=100).real_statistics()
+    fewer = CountingNetwork(base)  # other inputs: another file, the first one kept
+    changed = make_evaluator(fewer.net, real, tmp_path, num_real=100).real_statistics()
     assert fewer.images == 100 and changed["metadata"]["num_real"] == 100
-    assert "num_real" in caplog.text and "recomputing" in caplog.text
+    assert changed["path"] != stats["path"] and os.path.getmtime(stats["path"]) == mtime
 
     other_weights = CountingNetwork(base, fingerprint="another network")
     make_evaluator(other_weights.net, real, tmp_path).real_statistics()
     assert other_weights.images == 150
+
+    shutil.copy(changed["path"], stats["path"])  # a file whose metadata is not its name's
+    mismatched = CountingNetwork(base)
+    with caplog.at_level(logging.WARNING, logger="tf_asgan"):
+        make_evaluator(mismatched.net, real, tmp_path).real_statistics()
+    assert mismatched.images == 150
+    assert "num_real" in caplog.text and "recomputing" in caplog.text
 
     with open(stats["path"], "wb") as f:
         f.write(b"not an npz file")
@@ -300,16 +306,20 @@ def test_real_statistics_are_cached_reused_and_recomputed_on_mismatch(standin, t
 def test_real_statistics_are_keyed_on_the_global_seed_the_shuffle_used(standin, tmp_path):
     base = classifiers.inception(path=standin[0])
     real = blobs(150)
-    kid_orders = []
-    for seed, computes in ((1, True), (1, False), (2, True)):
+    kid_orders, paths = [], []
+    # seed 1 again at the end: its file is still there (each input has its own file)
+    for seed, computes in ((1, True), (1, False), (2, True), (1, False)):
         tf.random.set_seed(seed)  # tf.data folds it into the subset's shuffle
         counting = CountingNetwork(base)
         stats = make_evaluator(counting.net, real, tmp_path).real_statistics()
         assert (counting.images == 150) == computes, seed
         assert stats["metadata"]["shuffle_seeds"][0] == seed
         kid_orders.append(stats["kid_features"])
+        paths.append(stats["path"])
     np.testing.assert_array_equal(kid_orders[0], kid_orders[1])
+    np.testing.assert_array_equal(kid_orders[0], kid_orders[3])
     assert not np.array_equal(kid_orders[0], kid_orders[2])  # another order: recomputed
+    assert paths[0] == paths[1] == paths[3] != paths[2]
 
 
 def test_progress_bar_and_batches(standin, tmp_path, capsys):
