@@ -117,13 +117,21 @@ def measure(xla):
     and returns the tables' text.
 
     Raises:
-      tf_asgan.errors.InputError: e.g. ``--profile`` with an empty ``--architectures``
-        (before any timing), an unknown method or precision.
+      tf_asgan.errors.InputError: e.g. ``--profile`` with an empty ``--architectures``,
+        ``--profile_conv`` without ``--profile`` or naming no Conv2D of D (before any
+        timing), an unknown method or precision.
     """
     if FLAGS.profile and not FLAGS.architectures:
         raise errors.InputError("--profile breaks down the step of each --architectures "
                                 "row, and --architectures is empty; give one, e.g. "
                                 "--architectures=dcgan, or leave out --profile.")
+    if FLAGS.profile_conv is not None:
+        if not FLAGS.profile:
+            raise errors.InputError("--profile_conv picks the layer --profile times; add "
+                                    "--profile, or leave out --profile_conv.")
+        for arch in FLAGS.architectures:
+            for res in checked_resolutions():
+                precision_profile.check_conv_layer(arch, res, FLAGS.profile_conv)
     report, parts = {}, [machine.header(machine.description(), tf.__version__) + "."]
     precisions = benchmark.check_precisions(FLAGS.precision)
     if FLAGS.architectures:

@@ -84,6 +84,9 @@ def test_sample_py_names_a_bad_generator_before_existing_outputs(exported, tmp_p
 @pytest.mark.parametrize("args,words", [  # the library's refusals: tests/experiments
     (["--resolutions=abc"], ["--resolutions=abc", "integers"]),
     (["--architectures=", "--profile"], ["--profile", "--architectures is empty"]),
+    (["--architectures=dcgan", "--profile_conv=d_conv3"], ["--profile_conv", "add --profile"]),
+    (["--architectures=dcgan", "--profile", "--profile_conv=d_conv9"],
+     ["no Conv2D layer 'd_conv9'", "d_conv3"]),
 ])
 def test_benchmark_py_refuses_bad_flags_in_one_line_before_timing(args, words, tmp_path):
     proc = run_script("benchmark.py", *args, "--noloop_overhead", "--xla=off",

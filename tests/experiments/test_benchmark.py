@@ -20,6 +20,7 @@ def test_benchmark_script_writes_json_and_table_and_profiles_each_precision(tmp_
     proc = run_script("benchmark.py", "--architectures=dcgan", "--methods=baseline,dat",
                       "--xla=off", "--batch_size=4", "--warmup=1", "--steps=1", "--repeats=1",
                       "--noloop_overhead", "--profile", "--width=0.125",
+                      "--profile_conv=d_conv3",
                       "--precision=float32,mixed_bfloat16", f"--output={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "benchmark.json") as f:
@@ -41,6 +42,8 @@ def test_benchmark_script_writes_json_and_table_and_profiles_each_precision(tmp_
         in text
     assert "dcgan-32 baseline, batch 4, width 0.125, XLA off" in text  # the profile's
     assert "Parts not summed: dat's step adds terms" in text
+    assert "D's conv (d_conv3, input [4, 8, 8, 32]" in text  # --profile_conv's layer
+    assert "| conv weight gradient (kernel) | " in text  # the step by kind of operation
 
 
 @pytest.mark.slow

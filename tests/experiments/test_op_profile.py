@@ -6,17 +6,21 @@ categories (the kernel's weight gradient, or the patch route's extraction and ma
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 from tf_asgan import errors
 from tf_asgan.experiments import benchmark
 from tf_asgan.experiments import op_profile as op
 from tf_asgan.networks import weight_gradients as wg
 
+FORWARD = "conv forward / transposed conv input gradient"
+
 
 @pytest.mark.parametrize("name,kind", [
     ("gradient_tape/d/d_conv3/convolution/Conv2DBackpropFilter:_MklNativeConv2DBackpropFilter",
      "Conv2DBackpropFilter"),
     ("d/d_conv1/convolution:_MklConv2D", "Conv2D"),
+    ("a:b:Conv2D", None),  # one colon only
     ("Cast_46:Cast", "Cast"),
     ("ExecutorState::Process", None),  # the executor's span around the ops it runs
     ("ThreadpoolListener::StartRegion", None),
@@ -50,9 +54,35 @@ def test_breakdown_is_ms_per_call_with_every_category():
     times = {"a/Conv2D:_MklConv2D": 30.0, "b:Cast": 6.0, "c:Cast": 3.0, "adam/x:Sub": 1.5}
     got = op.breakdown(times, 3, optimizer_scopes=("adam",))
     assert list(got) == list(op.CATEGORIES)
-    assert got["conv forward"] == 10.0 and got["cast"] == 3.0
+    assert got[FORWARD] == 10.0 and got["cast"] == 3.0
     assert got[op.OPTIMIZER] == 0.5 and got["other"] == 0.0
     assert sum(got.values()) == pytest.approx(sum(times.values()) / 3)
+
+
+def _space(lines):
+    """An XSpace of one plane: ``{line name: [(name, offset ps, duration ps)]}``."""
+    space = xplane_pb2.XSpace()
+    plane = space.planes.add(name="/host:CPU")
+    ids = {}
+    for line_name, events in lines.items():
+        line = plane.lines.add(name=line_name)
+        for name, offset, duration in events:
+            if name not in ids:
+                ids[name] = len(ids) + 1
+                plane.event_metadata[ids[name]].name = name
+            line.events.add(metadata_id=ids[name], offset_ps=offset, duration_ps=duration)
+    return space
+
+
+def test_the_trace_is_read_from_the_executor_threads_leaves_only_in_ms():
+    space = _space({
+        "tf_Compute/1": [("ExecutorState::Process", 0, 10**10),  # not an op: ignored
+                         ("f:PartitionedCall", 0, 9 * 10**9),  # encloses two ops: dropped
+                         ("f/a:Conv2D", 10**9, 2 * 10**9), ("f/b:Cast", 4 * 10**9, 10**9),
+                         ("c:Cast", 12 * 10**9, 5 * 10**8)],
+        "tf_Compute/2": [("f/a:Conv2D", 0, 3 * 10**9)],  # the same op on another thread
+        "python": [("d:MatMul", 0, 10**12)]})  # not an executor thread: ignored
+    assert op.space_op_times(space) == {"f/a:Conv2D": 5.0, "f/b:Cast": 1.0, "c:Cast": 0.5}
 
 
 def _conv_step(conv):
@@ -79,7 +109,7 @@ def test_a_trace_finds_the_convolutions_kernels_in_their_categories(route):
         step = _conv_step(lambda x, k: wg.patch_gradient_conv2d(x, k, (2, 2), "same"))
     times, wall = op.trace_ops(step, calls=2)
     got = op.breakdown(times, 2)
-    assert got["conv forward"] > 0 and got["conv input gradient / transposed conv forward"] > 0
+    assert got[FORWARD] > 0 and got["conv input gradient / transposed conv forward"] > 0
     if route == "kernel":
         assert got["conv weight gradient (kernel)"] > 0 and got["patch extraction"] == 0
     else:

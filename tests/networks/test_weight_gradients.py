@@ -109,6 +109,54 @@ def test_in_bfloat16_the_weight_gradient_is_within_one_rounding_of_the_exact_sum
         assert (err <= 2.0 ** -8 * np.abs(exact) + 1e-6).all(), fn
 
 
+def _d_weight_gradients(d, x):
+    """D's weight gradients of a logistic loss, in a ``tf.function`` (graph mode)."""
+    @tf.function
+    def grads():
+        with tf.GradientTape() as tape:
+            logits = tf.cast(d(x, training=True), tf.float32)
+            loss = tf.reduce_mean(tf.math.softplus(-logits))
+        return tape.gradient(loss, d.trainable_variables)
+
+    return [g.numpy() for g in grads()]
+
+
+@pytest.mark.parametrize("precision,rtol", [("float32", 1e-5), ("mixed_bfloat16", 2 ** -7)])
+def test_a_keras_ds_weight_gradients_in_graph_mode_equal_the_kernels(precision, rtol):
+    with distribute.precision_policy(precision):
+        _, d = tiny_dcgan()
+        x = tf.constant(images(8))
+        want = _d_weight_gradients(d, x)
+        assert networks.route_weight_gradients(d, "patches")
+        got = _d_weight_gradients(d, x)
+    assert all(v.dtype == "float32" for v in d.trainable_variables)  # reached the variables
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+        assert np.abs(a).max() > 0
+
+
+def test_second_order_through_the_patch_product_equals_the_kernels():
+    # d/dx of the squared norm of D's weight gradients (AdvAs's term differentiates them
+    # with respect to the input): the only path through the product's own gradient
+    _, d = tiny_dcgan(batch_norm=False)
+    x = tf.constant(images(4))
+
+    def grad_norm_input_gradient():
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                loss = tf.reduce_sum(tf.square(d(x, training=True)))
+            norm = tf.add_n([tf.reduce_sum(tf.square(g))
+                             for g in inner.gradient(loss, d.trainable_variables)])
+        return outer.gradient(norm, x).numpy()
+
+    want = grad_norm_input_gradient()
+    networks.route_weight_gradients(d, "patches")
+    got = grad_norm_input_gradient()
+    assert np.abs(want).max() > 0
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
 def test_second_order_gradients_r1_through_patches_equal_the_kernels():
     _, d = tiny_dcgan(batch_norm=False)
     reals = tf.constant(images(4))
@@ -143,15 +191,29 @@ def test_route_weight_gradients_routes_the_conv2d_layers_and_back():
         networks.route_weight_gradients(d, "im2col")
 
 
-def test_nested_spectral_norm_layers_are_routed_and_grouped_ones_are_not():
+class _Block(keras.layers.Layer):
+    """A layer (not a model) holding a convolution."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(4, 3, name="inner_conv")
+
+    def call(self, x):
+        return self.conv(x)
+
+
+def test_nested_layers_are_routed_and_grouped_or_channels_first_ones_are_not():
     sn_d = dcgan.discriminator(32, batch_norm=False, channels=(4, 8, 8), spectral_norm=True)
     x = keras.Input((8, 8, 4))
     grouped = keras.layers.Conv2D(4, 3, groups=2, name="grouped")(x)
-    outer = keras.Model(x, grouped)
+    first = keras.layers.Conv2D(4, 3, data_format="channels_first", name="first")
+    first.build((None, 4, 8, 8))
     assert networks.route_weight_gradients(sn_d, "patches")[0] == "d_conv1"
-    assert networks.route_weight_gradients(outer, "patches") == []
-    wrapper = keras.Sequential([sn_d])
-    assert len(networks.route_weight_gradients(wrapper, "patches")) == 4
+    assert networks.route_weight_gradients(keras.Model(x, grouped), "patches") == []
+    assert networks.route_weight_gradients(keras.Sequential([first]), "patches") == []
+    assert len(networks.route_weight_gradients(keras.Sequential([sn_d]), "patches")) == 4
+    block = keras.Sequential([keras.Input((8, 8, 4)), _Block()])
+    assert networks.route_weight_gradients(block, "patches") == ["inner_conv"]
 
 
 def _one_step(route):

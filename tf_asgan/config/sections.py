@@ -166,8 +166,9 @@ class RunConfig(Section):
     conv_weight_gradient: str = option(
         "kernel", "How 2-D convolutions (not transposed ones) compute their weight "
         "gradients: kernel (TensorFlow's Conv2DBackpropFilter) or patches (one matrix "
-        "product over the input's patches: the same values, faster under mixed_bfloat16 on "
-        "CPUs whose bfloat16 weight-gradient kernel is slow, slower in float32; "
+        "product over the input's patches: the same values; faster under mixed_bfloat16 "
+        "with DCGAN's 4x4 stride-2 convolutions on CPUs whose bfloat16 weight-gradient "
+        "kernel is slow, slower with ResNets' 3x3 stride-1 ones, no faster in float32; "
         "docs/results.md).", choices=networks.WEIGHT_GRADIENTS, mutable=True)
     jit_compile: str = option(
         "auto", "XLA: auto (on with one replica when a GPU is visible; off on a CPU and "

@@ -64,10 +64,8 @@ def build(architecture, resolution, method, batch_size, seed=0, option="none", w
     """``(gan, batch)``: a compiled model of ``method`` with ``option`` and a fixed image
     batch ``[batch_size, resolution, resolution, channels]`` in ``[-1, 1]``.
 
-    The networks are built from the row's configuration as
-    :func:`tf_asgan.training.builder.build_model` builds them (batch norm, spectral
-    norm, width, channels, latent size, the convolutions' weight-gradient route), the
-    model from the same keyword arguments
+    The networks are :func:`tf_asgan.training.builder.build_networks` of the row's
+    configuration, as a run builds them, the model from the same keyword arguments
     (:func:`~tf_asgan.training.builder.asgan_kwargs`, the rotation loss included), with
     the paper's Adam and no input gradient where the method needs none
     (``track_input_grad=False``), so the baseline is timed without it.
@@ -75,15 +73,7 @@ def build(architecture, resolution, method, batch_size, seed=0, option="none", w
     row = row_config(architecture, resolution, method, option, width)
     model = row.model
     keras.utils.set_random_seed(seed)
-    g = networks.build_generator(model.architecture, model.resolution,
-                                 latent_dim=model.latent_dim, batch_norm=model.bn_g,
-                                 width=model.width, channels=model.channels)
-    d = networks.build_discriminator(model.architecture, model.resolution,
-                                     batch_norm=model.bn_d, width=model.width,
-                                     spectral_norm=model.spectral_norm,
-                                     channels=model.channels)
-    for network in (g, d):
-        networks.route_weight_gradients(network, row.run.conv_weight_gradient)
+    g, d = builder.build_networks(model, row.run)
     kwargs = builder.asgan_kwargs(row.model, row.method, row.siblings, row.optim,
                                   row.rotation)
     kwargs.pop("seed")  # the draws follow keras's global seed, as before

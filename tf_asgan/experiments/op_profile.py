@@ -17,7 +17,9 @@ threads), so the categories' sum can exceed the step's wall time, and an op that
 the cores with another takes longer than alone; each category's share of the sum is the
 comparable figure, and the wall time per call is reported beside it. A
 ``Conv2DBackpropInput`` is both the input gradient of a convolution and the forward pass
-of a transposed one (G's upsampling), so they share a category.
+of a transposed one (G's upsampling), and a ``Conv2D`` both a convolution's forward pass
+and a transposed one's input gradient, so each pair shares a category. CPU only: on a
+GPU the executor threads only launch kernels, and their events are not the kernels' time.
 """
 
 import collections
@@ -37,7 +39,8 @@ from tf_asgan.utils import timing
 
 # Category: op types (after the _Mkl prefix is dropped) that fall into it.
 OP_TYPES = {
-    "conv forward": ("Conv2D", "FusedConv2D", "DepthwiseConv2dNative"),
+    "conv forward / transposed conv input gradient": ("Conv2D", "FusedConv2D",
+                                                      "DepthwiseConv2dNative"),
     "conv input gradient / transposed conv forward": ("Conv2DBackpropInput",),
     "conv weight gradient (kernel)": ("Conv2DBackpropFilter",),
     "patch extraction": ("ExtractImagePatches",),
@@ -98,7 +101,8 @@ def trace_ops(fn, calls=3):
 
     Raises:
       tf_asgan.errors.InputError: ``calls`` not an integer >= 1.
-      RuntimeError: the profiler wrote no trace (another profiling session running).
+      RuntimeError: the profiler wrote no trace, or one without op runs on the executor
+        threads (e.g. a GPU's).
     """
     timing.check_counts(calls=calls)
     timing.time_calls(fn, warmup=1, repeats=1, calls=1)  # traced and warm, untimed
@@ -121,22 +125,46 @@ def trace_ops(fn, calls=3):
 def _op_times(logdir):
     files = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
     if not files:
-        raise RuntimeError(f"The profiler wrote no trace under {logdir}; is another "
-                           "profiling session running in this process?")
+        raise RuntimeError(f"The profiler wrote no trace under {logdir}.")
     space = xplane_pb2.XSpace()
     with open(max(files, key=os.path.getmtime), "rb") as f:
         space.ParseFromString(f.read())
+    times = space_op_times(space)
+    if not times:
+        raise RuntimeError("The profiler's trace holds no op run on TensorFlow's executor "
+                           "threads (tf_Compute); the breakdown reads CPU traces only.")
+    return times
+
+
+def space_op_times(space):
+    """``{op event name: total ms}`` of an ``XSpace``: the op events
+    (:func:`op_type`) on every plane's ``tf_Compute`` lines, leaves only: an op event
+    that encloses another op event of its line (a function call, a control-flow op) is
+    left out, so no time is counted twice."""
     times = collections.Counter()
     for plane in space.planes:
         names = {key: meta.name for key, meta in plane.event_metadata.items()}
         for line in plane.lines:
-            if not line.name.startswith("tf_Compute"):
-                continue
-            for event in line.events:
-                name = names[event.metadata_id]
-                if op_type(name) is not None:
-                    times[name] += event.duration_ps / 1e9
+            if line.name.startswith("tf_Compute"):
+                events = [(e.offset_ps, e.duration_ps, names[e.metadata_id])
+                          for e in line.events if op_type(names[e.metadata_id])]
+                for _, duration, name in _leaves(events):
+                    times[name] += duration / 1e9
     return dict(times)
+
+
+def _leaves(events):
+    """The ``(start, duration, name)`` events that enclose no other one."""
+    events = sorted(events, key=lambda e: (e[0], -e[1]))
+    enclosing = set()
+    open_events = []  # indices of events still open, outermost first
+    for i, (start, _, _) in enumerate(events):
+        while open_events and sum(events[open_events[-1]][:2]) <= start:  # ended before
+            open_events.pop()
+        if open_events:
+            enclosing.add(open_events[-1])
+        open_events.append(i)
+    return [e for i, e in enumerate(events) if i not in enclosing]
 
 
 def breakdown(times, calls, optimizer_scopes=(), batch_norm_scopes=()):

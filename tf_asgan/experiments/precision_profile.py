@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_asgan import errors, perturbations
+from tf_asgan import errors, networks, perturbations
 from tf_asgan.experiments import benchmark, op_profile
 from tf_asgan.networks.weight_gradients import patch_weight_gradient
 from tf_asgan.utils import distribute, machine, timing
@@ -86,6 +86,16 @@ def profiled_conv(discriminator, name=None):
         raise errors.InputError(f"{discriminator.name} has no Conv2D layer {name!r}; "
                                 f"choose from {sorted(convs)}.")
     return convs[name], int(_conv_flops(convs[name]))
+
+
+def check_conv_layer(architecture, resolution, name):
+    """Raises :class:`tf_asgan.errors.InputError` (listing D's ``Conv2D`` layers) unless
+    ``name`` is one of them on ``architecture`` at ``resolution`` (built at width 1/16
+    with the benchmark's batch norm: the names do not depend on either)."""
+    row = benchmark.row_config(architecture, resolution, "baseline", width=1 / 16)
+    d = networks.build_discriminator(architecture, resolution, batch_norm=row.model.bn_d,
+                                     width=1 / 16, channels=row.model.channels)
+    profiled_conv(d, name)
 
 
 def _conv_flops(layer):
@@ -349,7 +359,8 @@ def ops_table(report):
     return "\n".join(lines)
 
 
-def _ratio(a, b):
-    """``a / b`` to two places; ``"-"`` when either is 0 (no such op in one precision)."""
-    return f"{a / b:.2f}" if a > 0 and b > 0 else "-"
+def _ratio(a, b, floor=0.1):
+    """``a / b`` to two places; ``"-"`` when either is below ``floor`` ms (no such op in
+    one precision, or too little time for a ratio to mean anything)."""
+    return f"{a / b:.2f}" if a >= floor and b >= floor else "-"
 

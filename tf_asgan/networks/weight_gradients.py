@@ -9,20 +9,26 @@ input gradient keep TensorFlow's kernels, so the outputs are bit for bit the sam
 weight gradient is the same sum, computed in another order (equal to TensorFlow's to
 float32 rounding; in bfloat16 both round their float32 accumulation once to bfloat16).
 
-Why (ours, measured in ``docs/results.md``, "The bfloat16 step's speed on a CPU without
-AMX"): on a CPU without AMX, oneDNN's bfloat16 weight-gradient kernel is slower than its
-float32 one on the layers with small feature maps and many channels (DCGAN-32's D
-``8x8x256 -> 4x4x512``: about 39 ms against 30 in float32 at batch 64), while a
-bfloat16 matrix product over that layer's patches takes about 15. Where the feature maps
-are large the patch copy costs more than it saves; in float32 the route is slower. So
-it is a speed option for ``--precision=mixed_bfloat16`` on such CPUs, chosen by the
-user (``--conv_weight_gradient``), never switched on by ``auto``.
+Why (ours, measured in ``docs/results.md``, "Convolution weight gradients by patches"):
+on a CPU without AMX, oneDNN's bfloat16 weight-gradient kernel can be slower than its
+float32 one on a layer with small feature maps and many channels (DCGAN-32's D
+``8x8x256 -> 4x4x512`` at batch 64, one profile run on an AMD EPYC: 44.4 ms against
+24.3 in float32), while a bfloat16 matrix product over that layer's patches took 17.3.
+Where the feature maps are large, or the kernel is 3x3 at stride 1 (the patches copy
+the input nine times), the copy costs more than it saves; in float32 the route gains
+nothing. So it is a speed option for ``--precision=mixed_bfloat16`` with DCGAN-type
+discriminators on such CPUs, chosen by the user (``--conv_weight_gradient``), never
+switched on by ``auto``.
 
 :func:`route_weight_gradients` switches a built model's ``keras.layers.Conv2D`` layers
 (spectral-norm ones included; ``Conv2DTranspose`` is not a ``Conv2D`` and keeps its
 kernel) by replacing each layer's ``convolution_op`` on the instance: the layer's class,
 config, weights and checkpoint keys are unchanged, so checkpoints move freely between the
-two routes and a saved model holds plain convolutions.
+two routes. An exported generator computes the same outputs (its SavedModel also holds
+the route's gradient function). The route lives on the instance only: a copy made by
+``keras.models.clone_model`` (the EMA of G, synchronised batch norm) has the kernel's
+again, a train step traced before the call keeps what it traced, and a ``Conv2D``
+subclass whose ``call`` does not go through ``convolution_op`` is not affected.
 """
 
 import functools
@@ -63,7 +69,7 @@ def patch_weight_gradient(x, dy, kernel_shape, strides, padding, dilations=(1, 1
                                        strides=[1, *strides, 1], rates=[1, *dilations, 1],
                                        padding=padding.upper())
     if (x.shape[-1] != c_in
-            or tuple(dy.shape) != (*patches.shape[:3], c_out)):
+            or not tf.TensorShape(dy.shape).is_compatible_with([*patches.shape[:3], c_out])):
         raise errors.InputError(
             f"patch_weight_gradient: x {tuple(x.shape)} and kernel {tuple(kernel_shape)} "
             f"(strides {tuple(strides)}, {padding}) give outputs "
@@ -87,6 +93,10 @@ def patch_gradient_conv2d(x, kernel, strides, padding, dilations=(1, 1)):
 
     Returns:
       ``[N, H_out, W_out, C_out]``.
+
+    Raises:
+      tf_asgan.errors.InputError: from :func:`patch_weight_gradient`, in the backward
+        pass, if the shapes do not fit (they do for a layer's own input and kernel).
     """
     conv = dict(strides=[1, *strides, 1], padding=padding.upper(),
                 dilations=[1, *dilations, 1])
@@ -116,9 +126,9 @@ def check(route):
 def route_weight_gradients(model, route):
     """Sets how ``model``'s ``Conv2D`` layers compute their weight gradients (module
     docstring); returns the names of the layers routed by patches (none for
-    ``"kernel"``). Layers inside nested models count; layers with ``groups > 1`` or
-    channels first keep their kernel (the patch product assumes neither). Call it on a
-    built model before the first train step traces.
+    ``"kernel"``). Layers inside nested layers and models count; layers with
+    ``groups > 1`` or channels first keep their kernel (the patch product assumes
+    neither). Call it on a built model before the first train step traces.
 
     Raises:
       tf_asgan.errors.InputError: ``route`` not in :data:`WEIGHT_GRADIENTS`.
@@ -135,12 +145,11 @@ def route_weight_gradients(model, route):
 
 
 def _conv_layers(model):
-    """The ``Conv2D`` layers of ``model`` and of the models nested in it."""
-    for layer in model.layers:
+    """The ``Conv2D`` layers of ``model`` and of every layer or model nested in it, at
+    any depth (Keras's own walk over the tracked sublayers; it has no public one)."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.Conv2D):
             yield layer
-        elif hasattr(layer, "layers"):
-            yield from _conv_layers(layer)
 
 
 def _patch_convolution_op(layer, inputs, kernel):

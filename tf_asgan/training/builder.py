@@ -45,17 +45,7 @@ def build_model(model, method, siblings, optim, run, *, jit_compile=None, rotati
       jit_compile: overrides ``run.jit_compile`` resolved for the current strategy.
       rotation: SSGAN's rotation loss (``RotationConfig``; ``None``: off).
     """
-    g = networks.build_generator(model.architecture, model.resolution,
-                                 latent_dim=model.latent_dim, batch_norm=model.bn_g,
-                                 sync_bn=run.sync_bn, width=model.width,
-                                 channels=model.channels)
-    networks.check_spectral_norm(model.spectral_norm, model.bn_d)
-    d = networks.build_discriminator(model.architecture, model.resolution,
-                                     batch_norm=model.bn_d, sync_bn=run.sync_bn,
-                                     width=model.width, spectral_norm=model.spectral_norm,
-                                     channels=model.channels)
-    for network in (g, d):
-        networks.route_weight_gradients(network, run.conv_weight_gradient)
+    g, d = build_networks(model, run)
     if jit_compile is None:
         jit_compile = distribute.resolve_jit(run.jit_compile, tf.distribute.get_strategy())
     gan = ASGAN(g, d, **asgan_kwargs(model, method, siblings, optim, rotation))
@@ -67,6 +57,30 @@ def build_model(model, method, siblings, optim, run, *, jit_compile=None, rotati
         g_optimizer=optimizers.adam(optim.lr_g, optim.beta1_g, optim.beta2_g, **schedule),
         jit_compile=jit_compile, steps_per_execution=run.steps_per_execution)
     return gan
+
+
+def build_networks(model, run):
+    """``(G, D)`` of a configuration's model section (architecture, resolution, batch
+    norm, spectral norm, width, channels, latent size) and run section (synchronised
+    batch norm; the convolutions' weight-gradient route,
+    :func:`tf_asgan.networks.route_weight_gradients`), in the current dtype policy.
+
+    Raises:
+      tf_asgan.errors.InputError: spectral norm on a D with batch norm
+        (:func:`tf_asgan.networks.check_spectral_norm`).
+    """
+    g = networks.build_generator(model.architecture, model.resolution,
+                                 latent_dim=model.latent_dim, batch_norm=model.bn_g,
+                                 sync_bn=run.sync_bn, width=model.width,
+                                 channels=model.channels)
+    networks.check_spectral_norm(model.spectral_norm, model.bn_d)
+    d = networks.build_discriminator(model.architecture, model.resolution,
+                                     batch_norm=model.bn_d, sync_bn=run.sync_bn,
+                                     width=model.width, spectral_norm=model.spectral_norm,
+                                     channels=model.channels)
+    for network in (g, d):
+        networks.route_weight_gradients(network, run.conv_weight_gradient)
+    return g, d
 
 
 def asgan_kwargs(model, method, siblings, optim, rotation=None):
