@@ -188,7 +188,7 @@ class Evaluator:
         self._check_real_count(min(num_real, self.protocol.kid_samples))
         expected = real_stats.stats_metadata(self.network, self.dataset, self.resolution,
                                              self.protocol, num_real, src)
-        path = real_stats.stats_path(self.cache_dir, self.network, self.dataset,
+        path = real_stats.stats_path(self.cache_dir, self.dataset,
                                      self.protocol.real_split, self.resolution, expected,
                                      self._source_args.get("image_dir"))
         stats = real_stats.read_stats(path, expected)

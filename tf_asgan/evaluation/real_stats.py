@@ -46,7 +46,7 @@ def stats_metadata(network, dataset, resolution, protocol, num_real, src):
             "real_is_splits": min(REAL_IS_SPLITS, num_real), "kid_samples": protocol.kid_samples}
 
 
-def stats_path(cache_dir, network, dataset, split, resolution, metadata, image_dir=None):
+def stats_path(cache_dir, dataset, split, resolution, metadata, image_dir=None):
     """The cache file of one dataset (one image folder) / split / resolution / network
     and one ``metadata`` (:func:`stats_metadata`: the image count, the shuffle seeds, the
     network's and the source's fingerprints...): its name ends in a hash of the whole
@@ -54,12 +54,11 @@ def stats_path(cache_dir, network, dataset, split, resolution, metadata, image_d
     sharing a cache folder) live in different files instead of replacing each other.
     The file's own metadata is still compared on reading (:func:`read_stats`).
     """
-    key = hashlib.sha1(network.name.encode()).hexdigest()[:10]
     inputs = hashlib.sha1(json.dumps(metadata, sort_keys=True).encode()).hexdigest()[:10]
     safe = dataset.replace("/", "_")
     if image_dir:
         safe += "_" + hashlib.sha1(os.path.abspath(image_dir).encode()).hexdigest()[:10]
-    return os.path.join(cache_dir, f"{safe}_{split}_{resolution}px_{key}_{inputs}.npz")
+    return os.path.join(cache_dir, f"{safe}_{split}_{resolution}px_{inputs}.npz")
 
 
 def read_stats(path, expected):

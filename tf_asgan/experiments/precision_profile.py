@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from tf_asgan import errors, networks, perturbations
 from tf_asgan.experiments import benchmark, op_profile
+from tf_asgan.networks import weight_gradients
 from tf_asgan.networks.weight_gradients import patch_weight_gradient
 from tf_asgan.utils import distribute, machine, timing
 
@@ -55,12 +56,11 @@ def largest_conv(discriminator):
     add each counted); the first of equals.
 
     Raises:
-      tf_asgan.errors.InputError: no ``Conv2D`` among its top-level layers.
+      tf_asgan.errors.InputError: no ``Conv2D`` among its layers
+        (:func:`tf_asgan.networks.weight_gradients.conv_layers`).
     """
     best, best_flops = None, -1
-    for layer in discriminator.layers:
-        if not isinstance(layer, keras.layers.Conv2D):
-            continue
+    for layer in weight_gradients.conv_layers(discriminator):
         flops = _conv_flops(layer)
         if flops > best_flops:
             best, best_flops = layer, flops
@@ -80,8 +80,7 @@ def profiled_conv(discriminator, name=None):
     """
     if name is None:
         return largest_conv(discriminator)
-    convs = {layer.name: layer for layer in discriminator.layers
-             if isinstance(layer, keras.layers.Conv2D)}
+    convs = {layer.name: layer for layer in weight_gradients.conv_layers(discriminator)}
     if name not in convs:
         raise errors.InputError(f"{discriminator.name} has no Conv2D layer {name!r}; "
                                 f"choose from {sorted(convs)}.")

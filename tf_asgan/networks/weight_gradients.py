@@ -135,7 +135,7 @@ def route_weight_gradients(model, route):
     """
     check(route)
     routed = []
-    for layer in _conv_layers(model):
+    for layer in conv_layers(model):
         if "convolution_op" in vars(layer):  # routed before: back to the class's method
             del layer.convolution_op
         if route == "patches" and layer.groups == 1 and layer.data_format == "channels_last":
@@ -144,7 +144,7 @@ def route_weight_gradients(model, route):
     return routed
 
 
-def _conv_layers(model):
+def conv_layers(model):
     """The ``Conv2D`` layers of ``model`` and of every layer or model nested in it, at
     any depth (Keras's own walk over the tracked sublayers; it has no public one)."""
     for layer in model._flatten_layers(include_self=False, recursive=True):

@@ -138,9 +138,7 @@ def train(config, workdir, *, callbacks=(), verbose="auto", source=None, strateg
     shown, verbose = progress.for_verbosity(verbose if run.chief else 0, total_steps,
                                             config.optim.epochs)
     fit_callbacks.extend(shown)
-    _log_start(config.optim, strategy, source, start, steps_per_epoch, jit,
-               distribute.precision_reason(config.run.precision, precision)
-               + _weight_gradient_note(config.run.conv_weight_gradient))
+    _log_start(config, strategy, source, start, steps_per_epoch, jit, precision)
     if run.chief:
         _write_real_grid(run, config.optim, source)
     if start == 0:  # the initial weights: a rollback target from step 1 on
@@ -189,11 +187,13 @@ def _checked_source(config, strategy, source):
     return source, steps_per_epoch
 
 
-def _log_start(optim, strategy, source, step, steps_per_epoch, jit, precision):
-    replicas = strategy.num_replicas_in_sync
-    log.info("%s: %d replica(s), global batch %d = %d x %d per replica; XLA %s; %s.",
+def _log_start(config, strategy, source, step, steps_per_epoch, jit, precision):
+    optim, replicas = config.optim, strategy.num_replicas_in_sync
+    log.info("%s: %d replica(s), global batch %d = %d x %d per replica; XLA %s; %s%s.",
              distribute.describe(strategy), replicas, optim.batch_size, replicas,
-             optim.batch_size // replicas, "on" if jit else "off", precision)
+             optim.batch_size // replicas, "on" if jit else "off",
+             distribute.precision_reason(config.run.precision, precision),
+             _weight_gradient_note(config.run.conv_weight_gradient))
     log.info("Data: %s; %d steps per epoch of %d images, %d steps in all; %s.",
              source.description, steps_per_epoch, optim.batch_size,
              optim.epochs * steps_per_epoch,
